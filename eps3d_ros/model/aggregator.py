@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from .config import AggregatorConfig
-from .patch_embed import ConvPatchEmbed, DinoV2PatchEmbed, _maybe_checkpoint
+from .patch_embed import ConvPatchEmbed, DinoV2PatchEmbed
 from .rope import RotaryPositionEmbedding2D, patch_positions
-from .transformer import Block
+from .transformer import Block, run_block
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,11 +84,11 @@ class Aggregator(nn.Module):
                 for i in range(start, start + k):
                     if kind == "frame":
                         tokens = tokens.reshape(B * S, N, C)
-                        tokens = _maybe_checkpoint(self.frame_blocks[i], tokens, pos)
+                        tokens = run_block(self.frame_blocks[i], tokens, pos)
                         frame_out.append(tokens.reshape(B, S, N, C))
                     else:
                         tokens = tokens.reshape(B, S * N, C)
-                        tokens = _maybe_checkpoint(self.global_blocks[i], tokens, pos.reshape(B, S * N, 2))
+                        tokens = run_block(self.global_blocks[i], tokens, pos.reshape(B, S * N, 2))
                         global_out.append(tokens.reshape(B, S, N, C))
             for j in range(k):
                 if start + j in wanted:

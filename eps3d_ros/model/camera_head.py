@@ -11,8 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import CameraHeadConfig
-from .patch_embed import _maybe_checkpoint
-from .transformer import Block, Mlp
+from .transformer import Block, Mlp, run_block
 
 
 def _activate(x: Tensor, kind: str) -> Tensor:
@@ -66,7 +65,7 @@ class CameraHead(nn.Module):
             shift, scale, gate = self.poseLN_modulation(e).chunk(3, dim=-1)
             h = gate * (self.adaln_norm(tok) * (1 + scale) + shift) + tok
             for blk in self.trunk:
-                h = _maybe_checkpoint(blk, h)
+                h = run_block(blk, h)
             delta = self.pose_branch(self.trunk_norm(h))
             enc = delta if enc is None else enc + delta
             outputs.append(self._activate_pose(enc))

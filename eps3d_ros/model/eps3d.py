@@ -23,6 +23,7 @@ from .gaussian_adapter import GaussianAdapter
 from .outputs import EPS3DOutput, depth_to_world_points
 from .pose_encoding import pose_encoding_to_extrinsics_intrinsics
 from .sem2ins import Sem2InsFusion
+from .transformer import Block
 from .voxel_fusion import voxel_fuse
 
 if TYPE_CHECKING:
@@ -184,6 +185,13 @@ class EPS3D(nn.Module):
         from .checkpoint import save_pretrained
 
         return save_pretrained(self, directory, metadata)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> "EPS3D":
+        """Recompute transformer blocks in the backward pass (training memory); no effect in eval."""
+        for module in self.modules():
+            if isinstance(module, Block):
+                module.gradient_checkpointing = enabled
+        return self
 
     @property
     def num_parameters(self) -> int:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import DinoV2Config
-from .transformer import Block
+from .transformer import Block, run_block
 
 
 class ConvPatchEmbed(nn.Module):
@@ -70,15 +70,7 @@ class DinoV2PatchEmbed(nn.Module):
         regs = self.register_tokens.expand(t.shape[0], -1, -1).to(t.dtype)
         t = torch.cat([t[:, :1], regs, t[:, 1:]], dim=1)
         for blk in self.blocks:
-            t = _maybe_checkpoint(blk, t)
+            t = run_block(blk, t)
         t = self.norm(t)
         return t[:, 1 + self.register_tokens.shape[1]:]
 
-
-def _maybe_checkpoint(module: nn.Module, *args: Tensor) -> Tensor:
-    """Gradient checkpointing while training with grad (memory); a plain call otherwise."""
-    if module.training and torch.is_grad_enabled() and getattr(module, "gradient_checkpointing", False):
-        from torch.utils.checkpoint import checkpoint
-
-        return checkpoint(module, *args, use_reentrant=False)
-    return module(*args)

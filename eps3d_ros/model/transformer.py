@@ -93,3 +93,11 @@ class Block(nn.Module):
         x = x + self.ls1(self.attn(self.norm1(x), pos))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
+
+def run_block(module: nn.Module, *args: Tensor) -> Tensor:
+    """Gradient checkpointing while training with grad (memory); a plain call otherwise."""
+    if module.training and torch.is_grad_enabled() and getattr(module, "gradient_checkpointing", False):
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(module, *args, use_reentrant=False)
+    return module(*args)
