@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from ..conventions import extrinsics_to_poses, intrinsics_pixels_to_normalized
+from ..conventions import extrinsics_to_poses, intrinsics_pixels_to_normalized, invert_rigid
 
 
 @dataclass
@@ -85,7 +85,7 @@ def depth_to_world_points(depth: Tensor, extrinsics: Tensor, intrinsics: Tensor)
     """Unproject depth ``[B, S, H, W, 1]`` with camera-from-world ``[B, S, 3, 4]`` and pixel K → ``[B, S, H, W, 3]``.
 
     Pixel indices ``u = 0..W-1``, ``v = 0..H-1`` are used without a +0.5 centre offset (the reference's
-    convention), then ``x_world = R^T (x_cam - t)``.
+    convention), then ``x_world = R^T x_cam - R^T t`` (closed-form rigid inverse).
     """
     H, W = depth.shape[2], depth.shape[3]
     d = depth[..., 0]
@@ -97,8 +97,5 @@ def depth_to_world_points(depth: Tensor, extrinsics: Tensor, intrinsics: Tensor)
     fx, fy = intrinsics[..., 0, 0, None, None], intrinsics[..., 1, 1, None, None]
     cx, cy = intrinsics[..., 0, 2, None, None], intrinsics[..., 1, 2, None, None]
     cam = torch.stack([(u - cx) * d / fx, (v - cy) * d / fy, d], dim=-1)  # [B, S, H, W, 3]
-    R = extrinsics[..., :3, :3]
-    t = extrinsics[..., :3, 3]
-    Rt = R.transpose(-1, -2)
-    c2w_t = -(Rt @ t[..., None])[..., 0]  # [B, S, 3]
-    return torch.einsum("bsij,bshwj->bshwi", Rt, cam) + c2w_t[:, :, None, None, :]
+    c2w = invert_rigid(extrinsics[..., :3, :])  # [B, S, 3, 4] camera-to-world
+    return torch.einsum("bsij,bshwj->bshwi", c2w[..., :3], cam) + c2w[:, :, None, None, :, 3]
