@@ -1,0 +1,71 @@
+"""Packaging for eps3d_ros.
+
+This file is the ONE place where Python dependencies are declared and bounded.
+`scripts/setup.sh` installs from here (``pip install -e ".[test]"`` plus the extras the
+machine needs) and adds a constraints file that pins the torch already present, so no
+install ever swaps torch.  `package.xml` lists only the ROS side (for colcon/rosdep).
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "eps3d_ros"
+VERSION = "0.1.0"  # keep equal to <version> in package.xml (checked by test/test_packaging.py)
+
+# --- runtime ------------------------------------------------------------------------------
+# torch has a floor only: scripts/setup.sh pins it to the version already installed
+# (a robot's CUDA build, or the local CPU wheel on dev machines), so this never pulls one.
+INSTALL_REQUIRES = [
+    "torch>=2.1",
+    "numpy>=1.24,<3",  # ROS Jazzy/Kilted on Ubuntu 24.04 ship numpy 1.26 (kept via the constraints)
+    "safetensors>=0.4,<1",
+    "PyYAML>=5.4",
+    "tqdm>=4.60,<5",
+    # Add new runtime dependencies here, with bounds (e.g. open_clip_torch, hdbscan).
+    # Anything that depends on torch/torchvision is resolved under scripts/setup.sh's
+    # constraints file, so it cannot replace the installed torch.
+]
+
+EXTRAS_REQUIRE = {
+    # CUDA rasteriser; installed by scripts/setup.sh only when torch.cuda.is_available().
+    "gpu": ["gsplat>=1.5,<1.6"],
+    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "scipy>=1.10,<2"],  # scipy: reference rotations
+    # ROS 2 Kilted from PyPI (project "ros-python-wheels"), for machines WITHOUT a sourced
+    # ROS 2 distribution; scripts/setup.sh adds this extra only then.  x86_64, cp310-cp313.
+    "ros-wheels": [
+        "ros-rclpy[fastrtps]>=9.1,<10",
+        "ros-rmw-fastrtps-cpp>=9.3,<10",
+        "ros-std-msgs>=5.5,<6",
+        "ros-sensor-msgs>=5.5,<6",
+        "ros-geometry-msgs>=5.5,<6",
+        "ros-visualization-msgs>=5.5,<6",
+        "ros-std-srvs>=5.5,<6",
+        "ros-diagnostic-msgs>=5.5,<6",
+        "ros-lifecycle-msgs>=2.3,<3",
+    ],
+}
+
+setup(
+    name=PACKAGE,
+    version=VERSION,
+    description="Open-vocabulary 3D panoptic perception for ROS 2 with the feed-forward EPS3D network",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"], exclude=["test", "test.*", "bench", "bench.*"]),
+    # Installed by `colcon build` (ament_python) so ROS tools find the package.
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.py"))),
+        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
+    ],
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "eps3d = eps3d_ros.cli:main",
+        ],
+    },
+)
