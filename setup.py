@@ -22,15 +22,21 @@ INSTALL_REQUIRES = [
     "safetensors>=0.4,<1",
     "PyYAML>=5.4",
     "tqdm>=4.60,<5",
-    # Add new runtime dependencies here, with bounds (e.g. open_clip_torch, hdbscan).
-    # Anything that depends on torch/torchvision is resolved under scripts/setup.sh's
-    # constraints file, so it cannot replace the installed torch.
+    "scipy>=1.10,<2",  # Hungarian matching, KD-trees
+    # CLIP text encoder. It imports torchvision, which scripts/setup.sh pins to the release
+    # paired with the installed torch (eps3d_ros/torchvision_compat.py covers PyPI's CUDA build
+    # beside a CPU torch).
+    "open_clip_torch>=3.0,<4",
+    "torchvision",
+    "hdbscan>=0.8.40,<0.9",
+    # Add new runtime dependencies here, with bounds. Anything that depends on torch/torchvision
+    # is resolved under scripts/setup.sh's constraints file, so it cannot replace the installed torch.
 ]
 
 EXTRAS_REQUIRE = {
     # CUDA rasteriser; installed by scripts/setup.sh only when torch.cuda.is_available().
     "gpu": ["gsplat>=1.5,<1.6"],
-    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "scipy>=1.10,<2"],  # scipy: reference rotations
+    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2"],
     # ROS 2 Kilted from PyPI (project "ros-python-wheels"), for machines WITHOUT a sourced
     # ROS 2 distribution; scripts/setup.sh adds this extra only then.  x86_64, cp310-cp313.
     "ros-wheels": [

@@ -133,7 +133,12 @@ for name in pins:
     try:
         lines.append(f"{name}=={md.version(name)}")
     except md.PackageNotFoundError:
-        pass
+        if name == "torchvision":
+            # Not installed yet: allow only the release paired with this torch (2.Y -> 0.(Y+15)),
+            # otherwise pip would reach for a newer torchvision that requires another torch.
+            major, minor = (int(x) for x in md.version("torch").split(".")[:2])
+            if major == 2:
+                lines.append(f"torchvision==0.{minor + 15}.*")
 with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
 EOF
