@@ -32,6 +32,7 @@ __all__ = [
     "wxyz_to_xyzw",
     "quat_xyzw_to_matrix",
     "matrix_to_quat_xyzw",
+    "covariance_from_scale_rotation",
     "to_homogeneous",
     "invert_rigid",
     "extrinsics_to_poses",
@@ -108,6 +109,15 @@ def matrix_to_quat_xyzw(m: Tensor) -> Tensor:
     q = torch.gather(candidates, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
     q = q / q.norm(dim=-1, keepdim=True)
     return torch.where(q[..., 3:4] < 0, -q, q)
+
+
+def covariance_from_scale_rotation(scales: Tensor, rotations_xyzw: Tensor) -> Tensor:
+    """Covariances ``R S S^T R^T`` ``[..., 3, 3]`` from std-dev scales ``[..., 3]`` and xyzw quaternions ``[..., 4]``.
+
+    The quaternion need not be unit (``2 / (|q|^2 + 1e-8)`` as the EPS3D adapter does).
+    """
+    rs = quat_xyzw_to_matrix(rotations_xyzw, eps=1e-8) * scales[..., None, :]  # R S: scale R's columns
+    return rs @ rs.transpose(-1, -2)
 
 
 def to_homogeneous(m: Tensor) -> Tensor:

@@ -71,3 +71,13 @@ def test_intrinsics_normalisation() -> None:
     assert cv.intrinsics_pixels_to_normalized(batched, 480, 640).shape == (2, 3, 3, 3)
     with pytest.raises(ValueError, match="intrinsics"):
         cv.intrinsics_pixels_to_normalized(torch.zeros(3, 4), 1, 1)
+
+
+def test_covariance_from_scale_rotation() -> None:
+    R = random_rotations(20)
+    q = cv.matrix_to_quat_xyzw(R)
+    s = torch.rand(20, 3, dtype=torch.float64) + 0.1
+    cov = cv.covariance_from_scale_rotation(s, 2.0 * q)  # non-unit quaternion, same rotation
+    torch.testing.assert_close(cov, R @ torch.diag_embed(s**2) @ R.transpose(1, 2))
+    # Eigenvalues are the squared scales.
+    torch.testing.assert_close(torch.linalg.eigvalsh(cov), torch.sort(s**2, dim=-1).values)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..conventions import quat_xyzw_to_matrix
+from ..conventions import covariance_from_scale_rotation
 from .config import GaussianConfig
 from .outputs import Gaussians
 
@@ -23,13 +23,6 @@ def sh_degree_mask(sh_degree: int) -> Tensor:
     for deg in range(1, sh_degree + 1):
         mask[deg**2:(deg + 1) ** 2] = 0.1 * 0.25**deg
     return mask
-
-
-def covariance_from_scale_rotation(scales: Tensor, rotations_xyzw: Tensor) -> Tensor:
-    """``R S S^T R^T`` ``[..., 3, 3]`` from std-dev scales ``[..., 3]`` and xyzw quaternions ``[..., 4]``."""
-    R = quat_xyzw_to_matrix(rotations_xyzw, eps=1e-8)
-    RS = R * scales[..., None, :]
-    return RS @ RS.transpose(-1, -2)
 
 
 class GaussianAdapter(nn.Module):
