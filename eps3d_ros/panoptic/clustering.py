@@ -1,0 +1,107 @@
+"""Instance ids from instance features: HDBSCAN on a seeded subsample, then nearest centroid.
+
+HDBSCAN is super-linear, so it runs on at most ``max_samples`` L2-normalised features drawn with a
+fixed seed (same input → same ids). Every Gaussian then takes the id of the most similar cluster
+centroid. Explicit handling:
+
+* Gaussians below ``min_opacity`` (or with non-finite features) are not clustered and get id 0;
+* Gaussians whose best centroid cosine is below ``min_similarity`` stay unassigned (id 0), so noise
+  that resembles no object does not inflate one;
+* no cluster found → every id is 0. Ids are 1..K, ordered by cluster size (largest first).
+
+Note: with ``allow_single_cluster`` (the reference's choice) HDBSCAN's excess-of-mass selection may
+return the root as one cluster when the instance features are poorly separated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusteringConfig:
+    # Reference value. Counted in Gaussians of the whole scene: on a subsample it is scaled by the
+    # sampling fraction, so an object of 400 Gaussians is a cluster whatever max_samples is.
+    min_cluster_size: int = 400
+    min_samples: int = 1  # reference value
+    allow_single_cluster: bool = True  # reference value
+    max_samples: int = 50_000  # HDBSCAN input size; the rest is assigned by nearest centroid
+    min_opacity: float = 0.05  # more transparent Gaussians are left out (id 0)
+    min_similarity: float = 0.5  # cosine to the nearest centroid needed to join it
+    seed: int = 0
+
+    def validate(self) -> "ClusteringConfig":
+        if self.min_cluster_size < 2:
+            raise ValueError("clustering.min_cluster_size must be >= 2")
+        if self.min_samples < 1:
+            raise ValueError("clustering.min_samples must be >= 1")
+        if self.max_samples < 2:
+            raise ValueError("clustering.max_samples must be >= 2")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ValueError("clustering.min_similarity must be a cosine in [-1, 1]")
+        return self
+
+
+@dataclass(frozen=True)
+class InstanceClusters:
+    ids: Tensor  # [N] int64, 0 = none
+    centroids: Tensor  # [K, D] unit vectors, row k-1 is id k
+    sample_size: int  # how many features HDBSCAN saw
+
+    @property
+    def num_instances(self) -> int:
+        return int(self.centroids.shape[0])
+
+
+def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringConfig | None = None) -> InstanceClusters:
+    """features ``[N, D]``, opacities ``[N]`` → :class:`InstanceClusters`."""
+    import hdbscan
+
+    cfg = (config or ClusteringConfig()).validate()
+    if features.dim() != 2 or opacities.shape != features.shape[:1]:
+        raise ValueError(f"features must be [N, D] and opacities [N]; got {tuple(features.shape)}, {tuple(opacities.shape)}")
+    n, d = features.shape
+    ids = torch.zeros(n, dtype=torch.int64)
+    feats = features.detach().float().cpu()
+    valid = (opacities.detach().cpu() >= cfg.min_opacity) & torch.isfinite(feats).all(-1) & (feats.norm(dim=-1) > 0)
+    idx = torch.nonzero(valid).squeeze(1)
+    empty = InstanceClusters(ids, feats.new_zeros(0, d), 0)
+    if idx.numel() < max(2, cfg.min_samples + 1):
+        return empty
+    unit = torch.nn.functional.normalize(feats[idx], dim=-1)
+    rng = np.random.default_rng(cfg.seed)
+    take = np.sort(rng.choice(idx.numel(), size=min(cfg.max_samples, idx.numel()), replace=False))
+    sample = unit[torch.from_numpy(take)]
+    min_size = round(cfg.min_cluster_size * sample.shape[0] / idx.numel())
+    labels = hdbscan.HDBSCAN(
+        min_cluster_size=max(2, min_size),
+        min_samples=min(cfg.min_samples, sample.shape[0] - 1),
+        allow_single_cluster=cfg.allow_single_cluster,
+        core_dist_n_jobs=1,
+    ).fit_predict(sample.double().numpy())
+    found = sorted(set(labels.tolist()) - {-1}, key=lambda k: -(labels == k).sum())
+    if not found:
+        log.info("HDBSCAN found no instance cluster among %d samples", sample.shape[0])
+        return InstanceClusters(ids, feats.new_zeros(0, d), sample.shape[0])
+    lab = torch.from_numpy(labels)
+    centroids = torch.stack([sample[lab == k].mean(0) for k in found])
+    centroids = torch.nn.functional.normalize(centroids, dim=-1)
+    best_sim, best = torch.zeros(unit.shape[0]), torch.zeros(unit.shape[0], dtype=torch.int64)
+    for i in range(0, unit.shape[0], 262144):  # chunks bound the [n, K] similarity matrix
+        s = unit[i:i + 262144] @ centroids.T
+        best_sim[i:i + 262144], best[i:i + 262144] = s.max(dim=1)
+    assigned = torch.where(best_sim >= cfg.min_similarity, best + 1, torch.zeros_like(best))
+    # Number ids by final size (largest first); clusters that won no Gaussian disappear.
+    counts = torch.bincount(assigned, minlength=len(found) + 1)[1:]
+    order = [int(k) for k in torch.argsort(counts, descending=True, stable=True) if counts[k] > 0]
+    remap = torch.zeros(len(found) + 1, dtype=torch.int64)
+    remap[torch.tensor(order, dtype=torch.int64) + 1] = torch.arange(1, len(order) + 1)
+    ids[idx] = remap[assigned]
+    return InstanceClusters(ids, centroids[order], sample.shape[0])
