@@ -1,0 +1,39 @@
+"""Metrics EPS3D reports: semantic mIoU / accuracy, instance P/R/F, panoptic PQ/SQ/RQ.
+
+Every metric takes integer label arrays (numpy or torch) of any shape: 2D maps ``[H, W]``, stacks of
+views ``[S, H, W]``, or per-point labels ``[N]`` (the 3D variant). ``protocol`` adds EPS3D's 2D
+evaluation protocol (nearest resize to 256², 25-pixel border crop) and one-call evaluations.
+Each module's docstring lists its definition choices.
+"""
+
+from eps3d_ros.eval.instance import instance_iou_matrix, instance_prf, match_segments, prf_from_counts
+from eps3d_ros.eval.panoptic import panoptic_counts, panoptic_quality, summarize_panoptic
+from eps3d_ros.eval.protocol import (
+    REFERENCE_BORDER,
+    REFERENCE_SIZE,
+    evaluate_panoptic_2d,
+    evaluate_panoptic_3d,
+    reference_protocol,
+    resize_nearest,
+)
+from eps3d_ros.eval.semantic import confusion_matrix, per_class_iou, semantic_accuracy, semantic_miou
+
+__all__ = [
+    "confusion_matrix",
+    "per_class_iou",
+    "semantic_miou",
+    "semantic_accuracy",
+    "instance_iou_matrix",
+    "match_segments",
+    "instance_prf",
+    "prf_from_counts",
+    "panoptic_counts",
+    "panoptic_quality",
+    "summarize_panoptic",
+    "REFERENCE_SIZE",
+    "REFERENCE_BORDER",
+    "resize_nearest",
+    "reference_protocol",
+    "evaluate_panoptic_2d",
+    "evaluate_panoptic_3d",
+]
