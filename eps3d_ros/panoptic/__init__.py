@@ -11,6 +11,7 @@ from .geometry import OrientedBox
 from .scene import QueryMatch, Scene, SceneObject
 from .semantic_space import SemanticSpace
 from .slerp import slerp, weighted_slerp_pool
+from .text import TextEncoder, TextEncoderConfig, TextEncoderUnavailable
 from .views2d import PanopticViews, render_panoptic_views
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "Scene",
     "SceneObject",
     "SemanticSpace",
+    "TextEncoder",
+    "TextEncoderConfig",
+    "TextEncoderUnavailable",
     "slerp",
     "weighted_slerp_pool",
     "PanopticViews",

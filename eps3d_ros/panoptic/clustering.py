@@ -28,11 +28,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClusteringConfig:
     # Reference value. Counted in Gaussians of the whole scene: on a subsample it is scaled by the
-    # sampling fraction, so an object of 400 Gaussians is a cluster whatever max_samples is.
+    # sampling fraction (so an object of 400 Gaussians is a cluster whatever max_samples is), but
+    # never below ``min_subsample_cluster`` samples, under which HDBSCAN clusters are mostly noise.
     min_cluster_size: int = 400
+    min_subsample_cluster: int = 10
     min_samples: int = 1  # reference value
     allow_single_cluster: bool = True  # reference value
-    max_samples: int = 50_000  # HDBSCAN input size; the rest is assigned by nearest centroid
+    # HDBSCAN input size; the rest is assigned by nearest centroid. HDBSCAN's cost grows fast: on 2 CPU
+    # cores 10k samples take ~1-2 s and 50k samples 20-70 s (bench/bench_panoptic.py).
+    max_samples: int = 10_000
     min_opacity: float = 0.05  # more transparent Gaussians are left out (id 0)
     min_similarity: float = 0.5  # cosine to the nearest centroid needed to join it
     seed: int = 0
@@ -79,7 +83,7 @@ def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringCon
     rng = np.random.default_rng(cfg.seed)
     take = np.sort(rng.choice(idx.numel(), size=min(cfg.max_samples, idx.numel()), replace=False))
     sample = unit[torch.from_numpy(take)]
-    min_size = round(cfg.min_cluster_size * sample.shape[0] / idx.numel())
+    min_size = max(cfg.min_subsample_cluster, round(cfg.min_cluster_size * sample.shape[0] / idx.numel()))
     labels = hdbscan.HDBSCAN(
         min_cluster_size=max(2, min_size),
         min_samples=min(cfg.min_samples, sample.shape[0] - 1),

@@ -1,0 +1,269 @@
+"""Seeded procedural tabletop scenes with exact ground truth, ray-cast on the CPU.
+
+    from eps3d_ros.data.synthetic import generate_scene, SyntheticScene, CLASS_NAMES
+    scene = generate_scene(seed=0, num_views=4, height=224, width=224)
+
+A room (floor, 2–4 walls), a table and 3–8 things on it (plus 0–2 chairs beside it), seen by
+``num_views`` cameras that move around the table on a ring (azimuth steps of 20–40°, 0.8–1.6 m
+from the table centre, 0.3–0.9 m above the table top, looking at a point near the table centre,
+no roll). Everything is drawn from ``np.random.default_rng(seed)``: the same seed and options give
+bit-identical scenes.
+
+Outputs are **numpy** arrays (not torch):
+
+* ``rgb`` ``[S, H, W, 3]`` uint8; ``depth`` ``[S, H, W]`` float32 camera z in metres (0 = no hit);
+* ``semantic`` ``[S, H, W]`` int64 index into ``class_names`` (0 = background: nothing hit);
+* ``instance`` ``[S, H, W]`` int64 (0 = none: background and stuff), the same id for the same
+  object in every view (``objects[i].instance_id == i + 1``);
+* ``intrinsics`` ``[S, 3, 3]`` float32 pixels; ``extrinsics`` ``[S, 3, 4]`` float32
+  camera-from-world, OpenCV axes (``eps3d_ros.conventions``).
+
+World frame: metres, **z up**, floor at ``z = 0``, the table centred over the origin.
+Pixel ``(u, v)`` is sampled at its centre ``(u + 0.5, v + 0.5)`` (``scene.pixel_offset``), as the
+renderers in ``eps3d_ros.render`` do: the world point of pixel ``(u, v)`` is
+``pose @ (depth * K^-1 [u + 0.5, v + 0.5, 1])``, see :meth:`SyntheticScene.world_points`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from eps3d_ros.conventions import extrinsics_to_poses, poses_to_extrinsics
+from eps3d_ros.data.raycast import LIGHT_DIRECTION, render_view
+from eps3d_ros.data.scene_layout import (
+    CLASS_NAMES,
+    COLOURS,
+    STUFF_CLASSES,
+    THING_CLASSES,
+    Layout,
+    Primitive,
+    SceneObject,
+    sample_layout,
+)
+
+__all__ = ["CLASS_NAMES", "COLOURS", "SyntheticScene", "generate_scene", "look_at_pose"]
+
+
+@dataclass
+class SyntheticScene:
+    """A rendered synthetic scene (numpy arrays; see the module docstring for conventions)."""
+
+    rgb: np.ndarray  # [S, H, W, 3] uint8
+    depth: np.ndarray  # [S, H, W] float32, camera z in metres, 0 where nothing is hit
+    semantic: np.ndarray  # [S, H, W] int64
+    instance: np.ndarray  # [S, H, W] int64
+    intrinsics: np.ndarray  # [S, 3, 3] float32, pixels
+    extrinsics: np.ndarray  # [S, 3, 4] float32, camera-from-world (OpenCV)
+    class_names: list[str]
+    things: list[int]
+    stuff: list[int]
+    objects: list[SceneObject]
+    primitives: list[Primitive]  # every surface; index = primitive_id
+    primitive_id: np.ndarray  # [S, H, W] int32 index into primitives, -1 where nothing is hit
+    layout: Layout
+    seed: int
+    pixel_offset: float = 0.5
+    light_direction: np.ndarray = field(default_factory=lambda: LIGHT_DIRECTION.copy())  # unit, towards the light
+
+    @property
+    def num_views(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[2])
+
+    @property
+    def poses(self) -> np.ndarray:
+        """Camera-to-world ``[S, 4, 4]`` float32."""
+        return extrinsics_to_poses(torch.from_numpy(self.extrinsics).double()).numpy().astype(np.float32)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``[S, H, W]`` bool: pixels that hit a surface (``depth > 0``)."""
+        return self.depth > 0
+
+    def world_points(self, view: int) -> np.ndarray:
+        """World points ``[H, W, 3]`` (float64) of ``view``'s pixels; NaN where nothing is hit."""
+        K = self.intrinsics[view].astype(np.float64)
+        pose = extrinsics_to_poses(torch.from_numpy(self.extrinsics[view]).double()).numpy()
+        u = np.arange(self.width, dtype=np.float64) + self.pixel_offset
+        v = np.arange(self.height, dtype=np.float64) + self.pixel_offset
+        pix = np.stack([*np.meshgrid(u, v, indexing="xy"), np.ones((self.height, self.width))], -1)
+        cam = (pix @ np.linalg.inv(K).T) * self.depth[view].astype(np.float64)[..., None]
+        world = cam @ pose[:3, :3].T + pose[:3, 3]
+        world[self.depth[view] <= 0] = np.nan
+        return world
+
+    def object(self, instance_id: int) -> SceneObject:
+        """The object record with this instance id."""
+        for o in self.objects:
+            if o.instance_id == instance_id:
+                return o
+        raise KeyError(f"no object with instance id {instance_id}")
+
+
+def look_at_pose(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Camera-to-world ``[4, 4]`` (OpenCV axes) at ``eye`` looking at ``target``, no roll (world z up)."""
+    z = np.asarray(target, np.float64) - np.asarray(eye, np.float64)
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    nx = np.linalg.norm(x)
+    if nx < 1e-9:
+        raise ValueError("look_at_pose: viewing direction is vertical, roll is undefined")
+    x /= nx
+    y = np.cross(z, x)  # points down in the image
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
+    return pose
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_range(name: str, value, lo_min: float, hi_max: float) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (min, max) pair, got {value!r}") from None
+    if not (lo_min <= lo <= hi <= hi_max):
+        raise ValueError(f"{name} must satisfy {lo_min} <= min <= max <= {hi_max}, got {value!r}")
+    return lo, hi
+
+
+def _sample_cameras(rng: np.random.Generator, layout: Layout, num_views: int, height: int, width: int,
+                    hfov_deg: float, distance: tuple[float, float], elevation: tuple[float, float],
+                    azimuth_step: tuple[float, float], target_jitter: float, table_fit: float):
+    fx = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
+    K = np.array([[fx, 0.0, 0.5 * width], [0.0, fx, 0.5 * height], [0.0, 0.0, 1.0]])
+    half_fov = min(math.atan(0.5 * width / fx), math.atan(0.5 * height / fx))
+    top = layout.table_height
+    rho = table_fit * float(np.hypot(*layout.table_half_size))  # part of the table top's circumradius
+    centre = np.array([rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04), top + rng.uniform(0.0, 0.06)])
+    az = rng.uniform(0.0, 2.0 * np.pi)
+    direction = 1.0 if rng.random() < 0.5 else -1.0
+    poses = []
+    for i in range(num_views):
+        if i:
+            az += direction * math.radians(rng.uniform(*azimuth_step))
+        target = centre + np.append(rng.uniform(-target_jitter, target_jitter, 2), 0.0)
+        h = rng.uniform(*elevation)
+        # Far enough that (most of) the table top fits in the field of view, within the ring.
+        dz = top + h - target[2]
+        d_min = math.sqrt(max((rho / math.sin(half_fov)) ** 2 - dz * dz, 0.0))
+        lo = min(max(distance[0], d_min), distance[1])
+        dist = rng.uniform(lo, max(distance[1], lo))
+        eye = np.array([centre[0] + dist * math.cos(az), centre[1] + dist * math.sin(az), top + h])
+        poses.append(look_at_pose(eye, target))
+    poses = torch.from_numpy(np.stack(poses))
+    extrinsics = poses_to_extrinsics(poses).numpy().astype(np.float32)
+    intrinsics = np.repeat(K[None].astype(np.float32), num_views, axis=0)
+    return intrinsics, extrinsics
+
+
+def generate_scene(
+    seed: int,
+    num_views: int = 4,
+    height: int = 224,
+    width: int = 224,
+    *,
+    num_objects: int | None = None,
+    num_chairs: int | None = None,
+    num_walls: int | None = None,
+    hfov_deg: float = 65.0,
+    distance: tuple[float, float] = (0.8, 1.6),
+    elevation: tuple[float, float] = (0.3, 0.9),
+    azimuth_step_deg: tuple[float, float] = (20.0, 40.0),
+    target_jitter: float = 0.05,
+    table_fit: float = 0.75,
+    textures: bool = True,
+    shading: bool = True,
+) -> SyntheticScene:
+    """Sample and ray-cast a scene.
+
+    Args:
+        seed: non-negative integer; the only source of randomness.
+        num_views, height, width: number of cameras and image size (all >= 1).
+        num_objects: things on the table (0–12); default 3–8 drawn from the seed.
+        num_chairs: chairs beside the table (0–4); default 0–2.
+        num_walls: 0–4; default 2–4.
+        hfov_deg: horizontal field of view (square pixels, principal point at the image centre).
+        distance: horizontal camera distance range (m) from the table centre (see ``table_fit``).
+        elevation: camera height range (m) above the table top.
+        azimuth_step_deg: range of the azimuth step between consecutive views (one direction).
+        target_jitter: the look-at point moves by up to this (m) in x and y per view.
+        table_fit: the lower distance bound is raised so that a disc of this fraction of the table
+            top's circumradius (about the look-at point) fits in the field of view (0 = off).
+        textures, shading: switch off solid textures / Lambertian shading (flat albedo).
+
+    Raises:
+        ValueError: a bad argument (the message names it).
+    """
+    seed = _check_int("seed", seed, 0)
+    num_views = _check_int("num_views", num_views, 1)
+    height = _check_int("height", height, 1)
+    width = _check_int("width", width, 1)
+    if num_objects is not None and not 0 <= _check_int("num_objects", num_objects, 0) <= 12:
+        raise ValueError(f"num_objects must be in [0, 12], got {num_objects}")
+    if num_chairs is not None and not 0 <= _check_int("num_chairs", num_chairs, 0) <= 4:
+        raise ValueError(f"num_chairs must be in [0, 4], got {num_chairs}")
+    if num_walls is not None and not 0 <= _check_int("num_walls", num_walls, 0) <= 4:
+        raise ValueError(f"num_walls must be in [0, 4], got {num_walls}")
+    if not 1.0 <= float(hfov_deg) <= 150.0:
+        raise ValueError(f"hfov_deg must be in [1, 150], got {hfov_deg}")
+    # Cameras stay off the table footprint, above every chair and inside the walls (>= 2 m away).
+    distance = _check_range("distance", distance, 0.75, 1.9)
+    elevation = _check_range("elevation", elevation, 0.25, 1.5)
+    azimuth_step = _check_range("azimuth_step_deg", azimuth_step_deg, 0.0, 180.0)
+    if not 0.0 <= float(target_jitter) <= 0.2:
+        raise ValueError(f"target_jitter must be in [0, 0.2], got {target_jitter}")
+    if not 0.0 <= float(table_fit) <= 1.5:
+        raise ValueError(f"table_fit must be in [0, 1.5], got {table_fit}")
+
+    rng = np.random.default_rng(seed)
+    layout = sample_layout(rng, num_objects=num_objects, num_chairs=num_chairs, num_walls=num_walls,
+                           textures=bool(textures))
+    intrinsics, extrinsics = _sample_cameras(rng, layout, num_views, height, width, float(hfov_deg), distance,
+                                             elevation, azimuth_step, float(target_jitter),
+                                             float(table_fit))
+
+    prims = layout.primitives
+    # Lookup tables from primitive index (+1, so that -1 = nothing hit maps to row 0).
+    sem_lut = np.array([0] + [p.surface.class_id for p in prims], np.int64)
+    inst_lut = np.array([0] + [p.surface.instance_id for p in prims], np.int64)
+    S = num_views
+    rgb = np.empty((S, height, width, 3), np.uint8)
+    depth = np.empty((S, height, width), np.float32)
+    pid = np.empty((S, height, width), np.int32)
+    for s in range(S):
+        # Render with the stored (float32) cameras so the ground truth matches them exactly.
+        view = render_view(prims, intrinsics[s].astype(np.float64), extrinsics[s].astype(np.float64), height, width,
+                           offset=0.5, shading=bool(shading))
+        rgb[s] = np.round(view.rgb * 255.0).astype(np.uint8)
+        depth[s] = view.depth
+        pid[s] = view.primitive_id
+    semantic = sem_lut[pid + 1]
+    instance = inst_lut[pid + 1]
+
+    counts = np.stack([np.bincount(instance[s].ravel(), minlength=len(layout.objects) + 1) for s in range(S)], 1)
+    objects = [replace(o, pixels_per_view=tuple(int(c) for c in counts[o.instance_id])) for o in layout.objects]
+    layout.objects = objects
+    return SyntheticScene(
+        rgb=rgb, depth=depth, semantic=semantic, instance=instance, intrinsics=intrinsics, extrinsics=extrinsics,
+        class_names=list(CLASS_NAMES), things=list(THING_CLASSES), stuff=list(STUFF_CLASSES), objects=objects,
+        primitives=prims, primitive_id=pid, layout=layout, seed=seed,
+    )

@@ -1,0 +1,437 @@
+"""CLIP text encoder for vocabulary prototypes and free-text queries.
+
+EPS3D predicts per-Gaussian semantic features in the 512-d text space of CLIP ViT-B-32 (the space of
+its LSeg teacher). Classes are decided by comparing those features with the text embeddings of the
+class names (prototypes); queries are compared the same way. Only open_clip's text tower is kept.
+
+Weights (``TextEncoderConfig.pretrained``):
+
+* an open_clip tag for the architecture (``"openai"``, ``"laion2b_s34b_b79k"``, ...). The file is
+  looked up in the local Hugging Face cache first; only when it is not there, ``allow_download`` is
+  true and ``HF_HUB_OFFLINE`` is not set is the hub asked. When the file cannot be had,
+  :class:`TextEncoderUnavailable` says which file to fetch on a connected machine and how to pass it;
+* a local checkpoint: a plain state dict (``.pt``/``.pth``/``.bin`` through ``torch.load`` with
+  ``weights_only=True``, or ``.safetensors``) of an open_clip model of that architecture, vision
+  tower included (open_clip loads it strictly);
+* ``""``: random weights, for tests only.
+
+Tags trained with QuickGELU (all OpenAI CLIP weights, among them ``ViT-B-32``/``openai``) need the
+QuickGELU activation, which open_clip 3.x no longer switches on by itself for the plain architecture
+name (it only warns). ``quick_gelu=None`` follows the tag; give ``quick_gelu=True`` (or the
+``ViT-B-32-quickgelu`` architecture) with a local file of such weights.
+
+Shapes: K texts or classes, D embedding width (512 for ViT-B-32).
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TextEncoder",
+    "TextEncoderConfig",
+    "TextEncoderUnavailable",
+    "import_open_clip",
+    "register_tiny_test_model",
+]
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
+_HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip's default file in a hub repo
+_HF_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"  # and its safetensors twin, tried first
+
+
+class TextEncoderUnavailable(RuntimeError):
+    """The weights of a pretrained tag cannot be found locally or downloaded; says how to provide them."""
+
+
+def import_open_clip() -> ModuleType:
+    """``import open_clip`` after making torchvision importable (see :mod:`eps3d_ros.torchvision_compat`)."""
+    from eps3d_ros.torchvision_compat import import_torchvision
+
+    import_torchvision()
+    import open_clip
+
+    return open_clip
+
+
+@dataclass
+class TextEncoderConfig:
+    model: str = "ViT-B-32"  # open_clip architecture name, like the EPS3D reference
+    pretrained: str = "openai"  # open_clip tag, OR a local checkpoint path, OR "" (random weights; tests only)
+    # prompt templates with one "{}" for the class name; several are averaged (open_clip zero-shot style)
+    templates: list[str] = field(default_factory=lambda: ["{}"])
+    cache_size: int = 4096  # LRU entries, one per text; 0 disables the cache
+    batch_size: int = 64  # texts per forward pass
+    device: str = "cpu"
+    allow_download: bool = True  # False: only a local file or the Hugging Face cache, never the network
+    logit_scale: float = 1 / 0.07  # softmax(logit_scale * cos) turns cosines into class probabilities
+    quick_gelu: bool | None = None  # None: as the tag was trained (QuickGELU for OpenAI weights), else the arch
+    cache_dir: str | None = None  # hub cache (None: HF_HUB_CACHE); for URL-only tags the file folder (~/.cache/clip)
+
+
+class TextEncoder:
+    """Encodes texts into unit CLIP text embeddings ``[K, D]``, with a thread-safe LRU cache per text."""
+
+    Config = TextEncoderConfig
+
+    def __init__(self, config: TextEncoderConfig | None = None, **overrides) -> None:
+        config = replace(config or TextEncoderConfig(), **overrides)
+        config.templates = list(config.templates)
+        _check_config(config)
+        self.config = config
+        self.device = _parse_device(config.device)
+
+        open_clip = import_open_clip()
+        arch = config.model.replace("/", "-")  # open_clip accepts "ViT-B/32" for "ViT-B-32"
+        if arch not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip architecture {config.model!r}; available include "
+                             f"{_some(open_clip.list_models(), near=arch)} (open_clip.list_models())")
+        self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
+
+        checkpoint, tag_cfg = _resolve_weights(open_clip, arch, config)
+        quick_gelu = config.quick_gelu
+        if quick_gelu is None:
+            quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else False
+        if not checkpoint:
+            log.warning("text encoder %s has RANDOM weights (pretrained=''): for tests only", arch)
+        try:
+            model = open_clip.create_model(arch, pretrained=checkpoint or None, device="cpu",
+                                           force_quick_gelu=quick_gelu)
+        except Exception as e:  # noqa: BLE001 - open_clip raises bare RuntimeErrors from deep inside
+            if not checkpoint:
+                raise
+            raise ValueError(f"cannot load {checkpoint!r} as an open_clip {arch} checkpoint (a plain state dict "
+                             f"of that architecture, vision tower included, is expected): {_short(e)}") from e
+        if getattr(model, "visual", None) is not None:
+            model.visual = None  # encode_text never touches it: ~88M parameters less for ViT-B-32
+            gc.collect()
+        # eval, under inference_mode; requires_grad is left as built: on CPU, torch 2.13 takes a numerically
+        # different attention kernel when the weights do not require grad (1e-7 differences)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        self.arch = arch
+        self.quick_gelu = quick_gelu
+        self.checkpoint = checkpoint  # local file the weights came from ("" for random)
+
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # text -> [D]
+        self._hits = 0
+        self._misses = 0
+        log.info("text encoder %s (%s, quick_gelu=%s) ready on %s, D=%d", arch,
+                 config.pretrained or "random", quick_gelu, self.device, self.dim)
+
+    @classmethod
+    def construct(cls, **kwargs) -> TextEncoder:
+        return cls(TextEncoderConfig(**kwargs))
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Unit embeddings ``[K, D]`` float32 on ``config.device`` of the (stripped) texts, in order.
+
+        Thread-safe: the lock guards the cache only, so a long vocabulary encoding does not block a
+        query from another thread. Texts are encoded ``batch_size`` at a time; CPU kernels round by
+        batch shape, so a text's embedding can differ in the last bits (~1e-7) with the batch it was
+        first encoded in (``batch_size=1`` makes results independent of call grouping).
+        """
+        texts = _clean_texts(texts, what="query text")
+        rows: dict[str, torch.Tensor] = {}
+        missing: list[str] = []
+        with self._lock:
+            for t in dict.fromkeys(texts):  # one look-up per distinct text
+                hit = self._cache.get(t)
+                if hit is None:
+                    missing.append(t)
+                    self._misses += 1
+                else:
+                    self._cache.move_to_end(t)
+                    rows[t] = hit
+                    self._hits += 1
+        for i in range(0, len(missing), self.config.batch_size):
+            chunk = missing[i:i + self.config.batch_size]
+            with torch.inference_mode():
+                emb = self._forward(chunk)  # [k, D]
+            new = {t: e.clone() for t, e in zip(chunk, emb)}  # normal tensors (outside inference mode)
+            rows.update(new)
+            with self._lock:
+                for t, row in new.items():
+                    self._store(t, row)
+        return torch.stack([rows[t] for t in texts])  # [K, D]; never aliases the cache
+
+    def prototypes(self, class_names: Sequence[str]) -> torch.Tensor:
+        """Unit class prototypes ``[K, D]``: per template embeddings, averaged and re-normalised."""
+        if isinstance(class_names, str):
+            raise TypeError("class_names must be a sequence of names, not one string")
+        names = _clean_texts(class_names, what="class name")
+        if len(set(names)) < len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            log.warning("duplicate class names %s: argmax between them is arbitrary", dupes)
+        templates = self.config.templates
+        if len(templates) == 1:
+            return self.encode([templates[0].format(n) for n in names])
+        total = torch.zeros(len(names), self.dim, device=self.device)
+        for template in templates:
+            total += self.encode([template.format(n) for n in names])
+        return F.normalize(total / len(templates), dim=-1)
+
+    def probabilities(self, features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """``softmax(logit_scale * cos(features, prototypes))``: features ``[..., D]``, prototypes ``[K, D]``
+        -> ``[..., K]``. Neither needs to be normalised; a zero feature gives the uniform distribution."""
+        if prototypes.ndim != 2 or features.ndim < 1 or features.shape[-1] != prototypes.shape[-1]:
+            raise ValueError(f"features [..., D] and prototypes [K, D] must share D; got {tuple(features.shape)} "
+                             f"and {tuple(prototypes.shape)}")
+        if prototypes.shape[0] == 0:
+            raise ValueError("no prototypes: the vocabulary is empty")
+        if not features.is_floating_point():
+            features = features.float()
+        prototypes = prototypes.to(device=features.device, dtype=features.dtype)
+        cos = F.normalize(features, dim=-1) @ F.normalize(prototypes, dim=-1).T  # [..., K]
+        return torch.softmax(self.config.logit_scale * cos, dim=-1)
+
+    # ------------------------------------------------------------------ cache
+    def cache_info(self) -> dict:
+        with self._lock:
+            return {"hits": self._hits, "misses": self._misses, "size": len(self._cache),
+                    "maxsize": self.config.cache_size}
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    # ------------------------------------------------------------------ internals
+    def _forward(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts).to(self.device)  # [k, context]
+        emb = self.model.encode_text(tokens).float()  # [k, D]
+        return F.normalize(emb, dim=-1)
+
+    def _store(self, text: str, row: torch.Tensor) -> None:
+        if self.config.cache_size <= 0:
+            return
+        self._cache[text] = row
+        self._cache.move_to_end(text)
+        while len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+
+
+# ---------------------------------------------------------------------- weights
+def _resolve_weights(open_clip: ModuleType, arch: str, config: TextEncoderConfig) -> tuple[str, dict]:
+    """``(local checkpoint path or "" for random, the tag's pretrained cfg or {})``."""
+    pretrained = config.pretrained.strip()
+    if not pretrained:
+        return "", {}
+    tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    if tag_cfg:
+        return _tag_file(open_clip, arch, pretrained, tag_cfg, config), tag_cfg
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return str(path), {}
+    if path.exists():
+        raise ValueError(f"pretrained={pretrained!r} is not a file (a checkpoint file is expected)")
+    if os.sep in pretrained or "/" in pretrained or pretrained.startswith(("~", ".")) \
+            or pretrained.lower().endswith(_CHECKPOINT_SUFFIXES):
+        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    raise ValueError(f"unknown pretrained tag {pretrained!r} for {arch}; available: "
+                     f"{tags or 'none (give a checkpoint path)'} (or a checkpoint file path, or '' for random)")
+
+
+def _hub_candidates(hf_hub: str) -> tuple[str, list[str]]:
+    """open_clip's ``org/repo/[file]`` entry -> repo id and file names, the safetensors twin first."""
+    repo_id, filename = os.path.split(hf_hub)  # "org/repo/" -> ("org/repo", "")
+    if not filename or filename == _HF_WEIGHTS_NAME:
+        return repo_id, [_HF_SAFE_WEIGHTS_NAME, _HF_WEIGHTS_NAME]
+    if filename.endswith((".bin", ".pth")):
+        return repo_id, [filename[:-4] + ".safetensors", filename]
+    return repo_id, [filename]
+
+
+def _offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _tag_file(open_clip: ModuleType, arch: str, tag: str, cfg: dict, config: TextEncoderConfig) -> str:
+    """Local path of a tag's weights: the hub cache, else (when allowed) a download; never a retry hang."""
+    if cfg.get("file"):
+        return str(cfg["file"])
+    try:
+        import huggingface_hub
+    except ImportError:
+        huggingface_hub = None
+    hf_hub = cfg.get("hf_hub", "")
+    url = cfg.get("url", "")
+    offline = _offline_env() or (huggingface_hub is not None and huggingface_hub.constants.HF_HUB_OFFLINE)
+    may_download = config.allow_download and not offline
+
+    if hf_hub and huggingface_hub is not None:
+        repo_id, names = _hub_candidates(hf_hub)
+        for name in names:
+            hit = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=config.cache_dir)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                log.info("CLIP weights %s/%s from the hub cache: %s", arch, tag, hit)
+                return hit
+        error = None
+        if may_download:
+            for name in names:
+                try:
+                    return huggingface_hub.hf_hub_download(repo_id, name, cache_dir=config.cache_dir)
+                except huggingface_hub.errors.LocalEntryNotFoundError as e:  # no connection: don't retry the next
+                    error = e
+                    break
+                except Exception as e:  # noqa: BLE001 - e.g. this file name is not in the repo: try the next
+                    error = e
+        raise TextEncoderUnavailable(_unavailable_message(arch, tag, cfg, config, offline, error,
+                                                          repo_id=repo_id, names=names))
+    if url:
+        clip_cache = Path(config.cache_dir or "~/.cache/clip").expanduser()
+        local = clip_cache / os.path.basename(url)
+        if local.is_file():
+            return str(local)
+        error = None
+        if may_download:
+            try:
+                return open_clip.download_pretrained_from_url(url, cache_dir=str(clip_cache))
+            except Exception as e:  # noqa: BLE001
+                error = e
+        raise TextEncoderUnavailable(_unavailable_message(arch, tag, cfg, config, offline, error, url=url,
+                                                          local=str(local)))
+    raise TextEncoderUnavailable(_unavailable_message(arch, tag, cfg, config, offline, None))
+
+
+def _unavailable_message(arch: str, tag: str, cfg: dict, config: TextEncoderConfig, offline: bool,
+                         error: Exception | None, repo_id: str = "", names: Sequence[str] = (),
+                         url: str = "", local: str = "") -> str:
+    if error is not None:
+        why = f"downloading failed ({_short(error)})"
+    elif not config.allow_download:
+        why = "downloading is disabled (allow_download=False)"
+    elif offline:
+        why = "downloading is disabled (HF_HUB_OFFLINE is set)"
+    else:
+        why = "huggingface_hub is not installed" if cfg.get("hf_hub") else "no download source is known"
+    qg = " and quick_gelu=True" if cfg.get("quick_gelu") else ""
+    lines = [f"CLIP weights for {arch} / pretrained={tag!r} are not available: not found locally and {why}."]
+    if repo_id:
+        try:
+            from huggingface_hub.constants import HF_HUB_CACHE
+        except ImportError:
+            HF_HUB_CACHE = "~/.cache/huggingface/hub"
+        files = " or ".join(names)
+        lines += [
+            f"They are the file {files} of the Hugging Face repo {repo_id}. To provide them:",
+            f"  1. on a connected machine: `hf download {repo_id} {names[0]}` (or "
+            f"huggingface_hub.hf_hub_download(repo_id={repo_id!r}, filename={names[0]!r})), copy the file here "
+            f"and pass pretrained='/path/to/{names[0]}'{qg} (model={arch!r});",
+            f"  2. or copy the hub cache folder models--{repo_id.replace('/', '--')} of that machine into this "
+            f"machine's Hugging Face hub cache ({config.cache_dir or HF_HUB_CACHE}; HF_HOME / HF_HUB_CACHE move "
+            "it): it is then used without the network.",
+        ]
+    elif url:
+        lines += [f"Download {url} on a connected machine and pass pretrained='/path/to/{os.path.basename(url)}'"
+                  f"{qg}, or place it at {local}."]
+    lines.append("Set HF_HUB_OFFLINE=1 before the process starts so that nothing waits on network retries.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_config(config: TextEncoderConfig) -> None:
+    if not config.templates:
+        raise ValueError("templates must hold at least one prompt template such as '{}' or 'a photo of a {}.'")
+    for i, t in enumerate(config.templates):
+        if not isinstance(t, str) or "{}" not in t:
+            raise ValueError(f"template {i} ({t!r}) must be a string with one '{{}}' for the class name")
+        try:
+            t.format("x")
+        except (IndexError, KeyError, ValueError) as e:
+            raise ValueError(f"template {i} ({t!r}) is not a valid format string (one '{{}}'; "
+                             f"literal braces as '{{{{' '}}}}'): {e}") from e
+    if config.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
+    if config.cache_size < 0:
+        raise ValueError(f"cache_size must be >= 0, got {config.cache_size}")
+    if not config.logit_scale > 0:
+        raise ValueError(f"logit_scale must be > 0, got {config.logit_scale}")
+    if not isinstance(config.pretrained, str):
+        raise TypeError(f"pretrained must be a tag, a path or '', got {type(config.pretrained).__name__}")
+
+
+def _parse_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"invalid device {name!r}: {e}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked but CUDA is not available in this torch build")
+    return device
+
+
+def _clean_texts(texts: str | Sequence[str], what: str) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"empty {what} list: give at least one text")
+    out = []
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{what} at index {i} must be a string, got {type(t).__name__}")
+        t = t.strip()
+        if not t:
+            raise ValueError(f"empty {what} at index {i}: texts must not be empty or whitespace only")
+        out.append(t)
+    return out
+
+
+def _some(names: Sequence[str], near: str, n: int = 8) -> str:
+    """A few names: the closest to the asked one, then common CLIP architectures."""
+    close = difflib.get_close_matches(near, names, n=5, cutoff=0.5)
+    common = [m for m in ("ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50") if m in names]
+    return ", ".join(list(dict.fromkeys(close + common))[:n]) + f", ... ({len(names)} in all)"
+
+
+def _short(e: BaseException, n: int = 400) -> str:
+    s = f"{type(e).__name__}: {e}".replace("\n", " ")
+    return s if len(s) <= n else s[:n] + " ..."
+
+
+def register_tiny_test_model(name: str = "eps3d-tiny-clip", embed_dim: int = 512) -> str:
+    """Register a tiny open_clip architecture (text width 64, 2 layers, 2 heads, context 77, the real BPE
+    tokenizer; a 1-layer 32x32 vision tower since open_clip needs one) and return its name.
+
+    ``TextEncoder(model=name, pretrained="")`` then builds in milliseconds with random weights.
+    """
+    open_clip = import_open_clip()
+    cfg = {
+        "embed_dim": int(embed_dim),
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    }
+    if name in open_clip.list_models():
+        if open_clip.get_model_config(name) == cfg:
+            return name
+        if open_clip.get_model_config(name).get("text_cfg", {}).get("width") != 64:
+            raise ValueError(f"{name!r} is an existing open_clip architecture; choose another name")
+    # open_clip's registry is filled from JSON files: write one, register it, and remove it again
+    tmp = Path(tempfile.mkdtemp(prefix="eps3d_tiny_clip_"))
+    try:
+        (tmp / f"{name}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(tmp / f"{name}.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return name
