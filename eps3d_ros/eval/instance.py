@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from eps3d_ros.eval.semantic import as_label_array, check_same_shape
+from eps3d_ros.eval.semantic import label_arrays
 
 __all__ = ["instance_iou_matrix", "match_segments", "instance_prf", "prf_from_counts"]
 
@@ -69,8 +69,7 @@ def instance_iou_matrix(
     pred_ins: Any, gt_ins: Any, ignore: int | None = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pred_ids [P], gt_ids [G], iou [P, G])`` for two instance-id arrays of one (any) shape."""
-    p, g = as_label_array(pred_ins, "pred_ins"), as_label_array(gt_ins, "gt_ins")
-    check_same_shape(pred_ins=p, gt_ins=g)
+    p, g = label_arrays(pred_ins=pred_ins, gt_ins=gt_ins).values()
     return _iou_counts(p, g, ignore)
 
 
@@ -119,8 +118,7 @@ def instance_prf(
     Returns ``dict(precision, recall, f_score, tp, fp, fn, num_pred, num_gt, matched)`` where
     ``matched`` lists ``(pred_id, gt_id, iou)`` (``per_view=True``: ``(view, pred_id, gt_id, iou)``).
     """
-    p, g = as_label_array(pred_ins, "pred_ins"), as_label_array(gt_ins, "gt_ins")
-    check_same_shape(pred_ins=p, gt_ins=g)
+    p, g = label_arrays(pred_ins=pred_ins, gt_ins=gt_ins).values()
     if per_view and p.ndim < 2:
         raise ValueError(f"per_view=True needs a leading view axis, got pred_ins of shape {p.shape}")
     views = [(v, p[v], g[v]) for v in range(p.shape[0])] if per_view else [(None, p, g)]

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from eps3d_ros.eval.semantic import as_label_array, check_same_shape
+from eps3d_ros.eval.semantic import label_arrays
 
 __all__ = ["panoptic_quality", "panoptic_counts", "summarize_panoptic"]
 
@@ -128,13 +128,7 @@ def panoptic_counts(
     Use this to accumulate over several scenes (add the tuples) before ``summarize_panoptic``.
     """
     t, s = _classes(things, stuff, ignore_index)
-    arrays = {
-        "pred_sem": as_label_array(pred_sem, "pred_sem"),
-        "pred_ins": as_label_array(pred_ins, "pred_ins"),
-        "gt_sem": as_label_array(gt_sem, "gt_sem"),
-        "gt_ins": as_label_array(gt_ins, "gt_ins"),
-    }
-    check_same_shape(**arrays)
+    arrays = label_arrays(pred_sem=pred_sem, pred_ins=pred_ins, gt_sem=gt_sem, gt_ins=gt_ins)
     known = np.array(sorted(t | s | {ignore_index}))
     for name in ("pred_sem", "gt_sem"):
         bad = np.setdiff1d(np.unique(arrays[name]), known)

@@ -16,7 +16,7 @@ import numpy as np
 
 from eps3d_ros.eval.instance import instance_prf
 from eps3d_ros.eval.panoptic import panoptic_quality
-from eps3d_ros.eval.semantic import as_label_array, check_same_shape, semantic_accuracy, semantic_miou
+from eps3d_ros.eval.semantic import as_label_array, label_arrays, semantic_accuracy, semantic_miou
 
 __all__ = [
     "REFERENCE_SIZE",
@@ -131,13 +131,7 @@ def evaluate_panoptic_2d(
     ``iou_threshold``), ``pq, sq, rq`` and their ``_things`` / ``_stuff`` variants, ``num_averaged*``,
     ``panoptic_per_class`` and ``instance`` (the full ``instance_prf`` result).
     """
-    arrays = {
-        "pred_sem": as_label_array(pred_sem, "pred_sem"),
-        "pred_ins": as_label_array(pred_ins, "pred_ins"),
-        "gt_sem": as_label_array(gt_sem, "gt_sem"),
-        "gt_ins": as_label_array(gt_ins, "gt_ins"),
-    }
-    check_same_shape(**arrays)
+    arrays = label_arrays(pred_sem=pred_sem, pred_ins=pred_ins, gt_sem=gt_sem, gt_ins=gt_ins)
     if arrays["gt_sem"].ndim not in (2, 3):
         raise ValueError(f"2D evaluation expects [H, W] or [S, H, W] maps, got shape {arrays['gt_sem'].shape}")
     if protocol:
@@ -163,14 +157,8 @@ def evaluate_panoptic_3d(
     Points with ``gt_sem == ignore_index`` are void exactly as pixels are. Same keys as
     ``evaluate_panoptic_2d``.
     """
-    arrays = {
-        "pred_sem": as_label_array(pred_sem, "pred_sem"),
-        "pred_ins": as_label_array(pred_ins, "pred_ins"),
-        "gt_sem": as_label_array(gt_sem, "gt_sem"),
-        "gt_ins": as_label_array(gt_ins, "gt_ins"),
-    }
+    arrays = label_arrays(pred_sem=pred_sem, pred_ins=pred_ins, gt_sem=gt_sem, gt_ins=gt_ins)
     for k, v in arrays.items():
         if v.ndim != 1:
             raise ValueError(f"3D evaluation expects 1-D per-point labels, got {k} of shape {v.shape}")
-    check_same_shape(**arrays)
     return _evaluate(*arrays.values(), list(things), list(stuff), num_classes, ignore_index, iou_threshold, False)

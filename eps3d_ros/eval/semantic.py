@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "as_label_array",
     "check_same_shape",
+    "label_arrays",
     "check_label_range",
     "confusion_matrix",
     "per_class_iou",
@@ -60,6 +61,13 @@ def check_same_shape(**arrays: np.ndarray) -> None:
         raise ValueError("shape mismatch: " + ", ".join(f"{k} {s}" for k, s in shapes.items()))
 
 
+def label_arrays(**named: Any) -> dict[str, np.ndarray]:
+    """Convert each named input with :func:`as_label_array` and check that all shapes agree."""
+    arrays = {k: as_label_array(v, k) for k, v in named.items()}
+    check_same_shape(**arrays)
+    return arrays
+
+
 def check_label_range(a: np.ndarray, name: str, num_classes: int) -> None:
     """Raise ``ValueError`` if ``a`` holds a label ``>= num_classes`` (negatives are refused earlier)."""
     if a.size and a.max() >= num_classes:
@@ -76,8 +84,7 @@ def _check_num_classes(num_classes: int, ignore_index: int | None) -> None:
 
 def _prepare(pred: Any, gt: Any, num_classes: int, ignore_index: int | None) -> tuple[np.ndarray, np.ndarray]:
     _check_num_classes(num_classes, ignore_index)
-    p, g = as_label_array(pred, "pred"), as_label_array(gt, "gt")
-    check_same_shape(pred=p, gt=g)
+    p, g = label_arrays(pred=pred, gt=gt).values()
     check_label_range(p, "pred", num_classes)
     check_label_range(g, "gt", num_classes)
     return p, g
@@ -165,8 +172,7 @@ def semantic_accuracy(pred: Any, gt: Any, ignore_index: int | None = 0) -> float
 
     Any input shape; ``nan`` if every pixel is ignored.
     """
-    p, g = as_label_array(pred, "pred"), as_label_array(gt, "gt")
-    check_same_shape(pred=p, gt=g)
+    p, g = label_arrays(pred=pred, gt=gt).values()
     keep = np.ones(g.shape, dtype=bool) if ignore_index is None else g != ignore_index
     n = int(keep.sum())
     return float((p[keep] == g[keep]).sum() / n) if n else float("nan")
