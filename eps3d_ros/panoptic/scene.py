@@ -10,6 +10,7 @@ min-max normalised over all objects of the scene, then thresholded.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -145,7 +146,7 @@ class Scene:
         t = self.text_embedding(text)
         if self.num_gaussians == 0:
             return np.zeros(0, dtype=np.float32)
-        cos = self.space.cosine(torch.from_numpy(np.ascontiguousarray(self.semantic_features)), t[None])[:, 0]
+        cos = self.space.cosine(_shared_tensor(self.semantic_features), t[None])[:, 0]
         return _minmax(cos.numpy()).astype(np.float32)
 
     def with_vocabulary(
@@ -165,6 +166,13 @@ class Scene:
             cluster_ids=self.cluster_ids, space=self.space, text_encoder=encoder, config=cfg,
             metadata=self.metadata,
         )
+
+
+def _shared_tensor(a: np.ndarray) -> torch.Tensor:
+    """A tensor sharing a read-only array's memory (only read here; a copy would cost 4 N Cs bytes per query)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(a))
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
