@@ -336,7 +336,7 @@ def test_offline_tag_fails_fast_with_instructions(tmp_path, monkeypatch):
     assert time.monotonic() - t0 < 3
     msg = str(info.value)
     for part in ["allow_download=False", "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
-                 "pretrained='/path/to/open_clip_model.safetensors' and quick_gelu=True", "HF_HUB_OFFLINE",
+                 "pretrained='/path/to/open_clip_model.safetensors' and quick_gelu='true'", "HF_HUB_OFFLINE",
                  "hub cache"]:
         assert part in msg, part
     assert isinstance(info.value, RuntimeError)

@@ -17,7 +17,7 @@ Weights (``TextEncoderConfig.pretrained``):
 
 Tags trained with QuickGELU (all OpenAI CLIP weights, among them ``ViT-B-32``/``openai``) need the
 QuickGELU activation, which open_clip 3.x no longer switches on by itself for the plain architecture
-name (it only warns). ``quick_gelu=None`` follows the tag; give ``quick_gelu=True`` (or the
+name (it only warns). ``quick_gelu="auto"`` follows the tag; give ``quick_gelu="true"`` (or the
 ``ViT-B-32-quickgelu`` architecture) with a local file of such weights.
 
 Shapes: K texts or classes, D embedding width (512 for ViT-B-32).
@@ -82,8 +82,10 @@ class TextEncoderConfig:
     device: str = "cpu"
     allow_download: bool = True  # False: only a local file or the Hugging Face cache, never the network
     logit_scale: float = 1 / 0.07  # softmax(logit_scale * cos) turns cosines into class probabilities
-    quick_gelu: bool | None = None  # None: as the tag was trained (QuickGELU for OpenAI weights), else the arch
-    cache_dir: str | None = None  # hub cache (None: HF_HUB_CACHE); for URL-only tags the file folder (~/.cache/clip)
+    # "auto": as the tag was trained (QuickGELU for OpenAI weights), else "true" / "false" (strings, so
+    # that every field maps to a ROS parameter)
+    quick_gelu: str = "auto"
+    cache_dir: str = ""  # hub cache ("": HF_HUB_CACHE); for URL-only tags the file folder (~/.cache/clip)
 
 
 class TextEncoder:
@@ -106,9 +108,10 @@ class TextEncoder:
         self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
 
         checkpoint, tag_cfg = _resolve_weights(open_clip, arch, config)
-        quick_gelu = config.quick_gelu
-        if quick_gelu is None:
+        if config.quick_gelu == "auto":
             quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else False
+        else:
+            quick_gelu = config.quick_gelu == "true"
         if not checkpoint:
             log.warning("text encoder %s has RANDOM weights (pretrained=''): for tests only", arch)
         try:
@@ -282,7 +285,7 @@ def _tag_file(open_clip: ModuleType, arch: str, tag: str, cfg: dict, config: Tex
     if hf_hub and huggingface_hub is not None:
         repo_id, names = _hub_candidates(hf_hub)
         for name in names:
-            hit = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=config.cache_dir)
+            hit = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=config.cache_dir or None)
             if isinstance(hit, str) and os.path.isfile(hit):
                 log.info("CLIP weights %s/%s from the hub cache: %s", arch, tag, hit)
                 return hit
@@ -290,7 +293,7 @@ def _tag_file(open_clip: ModuleType, arch: str, tag: str, cfg: dict, config: Tex
         if may_download:
             for name in names:
                 try:
-                    return huggingface_hub.hf_hub_download(repo_id, name, cache_dir=config.cache_dir)
+                    return huggingface_hub.hf_hub_download(repo_id, name, cache_dir=config.cache_dir or None)
                 except huggingface_hub.errors.LocalEntryNotFoundError as e:  # no connection: don't retry the next
                     error = e
                     break
@@ -325,7 +328,7 @@ def _unavailable_message(arch: str, tag: str, cfg: dict, config: TextEncoderConf
         why = "downloading is disabled (HF_HUB_OFFLINE is set)"
     else:
         why = "huggingface_hub is not installed" if cfg.get("hf_hub") else "no download source is known"
-    qg = " and quick_gelu=True" if cfg.get("quick_gelu") else ""
+    qg = " and quick_gelu='true'" if cfg.get("quick_gelu") else ""
     lines = [f"CLIP weights for {arch} / pretrained={tag!r} are not available: not found locally and {why}."]
     if repo_id:
         try:
@@ -367,6 +370,8 @@ def _check_config(config: TextEncoderConfig) -> None:
         raise ValueError(f"cache_size must be >= 0, got {config.cache_size}")
     if not config.logit_scale > 0:
         raise ValueError(f"logit_scale must be > 0, got {config.logit_scale}")
+    if config.quick_gelu not in ("auto", "true", "false"):
+        raise ValueError(f"quick_gelu must be 'auto', 'true' or 'false', got {config.quick_gelu!r}")
     if not isinstance(config.pretrained, str):
         raise TypeError(f"pretrained must be a tag, a path or '', got {type(config.pretrained).__name__}")
 
