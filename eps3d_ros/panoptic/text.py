@@ -102,6 +102,8 @@ class TextEncoder:
 
         open_clip = import_open_clip()
         arch = config.model.replace("/", "-")  # open_clip accepts "ViT-B/32" for "ViT-B-32"
+        if arch == TINY_TEST_MODEL:  # our own small architecture: registered on demand (tests, demo model)
+            register_tiny_test_model(arch)
         if arch not in open_clip.list_models():
             raise ValueError(f"unknown open_clip architecture {config.model!r}; available include "
                              f"{_some(open_clip.list_models(), near=arch)} (open_clip.list_models())")
@@ -415,7 +417,10 @@ def _short(e: BaseException, n: int = 400) -> str:
     return s if len(s) <= n else s[:n] + " ..."
 
 
-def register_tiny_test_model(name: str = "eps3d-tiny-clip", embed_dim: int = 512) -> str:
+TINY_TEST_MODEL = "eps3d-tiny-clip"
+
+
+def register_tiny_test_model(name: str = TINY_TEST_MODEL, embed_dim: int = 512) -> str:
     """Register a tiny open_clip architecture (text width 64, 2 layers, 2 heads, context 77, the real BPE
     tokenizer; a 1-layer 32x32 vision tower since open_clip needs one) and return its name.
 
