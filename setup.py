@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=5.4",
     "tqdm>=4.60,<5",
     "scipy>=1.10,<2",  # Hungarian matching, KD-trees
+    "Pillow>=10,<14",  # reading recorded RGB-D frames (JPEG/PNG)
     # CLIP text encoder. It imports torchvision, which scripts/setup.sh pins to the release
     # paired with the installed torch (eps3d_ros/torchvision_compat.py covers PyPI's CUDA build
     # beside a CPU torch).
@@ -36,8 +37,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # CUDA rasteriser; installed by scripts/setup.sh only when torch.cuda.is_available().
     "gpu": ["gsplat>=1.5,<1.6"],
-    # rosbags + Pillow: the node test replays a rosbag2 built from the Redwood RGB-D frames
-    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2", "rosbags>=0.10,<1", "Pillow>=10,<14"],
+    # rosbags: the node test replays a rosbag2 built from the Redwood RGB-D frames
+    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2", "rosbags>=0.10,<1"],
     # ROS 2 Kilted from PyPI (project "ros-python-wheels"), for machines WITHOUT a sourced
     # ROS 2 distribution; scripts/setup.sh adds this extra only then.  x86_64, cp310-cp313.
     "ros-wheels": [
