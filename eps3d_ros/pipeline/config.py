@@ -64,8 +64,9 @@ class PipelineConfig:
             raise ValueError("pipeline.every_n_frames must be >= 0 (0 = only on ~/reconstruct)")
         if self.buffer_size < self.window_size:
             raise ValueError(f"pipeline.buffer_size ({self.buffer_size}) must be >= window_size ({self.window_size})")
-        if self.sync_slop < 0 or self.sync_queue_size < 1:
-            raise ValueError("pipeline.sync_slop must be >= 0 and sync_queue_size >= 1")
+        if self.sync_slop <= 0 or self.sync_queue_size < 1:
+            # message_filters' rule is a strict "spread < slop": 0 would never match anything
+            raise ValueError("pipeline.sync_slop must be > 0 and sync_queue_size >= 1")
         if not 0 < self.depth_min < self.depth_max:
             raise ValueError("pipeline.depth_min must be positive and below depth_max")
         if self.depth_scale <= 0 or self.max_frame_age <= 0:

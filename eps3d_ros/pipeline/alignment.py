@@ -1,0 +1,320 @@
+"""From the prediction's frame (first predicted camera, up to scale) to a metric output frame.
+
+EPS3D predicts cameras and Gaussians in its own world (the first view's camera, arbitrary scale).
+What makes them metric and puts them in the robot's map:
+
+* TF camera poses (``Frame.pose``): predicted camera centres vs. TF centres → a similarity
+  (Umeyama) into the map frame;
+* measured depth: the robust median of measured / predicted depth is the scale.
+
+:func:`metric_alignment` picks the best combination available (see its docstring for every branch)
+and says how it got there, so the node can tell the user whether the scale is metric.
+
+A similarity here is ``x ↦ s R x + t`` (``Sim3``); composition ``(A ∘ B)(x) = A(B(x))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..conventions import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+from ..model.outputs import Gaussians
+from .frames import Frame
+
+__all__ = [
+    "Sim3",
+    "Alignment",
+    "AlignmentError",
+    "umeyama_sim3",
+    "depth_scale_ratio",
+    "transform_gaussians",
+    "metric_alignment",
+    "camera_centers",
+]
+
+
+class AlignmentError(ValueError):
+    """Correspondences or depth that cannot determine a transform (too few, degenerate)."""
+
+
+@dataclass(frozen=True, eq=False)  # identity equality/hash: numpy fields have no truth value
+class Sim3:
+    """``x ↦ scale * R @ x + t``."""
+
+    scale: float
+    R: np.ndarray  # [3, 3] float64 rotation (det +1)
+    t: np.ndarray  # [3] float64
+
+    def __post_init__(self) -> None:
+        s = float(self.scale)
+        if not (s > 0 and math.isfinite(s)):
+            raise ValueError(f"Sim3 scale must be positive and finite, got {self.scale}")
+        R = np.array(self.R, dtype=np.float64)
+        t = np.array(self.t, dtype=np.float64).reshape(-1)
+        if R.shape != (3, 3) or t.shape != (3,):
+            raise ValueError(f"Sim3 needs R [3, 3] and t [3], got {R.shape} and {t.shape}")
+        if not (np.isfinite(R).all() and np.isfinite(t).all()):
+            raise ValueError("Sim3 has NaN or infinite entries")
+        if not np.allclose(R.T @ R, np.eye(3), atol=1e-5) or np.linalg.det(R) <= 0:
+            raise ValueError("Sim3 R is not a proper rotation (orthonormal, det +1)")
+        object.__setattr__(self, "scale", s)
+        object.__setattr__(self, "R", R)
+        object.__setattr__(self, "t", t)
+        R.setflags(write=False)
+        t.setflags(write=False)
+
+    @classmethod
+    def identity(cls) -> "Sim3":
+        return cls(1.0, np.eye(3), np.zeros(3))
+
+    @classmethod
+    def from_rigid(cls, m: np.ndarray, scale: float = 1.0) -> "Sim3":
+        """``x ↦ scale * (R x + t)`` from a rigid ``[3|4, 4]`` ``[R | t]`` (R re-orthonormalised, as float32
+        predictions are not exactly orthonormal)."""
+        m = np.asarray(m, dtype=np.float64)
+        R = _nearest_rotation(m[:3, :3])
+        return cls(scale, R, scale * m[:3, 3])
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """``[4, 4]`` homogeneous ``[[s R, t], [0, 1]]``."""
+        m = np.eye(4)
+        m[:3, :3] = self.scale * self.R
+        m[:3, 3] = self.t
+        return m
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Points ``[..., 3]`` → ``[..., 3]`` (float64)."""
+        p = np.asarray(points, dtype=np.float64)
+        if p.shape[-1] != 3:
+            raise ValueError(f"points must be [..., 3], got shape {p.shape}")
+        return self.scale * p @ self.R.T + self.t
+
+    def compose(self, other: "Sim3") -> "Sim3":
+        """``self ∘ other``: apply ``other`` first."""
+        return Sim3(self.scale * other.scale, self.R @ other.R, self.scale * self.R @ other.t + self.t)
+
+    def __matmul__(self, other: "Sim3") -> "Sim3":
+        return self.compose(other)
+
+    def inverse(self) -> "Sim3":
+        return Sim3(1.0 / self.scale, self.R.T, -(self.R.T @ self.t) / self.scale)
+
+
+@dataclass(frozen=True, eq=False)  # identity equality/hash: numpy fields have no truth value
+class Alignment:
+    """How a prediction was put into the output frame."""
+
+    sim3: Sim3  # prediction world → output frame
+    frame_id: str  # the output frame: the map frame, or a camera optical frame
+    scale_known: bool  # True when the output is metric
+    method: str  # "tf" | "depth" | "tf+depth" | "none"
+    residual_m: float  # RMS distance of the aligned predicted camera centres to the TF centres; NaN without TF
+    reference_index: int  # the view whose pose (or optical frame) anchors the rigid part
+    depth_scale: float | None = None  # measured / predicted depth when it was computed
+    notes: tuple[str, ...] = field(default_factory=tuple)  # why a better method was not possible
+
+
+def _nearest_rotation(m: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def umeyama_sim3(src: np.ndarray, dst: np.ndarray, with_scale: bool = True, collinear_tol: float = 1e-6) -> Sim3:
+    """Least-squares similarity ``s R src + t ≈ dst`` (Umeyama 1991), ``src, dst [N, 3]``.
+
+    The rotation is proper (det +1) even when a reflection would fit better. Needs N >= 3 points
+    that are not collinear (``sigma_2 / sigma_1`` of the centred source above ``collinear_tol``).
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.ndim != 2 or src.shape[1] != 3 or src.shape != dst.shape:
+        raise AlignmentError(f"umeyama needs two [N, 3] arrays of the same shape, got {src.shape} and {dst.shape}")
+    n = src.shape[0]
+    if n < 3:
+        raise AlignmentError(f"umeyama needs at least 3 correspondences, got {n}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise AlignmentError("umeyama correspondences contain NaN or infinite values")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    for name, x in (("source", xs), ("target", xd)):
+        sv = np.linalg.svd(x, compute_uv=False)
+        if sv[0] <= 1e-12 or sv[1] <= collinear_tol * sv[0]:
+            raise AlignmentError(f"umeyama {name} points are collinear or coincident (singular values "
+                                 f"{sv.round(9).tolist()}): rotation about their line is undetermined")
+    cov = xd.T @ xs / n  # [3, 3]
+    u, d, vt = np.linalg.svd(cov)
+    e = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[2] = -1.0  # the best orthogonal fit is a reflection: flip the weakest axis
+    R = u @ np.diag(e) @ vt
+    var_s = (xs * xs).sum() / n
+    s = float((d * e).sum() / var_s) if with_scale else 1.0
+    if not s > 0:
+        raise AlignmentError(f"umeyama found a non-positive scale {s}: the correspondences do not match")
+    return Sim3(s, R, mu_d - s * R @ mu_s)
+
+
+def depth_scale_ratio(pred_depth: Any, measured: Any, min_valid: int = 100) -> float:
+    """Robust metric scale: median of ``measured / pred`` over pixels valid in both, ``[S, H, W]`` each.
+
+    Invalid: NaN/inf or non-positive measured depth, non-positive predicted depth. The median
+    tolerates up to half outliers (reflections, edges, moving things).
+    """
+    p = _np64(pred_depth)
+    m = _np64(measured)
+    if p.shape != m.shape:
+        raise AlignmentError(f"mismatched sizes: predicted depth {p.shape} vs measured depth {m.shape} "
+                             "(resize the frames to the network's image size first)")
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(p) & np.isfinite(m) & (p > 1e-9) & (m > 0)
+    count = int(valid.sum())
+    if count < max(1, int(min_valid)):
+        raise AlignmentError(f"only {count} pixels have both a measured and a predicted depth "
+                             f"(need >= {min_valid}): depth scale unknown")
+    ratio = float(np.median(m[valid] / p[valid]))
+    if not (ratio > 0 and math.isfinite(ratio)):
+        raise AlignmentError(f"depth scale ratio {ratio} is not a positive number")
+    return ratio
+
+
+def _np64(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def transform_gaussians(g: Gaussians, sim3: Sim3) -> Gaussians:
+    """Gaussians mapped by ``x ↦ s R x + t``: means, covariances ``s² R Σ Rᵀ``, scales ``× s``, rotations ``R ∘ q``.
+
+    Semantic and instance features and opacities do not depend on the frame. Spherical harmonics
+    are left as they are: the DC term (the colour the scene uses) is rotation invariant; the
+    view-dependent higher bands would need a Wigner rotation and are not rotated.
+    """
+    dev, dt = g.means.device, g.means.dtype
+    R = torch.from_numpy(sim3.R.copy()).to(device=dev, dtype=dt)  # a copy: Sim3's arrays are read-only
+    t = torch.from_numpy(sim3.t.copy()).to(device=dev, dtype=dt)
+    s = float(sim3.scale)
+    means = s * g.means @ R.T + t  # [B, N, 3]
+    cov = (s * s) * (R @ g.covariances @ R.T)  # [B, N, 3, 3]
+    rot = quat_xyzw_to_matrix(g.rotations.to(dt), eps=1e-8)  # [B, N, 3, 3] (as the adapter reads them)
+    rotations = matrix_to_quat_xyzw(R @ rot).to(g.rotations.dtype)  # [B, N, 4] xyzw, w >= 0
+    return replace(g, means=means, covariances=cov.to(g.covariances.dtype), scales=g.scales * s, rotations=rotations)
+
+
+def camera_centers(extrinsics: Any) -> np.ndarray:
+    """Centres ``[S, 3]`` (``-Rᵀ t``) of camera-from-world ``[S, 3|4, 4]``."""
+    e = _np64(extrinsics)
+    R, t = e[:, :3, :3], e[:, :3, 3]
+    return -np.einsum("sji,sj->si", R, t)
+
+
+def metric_alignment(
+    pred: Any,
+    frames: Sequence[Frame],
+    config: Any,
+    batch_index: int = 0,
+    *,
+    min_spread_ratio: float = 0.05,
+    min_spread_m: float = 0.01,
+    min_depth_pixels: int = 100,
+) -> Alignment:
+    """The similarity from the prediction's world to the output frame, from TF poses and/or depth.
+
+    ``pred``: an :class:`~eps3d_ros.model.EPS3DOutput` (reads ``extrinsics`` and ``depth``) for
+    ``frames`` in view order, at the network's image size. ``config``: an ``Eps3dConfig`` (reads
+    ``output.map_frame`` and ``pipeline.use_depth``). Branches, best first:
+
+    1. ``>= 3`` posed views whose TF centres are not collinear (second principal spread at least
+       ``min_spread_ratio`` of the first and ``min_spread_m`` metres RMS): Umeyama Sim3 of predicted
+       → TF centres; method ``"tf"``, frame = map, metric.
+    2. posed views, but fewer or collinear: rigid part from the *newest* posed view (its predicted
+       camera is put exactly at its TF pose), scale from depth (method ``"tf+depth"``), else from the
+       ratio of the TF and predicted camera baselines when they span ``min_spread_m`` (``"tf"``), else
+       unknown (``"tf"``, scale 1, ``scale_known`` False). Frame = map.
+    3. depth, no poses: scale from depth, frame = the *newest* view's optical frame (its predicted
+       camera becomes the origin, axes OpenCV); method ``"depth"``.
+    4. neither: the same rigid placement, scale 1; method ``"none"``, ``scale_known`` False.
+
+    The camera-frame branches anchor on the newest view so that (frame_id, snapshot stamp = newest
+    stamp) is a consistent header for TF. Depth-less frames, or too few valid depth pixels, simply
+    leave depth out (a note says so).
+    """
+    frames = list(frames)
+    ext = pred.extrinsics[batch_index]  # [S, 3, 4]
+    S = int(ext.shape[0])
+    if len(frames) != S:
+        raise ValueError(f"{len(frames)} frames for a prediction of {S} views")
+    E = _np64(ext)  # [S, 3, 4] camera-from-world of the prediction
+    c_pred = camera_centers(E)  # [S, 3]
+    map_frame = config.output.map_frame
+    notes: list[str] = []
+
+    depth_scale = None
+    with_depth = [i for i, f in enumerate(frames) if f.depth is not None] if config.pipeline.use_depth else []
+    if with_depth:
+        pd = pred.depth[batch_index, with_depth, ..., 0]  # [S', H, W]
+        md = np.stack([frames[i].depth for i in with_depth])
+        try:
+            depth_scale = depth_scale_ratio(pd, md, min_depth_pixels)
+        except AlignmentError as e:
+            if "mismatched sizes" in str(e):
+                raise
+            notes.append(f"depth not used: {e}")
+
+    posed = [i for i, f in enumerate(frames) if f.pose is not None]
+    c_map = np.stack([frames[i].pose[:3, 3] for i in posed]) if posed else np.zeros((0, 3))
+
+    if len(posed) >= 3:
+        sv = np.linalg.svd(c_map - c_map.mean(0), compute_uv=False)
+        rms2 = sv[1] / math.sqrt(len(posed))
+        if sv[1] >= min_spread_ratio * sv[0] and rms2 >= min_spread_m:
+            try:
+                sim = umeyama_sim3(c_pred[posed], c_map)
+                return Alignment(sim, map_frame, True, "tf", _residual(sim, c_pred[posed], c_map), posed[-1],
+                                 depth_scale, tuple(notes))
+            except AlignmentError as e:
+                notes.append(f"TF similarity fit failed: {e}")
+        else:
+            notes.append(f"TF camera centres nearly collinear (principal spreads {(sv / math.sqrt(len(posed))).round(4).tolist()} m): "
+                         "rotation about the path is undetermined, anchoring on one pose instead")
+    elif posed:
+        notes.append(f"only {len(posed)} TF pose(s) in the window (3 non-collinear needed for a full fit)")
+
+    if posed:
+        k = posed[-1]
+        scale_known, method, s = True, "tf", 1.0
+        if depth_scale is not None:
+            s, method = depth_scale, "tf+depth"
+        else:
+            others = [j for j, i in enumerate(posed) if i != k]
+            base_map = sum(float(np.linalg.norm(c_map[j] - c_map[-1])) for j in others)
+            base_pred = sum(float(np.linalg.norm(c_pred[posed[j]] - c_pred[k])) for j in others)
+            if others and base_map >= min_spread_m and base_pred > 1e-9:
+                s = base_map / base_pred
+            else:
+                scale_known = False
+                notes.append("scale unknown: no usable depth and the TF camera baseline is below "
+                             f"{min_spread_m} m; the output is in the map frame but not metric")
+        # x_map = pose_k (s * (R_k x + t_k)): the predicted camera k sits exactly at its TF pose
+        sim = Sim3.from_rigid(frames[k].pose) @ Sim3.from_rigid(E[k], scale=s)
+        return Alignment(sim, map_frame, scale_known, method, _residual(sim, c_pred[posed], c_map), k,
+                         depth_scale, tuple(notes))
+
+    k = S - 1
+    if depth_scale is not None:
+        return Alignment(Sim3.from_rigid(E[k], scale=depth_scale), frames[k].frame_id, True, "depth", float("nan"), k,
+                         depth_scale, tuple(notes))
+    notes.append("no TF pose and no usable depth: output in the newest camera's optical frame, scale unknown")
+    return Alignment(Sim3.from_rigid(E[k]), frames[k].frame_id, False, "none", float("nan"), k, None, tuple(notes))
+
+
+def _residual(sim: Sim3, src: np.ndarray, dst: np.ndarray) -> float:
+    return float(np.sqrt(((sim.apply(src) - dst) ** 2).sum(-1).mean()))

@@ -1,0 +1,215 @@
+"""A bounded, thread-safe buffer of synchronized frames, and the choice of keyframe windows.
+
+Admission rules (each refusal or drop has a reason string the node can log, and is counted):
+
+* ``stale``: a frame older than ``newest - max_frame_age`` is refused; buffered frames that fall
+  behind ``newest - max_frame_age`` when a newer frame arrives are dropped;
+* ``out_of_order``: a frame older than the last accepted one is refused (windows are built from a
+  time-ordered buffer); ``duplicate``: same stamp as the last accepted one;
+* ``overflow``: the oldest frame leaves when more than ``buffer_size`` are held;
+* ``size_change``: an image size different from the buffered frames' (a camera reconfigured) is
+  *accepted* and the older frames are dropped — a window never mixes sizes, and the stream goes on
+  instead of stalling on a refusal forever. A change of K alone is fine (each frame keeps its own);
+* ``time_jump``: after ``time_jump_frames`` consecutive ``stale`` refusals the clock evidently went
+  back (a looping bag, a restarted simulator): the buffer resets and takes the frame. The node may
+  also call :meth:`FrameBuffer.reset` from a ROS time-jump handler.
+
+Keyframes: see :meth:`FrameBuffer.select_window`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import PipelineConfig
+from .frames import Frame
+
+__all__ = ["AddResult", "EmptyBufferError", "FrameBuffer", "DROP_REASONS"]
+
+DROP_REASONS = ("stale", "out_of_order", "duplicate", "overflow", "size_change", "time_jump", "reset")
+
+
+class EmptyBufferError(LookupError):
+    """A window was requested but no frame is buffered."""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    accepted: bool
+    reason: str = ""  # refusal reason, or what accepting it caused ("size_change", "time_jump"); "" = plain accept
+    message: str = ""  # one log line
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+
+class FrameBuffer:
+    def __init__(self, config: PipelineConfig, time_jump_frames: int = 3) -> None:
+        self.config = config.validate()
+        self.time_jump_frames = int(time_jump_frames)  # 0 disables the automatic reset
+        self._frames: deque[Frame] = deque()
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
+        self._accepted = 0
+        self._windows = 0
+        self._since_window = 0
+        self._stale_run = 0
+        self._last_stamp: float | None = None  # survives overflow/staleness drops; cleared by reset
+
+    # ------------------------------------------------------------------------------ admission
+    def add(self, frame: Frame) -> bool:
+        """Buffer ``frame``; False when refused (see :meth:`offer` for the reason)."""
+        return self.offer(frame).accepted
+
+    def offer(self, frame: Frame) -> AddResult:
+        """Buffer ``frame`` and say what happened."""
+        if not isinstance(frame, Frame):
+            raise TypeError(f"expected a Frame, got {type(frame).__name__}")
+        cfg = self.config
+        with self._lock:
+            reason, message = "", ""
+            last = self._last_stamp
+            if last is not None and frame.stamp < last - cfg.max_frame_age:
+                self._stale_run += 1
+                if not (self.time_jump_frames and self._stale_run >= self.time_jump_frames):
+                    self._dropped["stale"] += 1
+                    return AddResult(False, "stale", f"frame at {frame.stamp:.3f} s is {last - frame.stamp:.3f} s older "
+                                     f"than the newest ({last:.3f} s), more than max_frame_age {cfg.max_frame_age} s")
+                n = self._clear("time_jump")
+                reason, message = "time_jump", (f"time went back from {last:.3f} s to {frame.stamp:.3f} s "
+                                                f"({self._stale_run} frames in a row): dropped {n} buffered frames")
+                last = None
+            elif last is not None and frame.stamp == last:
+                self._stale_run = 0
+                self._dropped["duplicate"] += 1
+                return AddResult(False, "duplicate", f"frame at {frame.stamp:.3f} s has the same stamp as the last one")
+            elif last is not None and frame.stamp < last:
+                self._stale_run = 0
+                self._dropped["out_of_order"] += 1
+                return AddResult(False, "out_of_order", f"frame at {frame.stamp:.3f} s is older than the last "
+                                 f"accepted one ({last:.3f} s)")
+            self._stale_run = 0
+            if self._frames and self._frames[-1].size != frame.size:
+                old = self._frames[-1].size
+                n = self._clear("size_change")
+                reason, message = "size_change", (f"image size changed from {old[0]}x{old[1]} to "
+                                                  f"{frame.height}x{frame.width}: dropped {n} buffered frames")
+            self._frames.append(frame)
+            self._last_stamp = frame.stamp
+            self._accepted += 1
+            self._since_window += 1
+            while self._frames and self._frames[0].stamp < frame.stamp - cfg.max_frame_age:
+                self._frames.popleft()
+                self._dropped["stale"] += 1
+            while len(self._frames) > cfg.buffer_size:
+                self._frames.popleft()
+                self._dropped["overflow"] += 1
+            return AddResult(True, reason, message)
+
+    def _clear(self, reason: str) -> int:
+        n = len(self._frames)
+        self._frames.clear()
+        self._dropped[reason] += n
+        self._since_window = 0
+        self._last_stamp = None
+        return n
+
+    def reset(self) -> None:
+        """Drop every frame (counted as ``reset``) and forget the last stamp (e.g. after a time jump)."""
+        with self._lock:
+            self._clear("reset")
+            self._stale_run = 0
+
+    # ------------------------------------------------------------------------------- windows
+    @property
+    def frames_since_window(self) -> int:
+        """Frames accepted since the last :meth:`select_window`."""
+        with self._lock:
+            return self._since_window
+
+    def ready(self) -> bool:
+        """True when ``every_n_frames`` (> 0) frames arrived since the last window and one is buffered."""
+        n = self.config.every_n_frames
+        with self._lock:
+            return n > 0 and bool(self._frames) and self._since_window >= n
+
+    def select_window(self, window_size: int | None = None) -> list[Frame]:
+        """Up to ``window_size`` (default ``config.window_size``) keyframes, oldest → newest.
+
+        Walking back from the newest frame (always kept), a frame becomes a keyframe when it is at
+        least ``keyframe_min_interval`` s older than the last kept one and — when both poses are known
+        — the camera moved at least ``keyframe_min_translation`` m or turned ``keyframe_min_rotation``°
+        from it. When fewer than V qualify, the most recent remaining frames fill up (a robot standing
+        still still gets reconstructions, just with less parallax). Resets :attr:`frames_since_window`.
+        """
+        cfg = self.config
+        v = cfg.window_size if window_size is None else int(window_size)
+        if v < 1:
+            raise ValueError(f"window_size must be >= 1, got {v}")
+        with self._lock:
+            if not self._frames:
+                raise EmptyBufferError("no frames buffered: no synchronized image (and depth) received yet, "
+                                       "or all were refused (see the buffer stats)")
+            newest_first = list(reversed(self._frames))
+            self._since_window = 0
+            self._windows += 1
+        kept = [0]
+        for i in range(1, len(newest_first)):
+            if len(kept) == v:
+                break
+            if _far_enough(newest_first[kept[-1]], newest_first[i], cfg):
+                kept.append(i)
+        for i in range(len(newest_first)):  # fill with the most recent frames not chosen
+            if len(kept) == v:
+                break
+            if i not in kept:
+                kept.append(i)
+        return sorted((newest_first[i] for i in kept), key=lambda f: f.stamp)
+
+    # --------------------------------------------------------------------------------- views
+    def frames(self) -> list[Frame]:
+        """A copy of the buffered frames, oldest → newest."""
+        with self._lock:
+            return list(self._frames)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)
+
+    def stats(self) -> dict:
+        """``size``, ``capacity``, ``fill`` (0..1), ``accepted``, ``dropped`` {reason: n}, ``dropped_total``,
+        ``frames_since_window``, ``windows``, ``newest_stamp``."""
+        with self._lock:
+            return {
+                "size": len(self._frames),
+                "capacity": self.config.buffer_size,
+                "fill": len(self._frames) / self.config.buffer_size,
+                "accepted": self._accepted,
+                "dropped": {r: int(self._dropped[r]) for r in DROP_REASONS},
+                "dropped_total": int(sum(self._dropped.values())),
+                "frames_since_window": self._since_window,
+                "windows": self._windows,
+                "newest_stamp": self._frames[-1].stamp if self._frames else None,
+            }
+
+
+def _far_enough(kept: Frame, cand: Frame, cfg: PipelineConfig) -> bool:
+    """Is ``cand`` (older) a new keyframe relative to the last kept ``kept``?"""
+    if kept.stamp - cand.stamp < cfg.keyframe_min_interval:
+        return False
+    if kept.pose is None or cand.pose is None:
+        return True  # no poses: time spacing alone
+    translation = float(np.linalg.norm(kept.pose[:3, 3] - cand.pose[:3, 3]))
+    return translation >= cfg.keyframe_min_translation or rotation_angle_deg(kept.pose, cand.pose) >= cfg.keyframe_min_rotation
+
+
+def rotation_angle_deg(pose_a: np.ndarray, pose_b: np.ndarray) -> float:
+    """Angle in degrees of the relative rotation between two poses ``[4, 4]``."""
+    r = pose_a[:3, :3].T @ pose_b[:3, :3]
+    c = (np.trace(r) - 1.0) / 2.0
+    return math.degrees(math.acos(min(1.0, max(-1.0, c))))

@@ -1,0 +1,42 @@
+"""Build a ready Reconstructor from the config: model and text encoder from local paths, warmed up."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from ..model import EPS3D, EPS3DConfig
+from ..panoptic.text import TextEncoder
+from .config import Eps3dConfig
+from .reconstruct import Reconstructor
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"model.device is {name!r} but CUDA is not available (torch {torch.__version__})")
+    return name
+
+
+def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
+    """Load, warm up (first kernels, vocabulary embeddings) and wrap; errors name the missing piece."""
+    m = config.model
+    device = resolve_device(m.device)
+    if m.weights:
+        model = EPS3D.from_pretrained(m.weights, device=device, config=m.config or None)
+    else:
+        log.warning("model.weights is empty: RANDOM weights of preset %r (tests only)", m.preset)
+        model = EPS3D(EPS3DConfig.preset(m.preset)).to(device).eval()
+    text = TextEncoder(config.text)
+    p = config.pipeline
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        model(torch.zeros(1, min(2, p.window_size), 3, p.image_height, p.image_width, device=device))
+    text.prototypes(config.panoptic.vocabulary)
+    log.info("model on %s, warm-up %.2f s", device, time.perf_counter() - t0)
+    return Reconstructor(model, text, config)

@@ -1,0 +1,142 @@
+"""One reconstruction: a window of frames → the network → a metric panoptic scene in the output frame.
+
+Stages (each timed): preprocess (resize to the network size, stack, upload), network (EPS3D forward
+under ``torch.inference_mode``), alignment (prediction world → map or camera frame, see
+:func:`~eps3d_ros.pipeline.alignment.metric_alignment`, then the Gaussians are transformed and,
+optionally, their centres replaced by measured depth), panoptic (labels, instances, objects).
+
+The result, :class:`SceneSnapshot`, is immutable: the node can publish and query it from other
+threads while the next one is being built.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..panoptic import Scene, SemanticSpace, build_scene
+from .alignment import Alignment, metric_alignment, transform_gaussians
+from .config import Eps3dConfig
+from .frames import Frame
+from .images import resize_frame
+
+__all__ = ["SceneSnapshot", "Reconstructor", "measured_world_points"]
+
+
+@dataclass(frozen=True, eq=False)  # identity equality/hash: numpy fields have no truth value
+class SceneSnapshot:
+    scene: Scene  # means in ``frame_id``, metres when ``scale_known``
+    frame_id: str  # output.map_frame with TF; else the newest window frame's optical frame
+    stamp: float  # seconds: the newest frame of the window
+    scale_known: bool
+    alignment: Alignment
+    timings: Mapping[str, float]  # seconds per stage: preprocess, network, alignment, panoptic, total (read-only)
+    window_stamps: tuple[float, ...]  # the window's frame stamps, in view order (oldest → newest)
+    measured_depth: bool = False  # True when some Gaussian centres come from measured depth
+    notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks for the log (alignment fallbacks ...)
+
+
+class Reconstructor:
+    """Runs ``model`` on windows of frames. ``config``: the whole :class:`Eps3dConfig` (reads ``pipeline``,
+    ``output`` and ``panoptic``). Puts ``model`` in eval mode. Not thread-safe: one caller (the worker)."""
+
+    def __init__(self, model: torch.nn.Module, text_encoder: Any, config: Eps3dConfig) -> None:
+        config.pipeline.validate()
+        config.output.validate()
+        config.panoptic.validate()
+        self.model = model.eval()
+        self.text_encoder = text_encoder
+        self.config = config
+        self.space = SemanticSpace.from_model(model)  # the expansion into the text space, read once
+        self.device = next(model.parameters()).device
+
+    def run(self, frames: Sequence[Frame]) -> SceneSnapshot:
+        frames = list(frames)
+        if not frames:
+            raise ValueError("cannot reconstruct from an empty window of frames")
+        for f in frames:
+            if not isinstance(f, Frame):
+                raise TypeError(f"windows hold Frame objects, got {type(f).__name__}")
+        cfg = self.config
+        pc = cfg.pipeline
+        t0 = time.perf_counter()
+
+        H, W = pc.image_height, pc.image_width
+        small = [resize_frame(f, H, W) for f in frames]
+        rgb = np.stack([f.rgb for f in small])  # [V, H, W, 3] uint8
+        images = torch.from_numpy(rgb).to(self.device).permute(0, 3, 1, 2)[None].float().div_(255.0)  # [1, V, 3, H, W]
+        t1 = self._tick()
+
+        with torch.inference_mode():
+            pred = self.model(images)
+            t2 = self._tick()
+            align = metric_alignment(pred, small, cfg)
+            g = transform_gaussians(pred.gaussians, align.sim3)
+            notes = list(align.notes)
+            used_depth = False
+            if pc.use_measured_depth and pc.use_depth and align.method in ("tf", "tf+depth"):  # map frame via TF
+                g, used_depth, note = _replace_with_measured_depth(g, small)
+                if note:
+                    notes.append(note)
+            t3 = self._tick()
+
+        newest = max(f.stamp for f in frames)
+        scene = build_scene(g, self.space, self.text_encoder, cfg.panoptic, metadata={
+            "frame_id": align.frame_id, "stamp": newest, "alignment": align.method,
+            "scale_known": align.scale_known})
+        t4 = time.perf_counter()
+        timings = {"preprocess": t1 - t0, "network": t2 - t1, "alignment": t3 - t2, "panoptic": t4 - t3, "total": t4 - t0}
+        return SceneSnapshot(
+            scene=scene, frame_id=align.frame_id, stamp=newest, scale_known=align.scale_known,
+            alignment=align, timings=MappingProxyType(timings), window_stamps=tuple(f.stamp for f in frames),
+            measured_depth=used_depth, notes=tuple(notes),
+        )
+
+    def _tick(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # honest stage timings: CUDA work is asynchronous
+        return time.perf_counter()
+
+
+def measured_world_points(frame: Frame) -> np.ndarray:
+    """World (map) points ``[H, W, 3]`` float64 of a frame's measured depth through its pose; NaN where invalid.
+
+    Pixel ``(u, v)``'s centre is at ``(u, v)`` (the Frame K convention): ``X = pose (d K⁻¹ [u, v, 1])``.
+    """
+    if frame.depth is None or frame.pose is None:
+        raise ValueError("measured world points need a frame with depth and pose")
+    H, W = frame.size
+    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64), indexing="xy")
+    pix = np.stack([u, v, np.ones_like(u)], -1)  # [H, W, 3]
+    cam = (pix @ np.linalg.inv(frame.K).T) * frame.depth.astype(np.float64)[..., None]  # [H, W, 3], NaN stays NaN
+    return cam @ frame.pose[:3, :3].T + frame.pose[:3, 3]
+
+
+def _replace_with_measured_depth(g: Any, frames: list[Frame]) -> tuple[Any, bool, str]:
+    """Centres of pixel-aligned Gaussians (N = V*H*W, view-row-col order) from measured depth where valid."""
+    V = len(frames)
+    H, W = frames[0].size
+    if g.means.shape[1] != V * H * W:
+        return g, False, (f"use_measured_depth ignored: {g.means.shape[1]} Gaussians are not pixel-aligned "
+                          f"({V}x{H}x{W} = {V * H * W}; voxelized predictions keep the network's centres)")
+    means = g.means.clone()  # [B, N, 3]
+    used = 0
+    for i, f in enumerate(frames):
+        if f.depth is None or f.pose is None:
+            continue
+        pts = measured_world_points(f).reshape(-1, 3)  # [H*W, 3]
+        ok = np.isfinite(pts).all(-1)
+        if not ok.any():
+            continue
+        idx = torch.from_numpy(np.nonzero(ok)[0] + i * H * W).to(means.device)
+        means[:, idx] = torch.from_numpy(pts[ok]).to(means)
+        used += int(ok.sum())
+    if not used:
+        return g, False, "use_measured_depth: no frame had both valid depth and a pose"
+    return replace(g, means=means), True, ""

@@ -1,0 +1,182 @@
+"""Reconstruction (real tiny network, synthetic frames) and the single inference thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from eps3d_ros.data.synthetic import generate_scene
+from eps3d_ros.model import EPS3D, EPS3DConfig
+from eps3d_ros.panoptic import TextEncoder
+from eps3d_ros.panoptic.text import register_tiny_test_model
+from eps3d_ros.pipeline.config import Eps3dConfig
+from eps3d_ros.pipeline.frames import Frame, synthetic_frames
+from eps3d_ros.pipeline.reconstruct import Reconstructor, SceneSnapshot
+from eps3d_ros.pipeline.worker import InferenceWorker
+
+SIZE = 56
+
+
+@pytest.fixture(scope="module")
+def reconstructor() -> Reconstructor:
+    cfg = Eps3dConfig()
+    cfg.pipeline.image_height = cfg.pipeline.image_width = SIZE
+    cfg.pipeline.use_measured_depth = True
+    cfg.panoptic.clustering.max_samples = 1000  # HDBSCAN on 1k samples: fast tests
+    model = EPS3D(EPS3DConfig.preset("tiny"))
+    return Reconstructor(model, TextEncoder(model=register_tiny_test_model(), pretrained=""), cfg)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    scene = generate_scene(seed=1, num_views=3, height=SIZE, width=SIZE)  # every pixel hits a surface
+    assert scene.valid.all()
+    return scene, synthetic_frames(scene, stamps=[10.0, 10.5, 11.0])
+
+
+def test_reconstruction_is_metric_in_the_map_frame(reconstructor, synthetic) -> None:
+    scene, frames = synthetic
+    snap = reconstructor.run(frames)
+    assert isinstance(snap, SceneSnapshot)
+    assert (snap.frame_id, snap.scale_known, snap.alignment.method, snap.measured_depth) == ("map", True, "tf", True)
+    assert snap.stamp == 11.0 and snap.window_stamps == (10.0, 10.5, 11.0)
+    assert set(snap.timings) == {"preprocess", "network", "alignment", "panoptic", "total"}
+    assert snap.timings["total"] >= snap.timings["network"] > 0
+    # pixel-aligned Gaussians: centres = measured depth through TF = the true world points
+    means = snap.scene.means.reshape(3, SIZE, SIZE, 3)
+    for v in range(3):
+        np.testing.assert_allclose(means[v], scene.world_points(v), atol=1e-3)
+    # objects (whatever random weights call them) lie in the room, near the table (centred over the map
+    # origin, z up): map coordinates, not the first camera's
+    lo, hi = means.reshape(-1, 3).min(0), means.reshape(-1, 3).max(0)
+    assert snap.scene.objects
+    for o in snap.scene.objects:
+        assert np.all(o.centroid >= lo) and np.all(o.centroid <= hi)
+        assert np.linalg.norm(o.centroid[:2]) < 1.5 and 0.0 < o.centroid[2] < 1.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.frame_id = "x"
+    with pytest.raises(TypeError):
+        snap.timings["total"] = 0.0
+
+
+def test_network_centres_are_transformed_into_the_map(reconstructor, synthetic) -> None:
+    """Without measured depth, the network's centres go through the TF similarity: its cameras land on TF."""
+    _, frames = synthetic
+    cfg = dataclasses.replace(reconstructor.config,
+                              pipeline=dataclasses.replace(reconstructor.config.pipeline, use_measured_depth=False))
+    r = Reconstructor(reconstructor.model, reconstructor.text_encoder, cfg)
+    snap = r.run(frames)
+    assert (snap.frame_id, snap.scale_known, snap.measured_depth) == ("map", True, False)
+    assert snap.alignment.residual_m < 1.0 and np.isfinite(snap.scene.means).all()
+
+
+def test_depth_only_frames_are_resized_and_stay_in_the_camera_frame(reconstructor) -> None:
+    scene = generate_scene(seed=1, num_views=2, height=2 * SIZE, width=2 * SIZE)
+    frames = synthetic_frames(scene, with_pose=False, frame_id="head_camera_optical")
+    snap = reconstructor.run(frames)
+    assert (snap.frame_id, snap.scale_known, snap.alignment.method, snap.measured_depth) == (
+        "head_camera_optical", True, "depth", False)
+    assert snap.scene.num_gaussians == 2 * SIZE * SIZE
+    bare = [Frame(f.stamp, f.rgb, f.K, f.frame_id) for f in frames]
+    snap = reconstructor.run(bare)
+    assert (snap.scale_known, snap.alignment.method) == (False, "none")
+    with pytest.raises(ValueError, match="empty window"):
+        reconstructor.run([])
+
+
+def test_worker_runs_the_real_reconstructor(reconstructor, synthetic) -> None:
+    _, frames = synthetic
+    results, errors = [], []
+    w = InferenceWorker(reconstructor, results.append, lambda e, f: errors.append(e))
+    try:
+        assert w.latest is None
+        assert w.submit(frames)
+        assert w.wait_idle(60)
+        assert errors == [] and len(results) == 1 and w.latest is results[0]
+        assert results[0].frame_id == "map"
+        s = w.stats()
+        assert s["runs"] == 1 and s["failures"] == 0 and s["last_duration"] > 0 and not s["busy"]
+    finally:
+        assert w.stop(10)
+
+
+class Gate:
+    """A stand-in reconstructor: returns its input's stamps after a gate opens; raises on request."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.calls = []
+
+    def run(self, frames):
+        self.calls.append(frames)
+        self.started.set()
+        self.gate.wait(10)
+        if frames == ["boom"]:
+            raise RuntimeError("network failed")
+        return tuple(frames)
+
+
+def test_pending_window_is_replaced_by_a_newer_one() -> None:
+    rec, results = Gate(), []
+    w = InferenceWorker(rec, results.append, lambda e, f: None)
+    try:
+        w.submit(["a"])
+        assert rec.started.wait(5) and w.running and w.busy
+        w.submit(["b"])  # waits
+        w.submit(["c"])  # replaces "b", which never started
+        rec.gate.set()
+        assert w.wait_idle(5)
+        assert results == [("a",), ("c",)] and rec.calls == [["a"], ["c"]]
+        s = w.stats()
+        assert s["replaced"] == 1 and s["runs"] == 2 and s["submitted"] == 3 and w.latest == ("c",)
+    finally:
+        w.stop(5)
+
+
+def test_exceptions_are_reported_and_the_worker_continues() -> None:
+    rec, results, errors = Gate(), [], []
+    rec.gate.set()
+    w = InferenceWorker(rec, results.append, lambda e, f: errors.append((type(e).__name__, str(e), f)))
+    try:
+        w.submit(["boom"])
+        assert w.wait_idle(5)
+        assert errors == [("RuntimeError", "network failed", ["boom"])] and results == []
+        w.submit(["ok"])
+        assert w.wait_idle(5) and results == [("ok",)] and w.alive
+        s = w.stats()
+        assert s["failures"] == 1 and s["runs"] == 1 and s["last_error"] == "RuntimeError: network failed"
+    finally:
+        w.stop(5)
+    # callbacks that raise do not kill the thread either
+    def bad_result(_):
+        raise ValueError("publisher gone")
+
+    w = InferenceWorker(lambda frames: frames, bad_result, None)
+    try:
+        w.submit(["x"])
+        w.submit(["y"])
+        assert w.wait_idle(5) and w.alive and w.latest in (["x"], ["y"])
+    finally:
+        w.stop(5)
+
+
+def test_stop_joins_and_refuses_new_work() -> None:
+    rec = Gate()
+    w = InferenceWorker(rec, None, None)
+    w.submit(["a"])
+    assert rec.started.wait(5)
+    w.submit(["b"])  # pending: discarded by stop
+    t0 = time.perf_counter()
+    assert not w.stop(timeout=0.1)  # "a" is still running
+    assert time.perf_counter() - t0 < 2
+    rec.gate.set()
+    assert w.stop(timeout=5) and not w.alive
+    assert rec.calls == [["a"]] and w.stats()["discarded_on_stop"] == 1
+    assert w.submit(["c"]) is False
+    with pytest.raises(ValueError, match="empty window"):
+        w.submit([])
