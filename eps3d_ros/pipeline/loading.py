@@ -40,3 +40,17 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     text.prototypes(config.panoptic.vocabulary)
     log.info("model on %s, warm-up %.2f s", device, time.perf_counter() - t0)
     return Reconstructor(model, text, config)
+
+
+def release_cuda_cache() -> None:
+    """Give cached CUDA memory back (deactivate / cleanup); nothing without CUDA."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def gpu_memory() -> dict:
+    """Allocated / reserved CUDA memory in MiB, for diagnostics."""
+    if not torch.cuda.is_available():
+        return {"gpu_memory": "no CUDA"}
+    return {"gpu_memory_allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
+            "gpu_memory_reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1)}

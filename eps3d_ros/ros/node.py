@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -31,8 +31,9 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from ..pipeline.frames import Frame
-from ..pipeline.loading import load_reconstructor
+from ..pipeline.loading import gpu_memory, load_reconstructor, release_cuda_cache
 from ..pipeline.frame_buffer import FrameBuffer
+from .diagnostics import diagnostics_message
 from .frame_input import FrameInput
 from .log_forwarding import forward_core_logs
 from .messages import camera_info_to_k, image_to_depth, image_to_rgb, seconds_to_stamp, stamp_to_seconds
@@ -101,7 +102,7 @@ class Eps3dNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_inputs()
-        _empty_cuda_cache()
+        release_cuda_cache()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -140,7 +141,7 @@ class Eps3dNode(LifecycleNode):
         if self.worker is not None:
             self.worker.stop(timeout=30.0)
         self.worker = self.pipeline = self.snapshot = self.buffer = None
-        _empty_cuda_cache()
+        release_cuda_cache()
 
     # ---------------------------------------------------------------------------- input
     def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
@@ -260,44 +261,18 @@ class Eps3dNode(LifecycleNode):
 
     # ---------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name="eps3d_node: pipeline", hardware_id="eps3d")
         values = {**self._stats, **(self.buffer.stats() if self.buffer else {}),
                   **{f"worker_{k}": v for k, v in (self.worker.stats() if self.worker else {}).items()},
-                  "sync_dropped": self._input.dropped if self._input else 0}
-        snap = self.snapshot
-        if snap is not None:
-            values.update({f"latency_{k}_s": round(v, 4) for k, v in snap.timings.items()})
-            values["scene_frame"] = snap.frame_id
-            values["scale"] = "known" if snap.scale_known else "scale unknown"
-        values.update(_gpu_memory())
-        st.level = DiagnosticStatus.OK
-        st.message = "ok" if snap is None or snap.scale_known else "scale unknown"
-        if self._stats["failures"] or self._stats["bad_input"]:
-            st.level, st.message = DiagnosticStatus.WARN, self._stats["last_error"][:200] or st.message
-        st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
-        self._diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[st]))
+                  "sync_dropped": self._input.dropped if self._input else 0, **gpu_memory()}
+        self._diag.publish(diagnostics_message(values, self.snapshot, self._stats["last_error"],
+                                               bool(self._stats["failures"] or self._stats["bad_input"]),
+                                               self.get_clock().now().to_msg()))
 
 
 def _object_type():
     from eps3d_ros.msg import Object3D
 
     return Object3D
-
-
-def _empty_cuda_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _gpu_memory() -> dict:
-    import torch
-
-    if not torch.cuda.is_available():
-        return {"gpu_memory": "no CUDA"}
-    return {"gpu_memory_allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
-            "gpu_memory_reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1)}
 
 
 def main(args=None) -> None:

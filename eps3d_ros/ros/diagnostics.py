@@ -1,0 +1,21 @@
+"""The node's ``/diagnostics`` status: latency per stage, buffer fill and drops, worker, GPU memory, scale."""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+
+def diagnostics_message(values: dict, snapshot, last_error: str, degraded: bool, stamp) -> DiagnosticArray:
+    """One ``DiagnosticStatus`` "eps3d_node: pipeline"; WARN after bad input or failures, "scale unknown" noted."""
+    values = dict(values)
+    if snapshot is not None:
+        values.update({f"latency_{k}_s": round(v, 4) for k, v in snapshot.timings.items()})
+        values["scene_frame"] = snapshot.frame_id
+        values["scale"] = "known" if snapshot.scale_known else "scale unknown"
+    st = DiagnosticStatus(name="eps3d_node: pipeline", hardware_id="eps3d", level=DiagnosticStatus.OK)
+    st.message = "ok" if snapshot is None or snapshot.scale_known else "scale unknown"
+    if degraded:
+        st.level, st.message = DiagnosticStatus.WARN, last_error[:200] or st.message
+    st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+    return DiagnosticArray(header=Header(stamp=stamp), status=[st])
