@@ -196,6 +196,9 @@ def test_tiny_network_end_to_end(encoder) -> None:
     for o in scene.objects:
         assert np.all(scene.instance_ids[o.indices] == (o.id if o.is_thing else 0))
     assert scene.metadata["hdbscan_samples"] <= n
+    assert scene.splats.scales.shape == (n, 3) and scene.splats.rotations.shape == (n, 4)
+    assert scene.splats.harmonics.shape == (n, 3, 25)
+    np.testing.assert_allclose(scene.splats.scales, pred.gaussians.scales[0].numpy())
 
 
 def test_render_panoptic_views_labels_covered_pixels(encoder, space) -> None:

@@ -8,7 +8,7 @@ from .build import build_scene
 from .clustering import ClusteringConfig, InstanceClusters, cluster_instances
 from .config import PanopticConfig
 from .geometry import OrientedBox
-from .scene import QueryMatch, Scene, SceneObject
+from .scene import QueryMatch, Scene, SceneObject, SplatParams
 from .semantic_space import SemanticSpace
 from .slerp import slerp, weighted_slerp_pool
 from .text import TextEncoder, TextEncoderConfig, TextEncoderUnavailable
@@ -24,6 +24,7 @@ __all__ = [
     "QueryMatch",
     "Scene",
     "SceneObject",
+    "SplatParams",
     "SemanticSpace",
     "TextEncoder",
     "TextEncoderConfig",

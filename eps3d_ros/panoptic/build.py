@@ -21,7 +21,7 @@ import torch
 from .clustering import cluster_instances
 from .config import PanopticConfig
 from .geometry import knn_outliers, oriented_box
-from .scene import UNKNOWN, Scene, SceneObject, TextEmbedder
+from .scene import UNKNOWN, Scene, SceneObject, SplatParams, TextEmbedder
 from .semantic_space import SemanticSpace
 from .slerp import weighted_slerp_pool
 
@@ -56,13 +56,13 @@ def build_scene(
         if not np.isfinite(arr).all():
             raise ValueError(f"prediction has NaN or infinite Gaussian {name}")
     colors = np.clip(0.5 + SH_C0 * take(g.harmonics[..., 0]), 0.0, 1.0)
-    scales = np.sort(take(g.scales), axis=-1)
-    weights = _weights(opac, scales, cfg.pooling_weight)
+    splats = SplatParams(scales=take(g.scales), rotations=take(g.rotations), harmonics=take(g.harmonics))
+    weights = _weights(opac, np.sort(splats.scales, axis=-1), cfg.pooling_weight)
     clusters = cluster_instances(torch.from_numpy(ins), torch.from_numpy(opac), cfg.clustering)
     return assemble_scene(
         means=means, opacities=opac, colors=colors, weights=weights, semantic_features=sem, instance_features=ins,
         cluster_ids=clusters.ids.numpy(), space=space, text_encoder=text_encoder, config=cfg,
-        metadata={"hdbscan_samples": clusters.sample_size, **(metadata or {})},
+        metadata={"hdbscan_samples": clusters.sample_size, **(metadata or {})}, splats=splats,
     )
 
 
@@ -90,6 +90,7 @@ def assemble_scene(
     text_encoder: TextEmbedder,
     config: PanopticConfig,
     metadata: dict[str, Any] | None = None,
+    splats: SplatParams | None = None,
 ) -> Scene:
     """Label, group and summarise already-clustered Gaussians (shared by build and relabelling)."""
     vocab = tuple(v.strip() for v in config.vocabulary)
@@ -136,7 +137,7 @@ def assemble_scene(
         means=means, opacities=opacities, colors=colors, weights=weights, semantic_features=semantic_features,
         instance_features=instance_features, cluster_ids=cluster_ids, labels=labels, label_scores=scores,
         instance_ids=instance_ids, objects=tuple(objects), vocabulary=vocab, stuff=stuff, prototypes=prototypes,
-        space=space, config=config, text_encoder=text_encoder, metadata=dict(metadata or {}),
+        space=space, config=config, text_encoder=text_encoder, metadata=dict(metadata or {}), splats=splats,
     )
 
 

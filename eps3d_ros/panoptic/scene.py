@@ -50,6 +50,19 @@ class SceneObject:
 
 
 @dataclass(frozen=True)
+class SplatParams:
+    """The rest of each Gaussian, for rendering and export (read-only arrays, N rows)."""
+
+    scales: np.ndarray  # [N, 3] float32 standard deviations
+    rotations: np.ndarray  # [N, 4] float32 unit quaternions, xyzw
+    harmonics: np.ndarray  # [N, 3, (d+1)^2] float32 SH coefficients [colour, coefficient]
+
+    def __post_init__(self) -> None:
+        for a in (self.scales, self.rotations, self.harmonics):
+            a.setflags(write=False)
+
+
+@dataclass(frozen=True)
 class QueryMatch:
     object: SceneObject
     score: float  # min-max normalised over the scene's objects, in [0, 1]
@@ -78,6 +91,7 @@ class Scene:
     config: PanopticConfig
     text_encoder: TextEmbedder | None = field(default=None, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
+    splats: SplatParams | None = None  # scales, rotations, SH (None when built from bare points)
 
     def __post_init__(self) -> None:
         for name in ("means", "opacities", "colors", "weights", "semantic_features", "instance_features",
@@ -164,7 +178,7 @@ class Scene:
             means=self.means, opacities=self.opacities, colors=self.colors, weights=self.weights,
             semantic_features=self.semantic_features, instance_features=self.instance_features,
             cluster_ids=self.cluster_ids, space=self.space, text_encoder=encoder, config=cfg,
-            metadata=self.metadata,
+            metadata=self.metadata, splats=self.splats,
         )
 
 
