@@ -5,7 +5,7 @@ Steps (each Gaussian is one row):
 1. semantic label = argmax over the vocabulary of ``softmax(logit_scale * cos(expand(s), prototype))``,
    computed in the 32-d feature space (:class:`SemanticSpace`); below ``unknown_threshold`` → unknown;
 2. instance clusters = HDBSCAN on a seeded subsample of the instance features + nearest centroid;
-3. each cluster takes the weighted majority label of its Gaussians; clusters of stuff classes are
+3. each cluster takes the opacity-weighted majority label of its Gaussians; clusters of stuff classes are
    not instances (stuff is one region per class, defined by the per-Gaussian labels);
 4. per object: PE3R-style outlier removal, geometry, and one embedding pooled by area-weighted slerp.
 """
@@ -113,7 +113,7 @@ def assemble_scene(
     next_id = 1
     for k in np.unique(cluster_ids[cluster_ids > 0]):
         members = np.nonzero(cluster_ids == k)[0]
-        label = _vote(labels[members], weights[members], len(vocab))
+        label = _vote(labels[members], opacities[members], len(vocab))  # opacity-weighted vote
         if label == UNKNOWN or is_stuff_label[label]:
             continue  # stuff is not split into instances; an all-unknown cluster names nothing
         if config.outlier_removal:
