@@ -2,6 +2,7 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
+    eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_inspect)
     pre = sub.add_parser("presets", help="list the built-in model presets")
     pre.set_defaults(func=_presets)
+    from .commands import add_parsers  # demo, run, query, export, render, bench: one module each
+
+    add_parsers(sub)
     return p
 
 
@@ -75,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (FileNotFoundError, CheckpointError, ConfigError) as e:
+    except (FileNotFoundError, CheckpointError, ConfigError, ValueError) as e:
         print(f"eps3d: error: {e}", file=sys.stderr)
         return 2
 

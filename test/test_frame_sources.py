@@ -1,0 +1,301 @@
+"""Frames from image folders and rosbag2s: selection, sizing to multiples of 14 with K, depth, TF poses, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO
+from eps3d_ros.conventions import matrix_to_quat_xyzw
+from eps3d_ros.io.frame_sources import (
+    FrameSourceError,
+    TransformTree,
+    fit_frame,
+    frames_from_bag,
+    frames_from_images,
+    guess_intrinsics,
+    list_images,
+    read_intrinsics,
+    select_indices,
+    target_size,
+)
+from eps3d_ros.pipeline.frames import Frame
+
+REDWOOD = REPO.parent / "shared" / "data" / "redwood_rgbd"
+
+
+def test_select_indices() -> None:
+    assert select_indices(10) == list(range(10))
+    assert select_indices(10, every=3) == [0, 3, 6, 9]
+    assert select_indices(10, max_views=3) == [0, 4, 9]  # spread over the sequence, first and last kept
+    assert select_indices(10, every=2, max_views=2) == [0, 8]
+    assert select_indices(3, max_views=5) == [0, 1, 2] and select_indices(5, max_views=1) == [0]
+    with pytest.raises(ValueError):
+        select_indices(5, every=0)
+    with pytest.raises(ValueError):
+        select_indices(5, max_views=0)
+
+
+def test_target_size_rule() -> None:
+    assert target_size(480, 640) == (168, 224)
+    assert target_size(1080, 1920) == (126, 224)
+    assert target_size(480, 640, max_side=112) == (84, 112)
+    assert target_size(50, 100) == (42, 98)  # never enlarged: rounded down only
+    assert target_size(10, 10) == (14, 14)  # at least one patch
+    assert target_size(480, 640, size=(56, 140)) == (56, 140)
+    with pytest.raises(ValueError, match="multiples of 14"):
+        target_size(480, 640, size=(50, 100))
+
+
+def _project(K, X):
+    p = X @ K.T
+    return p[:, :2] / p[:, 2:]
+
+
+def test_fit_frame_resizes_crops_and_moves_the_principal_point() -> None:
+    rng = np.random.default_rng(0)
+    K = np.array([[500.0, 0.0, 310.0], [0.0, 480.0, 250.0], [0.0, 0.0, 1.0]])
+    depth = rng.uniform(1, 2, (480, 640)).astype(np.float32)
+    f = Frame(0.0, rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), K, "cam", depth=depth)
+    g = fit_frame(f, 112, 112)  # factor 112/480, then 149x112 cropped to 112 wide: x0 = 18
+    assert g.size == (112, 112) and g.depth.shape == (112, 112)
+    c = 112 / 480
+    rw = round(640 * c)
+    x0 = (rw - 112) // 2
+    X = np.column_stack([rng.uniform(-0.3, 0.3, 20), rng.uniform(-0.3, 0.3, 20), rng.uniform(1, 2, 20)])
+    p, q = _project(K, X), _project(g.K, X)
+    expect = np.column_stack([(p[:, 0] + 0.5) * rw / 640 - 0.5 - x0, (p[:, 1] + 0.5) * 112 / 480 - 0.5])
+    assert np.allclose(q, expect, atol=1e-9)
+    # the cropped depth is the resized depth's centre (nearest)
+    u, v = 50, 60
+    src_u = int((u + x0 + 0.5) * 640 / rw)
+    src_v = int((v + 0.5) * 480 / 112)
+    assert g.depth[v, u] == depth[src_v, src_u]
+    assert fit_frame(g, 112, 112) is g
+
+
+def test_intrinsics_guess_and_files(tmp_path) -> None:
+    K = guess_intrinsics(480, 640, 90.0)
+    assert np.allclose(K, [[320.0, 0, 319.5], [0, 320.0, 239.5], [0, 0, 1]])
+    (tmp_path / "k.json").write_text(json.dumps({"K": [[500, 0, 320], [0, 501, 240], [0, 0, 1]]}))
+    (tmp_path / "f.json").write_text(json.dumps({"fx": 500, "fy": 501, "cx": 320, "cy": 240}))
+    assert np.allclose(read_intrinsics(tmp_path / "k.json"), read_intrinsics(tmp_path / "f.json"))
+    o3d = read_intrinsics(REDWOOD / "camera_primesense.json", 480, 640)  # column-major Open3D matrix
+    assert np.allclose(o3d, [[525.0, 0, 319.5], [0, 525.0, 239.5], [0, 0, 1]])
+    with pytest.raises(FrameSourceError, match="is for 640x480"):
+        read_intrinsics(REDWOOD / "camera_primesense.json", 240, 320)
+    (tmp_path / "bad.json").write_text("{]")
+    with pytest.raises(FrameSourceError, match="not a JSON"):
+        read_intrinsics(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError):
+        read_intrinsics(tmp_path / "none.json")
+
+
+def test_redwood_images_with_depth() -> None:
+    fs = frames_from_images(REDWOOD / "color", every=2, max_views=2, depth_folder=REDWOOD / "depth",
+                            K=read_intrinsics(REDWOOD / "camera_primesense.json"))
+    assert fs.selected == [0, 4] and fs.total == 5 and fs.original_size == (480, 640) and fs.size == (168, 224)
+    f = fs.frames[1]
+    assert f.size == (168, 224) and f.rgb.dtype == np.uint8 and f.stamp == pytest.approx(4 / 30)
+    assert np.allclose(f.K, [[183.75, 0, 111.5], [0, 183.75, 83.5], [0, 0, 1]])
+    assert 1.5 < np.nanmedian(f.depth) < 2.2 and f.pose is None and not fs.notes
+    guessed = frames_from_images(REDWOOD / "color", max_views=1, size=(56, 56))
+    assert guessed.frames[0].size == (56, 56) and "guessed" in guessed.notes[0]
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    Image.fromarray(arr).save(path)
+
+
+def test_image_folder_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        list_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FrameSourceError, match="it is empty"):
+        frames_from_images(tmp_path / "empty")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    (other / "sub").mkdir()
+    with pytest.raises(FrameSourceError, match=r"no images in .*\.txt.*sub-folders: sub"):
+        frames_from_images(other)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_text("not a jpeg")
+    with pytest.raises(FrameSourceError, match="unsupported or corrupt image"):
+        frames_from_images(bad)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    _png(mixed / "1.png", np.zeros((20, 30, 3), np.uint8))
+    _png(mixed / "2.png", np.zeros((30, 20, 3), np.uint8))
+    with pytest.raises(FrameSourceError, match="same size"):
+        frames_from_images(mixed)
+    with pytest.raises(FrameSourceError, match="counts must agree"):
+        frames_from_images(mixed, depth_folder=REDWOOD / "depth")
+    with pytest.raises(FrameSourceError, match="not a folder"):
+        frames_from_images(mixed / "1.png")
+
+
+def test_image_modes_and_natural_order(tmp_path) -> None:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    _png(d / "img10.png", np.full((28, 28), 200, np.uint8))  # grey
+    Image.fromarray(np.full((28, 28, 4), 100, np.uint8), "RGBA").save(d / "img2.png")
+    Image.fromarray(np.full((28, 28), 65535, np.uint16)).save(d / "img1.png")  # 16-bit grey
+    fs = frames_from_images(d, size=(28, 28))
+    assert [f.rgb[0, 0, 0] for f in fs.frames] == [255, 100, 200]  # img1, img2, img10
+
+
+# ----------------------------------------------------------------------------------------------- bags
+def test_transform_tree_chains_and_interpolates() -> None:
+    t = TransformTree(tolerance=0.05, max_gap=1.0)
+    a = np.eye(4)
+    a[:3, 3] = [1, 0, 0]
+    t.add("map", "odom", 0.0, a, static=True)
+    for stamp, x in ((0.0, 0.0), (1.0, 2.0)):
+        b = np.eye(4)
+        b[:3, 3] = [0, x, 0]
+        t.add("/odom", "cam", stamp, b)
+    assert np.allclose(t.lookup("map", "cam", 0.5)[:3, 3], [1, 1, 0])
+    assert t.lookup("map", "cam", 5.0) is None  # beyond the samples
+    assert t.root("cam") == "map" and t.lookup("cam", "cam", 0.0) is not None
+    t.add("other", "cam", 0.0, np.eye(4))
+    assert t.conflicts == {"cam"}
+
+
+def _write_synthetic_bag(path: Path, scene, *, mcap: bool, colour_topics=("/cam/color/image/compressed",),
+                         with_depth=True, with_tf=True):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    T = ts.types
+    Time, Header = T["builtin_interfaces/msg/Time"], T["std_msgs/msg/Header"]
+    odom = np.eye(4)
+    odom[:3, 3] = [0.5, -0.2, 0.1]
+    plugin = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
+
+    def tfm(parent, child, stamp, m):
+        q = matrix_to_quat_xyzw(torch.from_numpy(m[:3, :3].copy())).tolist()
+        return T["geometry_msgs/msg/TransformStamped"](
+            header=Header(stamp=stamp, frame_id=parent), child_frame_id=child,
+            transform=T["geometry_msgs/msg/Transform"](
+                translation=T["geometry_msgs/msg/Vector3"](x=m[0, 3], y=m[1, 3], z=m[2, 3]),
+                rotation=T["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3])))
+
+    with Writer(path, version=9, storage_plugin=plugin) as w:
+        conns = {}
+        for topic in colour_topics:
+            kind = "sensor_msgs/msg/CompressedImage" if topic.endswith("compressed") else "sensor_msgs/msg/Image"
+            conns[topic] = w.add_connection(topic, kind, typestore=ts)
+        if with_depth:
+            conns["depth"] = w.add_connection("/cam/depth/image", "sensor_msgs/msg/Image", typestore=ts)
+        conns["info"] = w.add_connection("/cam/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        if with_tf:
+            conns["tf"] = w.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=ts)
+            conns["tf_static"] = w.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=ts)
+        H, W = scene.rgb.shape[1:3]
+        for i in range(scene.num_views):
+            t = 50.0 + 0.5 * i
+            stamp = Time(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+            ns = int(t * 1e9)
+            header = Header(stamp=stamp, frame_id="cam_optical")
+            if with_tf:
+                if i == 0:
+                    w.write(conns["tf_static"], ns, ts.serialize_cdr(T["tf2_msgs/msg/TFMessage"](
+                        transforms=[tfm("map", "odom", stamp, odom)]), "tf2_msgs/msg/TFMessage"))
+                local = np.linalg.inv(odom) @ scene.poses[i].astype(np.float64)
+                w.write(conns["tf"], ns, ts.serialize_cdr(T["tf2_msgs/msg/TFMessage"](
+                    transforms=[tfm("odom", "cam_optical", stamp, local)]), "tf2_msgs/msg/TFMessage"))
+            K = scene.intrinsics[i].astype(np.float64).copy()
+            K[:2, 2] -= 0.5
+            info = T["sensor_msgs/msg/CameraInfo"](
+                header=header, height=H, width=W, distortion_model="plumb_bob", d=np.zeros(5), k=K.reshape(-1),
+                r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
+                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            w.write(conns["info"], ns, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
+            if with_depth:
+                d = scene.depth[i].astype("<f4")
+                w.write(conns["depth"], ns, ts.serialize_cdr(T["sensor_msgs/msg/Image"](
+                    header=header, height=H, width=W, encoding="32FC1", is_bigendian=0, step=4 * W,
+                    data=d.view(np.uint8).reshape(-1)), "sensor_msgs/msg/Image"))
+            for topic in colour_topics:
+                if topic.endswith("compressed"):
+                    buf = io.BytesIO()
+                    Image.fromarray(scene.rgb[i]).save(buf, format="PNG")
+                    msg = T["sensor_msgs/msg/CompressedImage"](header=header, format="rgb8; png compressed bgr8",
+                                                               data=np.frombuffer(buf.getvalue(), np.uint8))
+                    w.write(conns[topic], ns, ts.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+                else:
+                    bgr = np.ascontiguousarray(scene.rgb[i][..., ::-1])
+                    msg = T["sensor_msgs/msg/Image"](header=header, height=H, width=W, encoding="bgr8",
+                                                     is_bigendian=0, step=3 * W, data=bgr.reshape(-1))
+                    w.write(conns[topic], ns, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    from eps3d_ros.data.synthetic import generate_scene
+
+    return generate_scene(seed=3, num_views=4, height=56, width=56)
+
+
+@pytest.mark.parametrize("mcap", [True, False])
+def test_bag_with_compressed_colour_depth_and_tf_chain(tmp_path, synthetic, mcap) -> None:
+    bag = _write_synthetic_bag(tmp_path / "bag", synthetic, mcap=mcap)
+    files = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
+    assert len(files) == 1 and files[0].suffix == (".mcap" if mcap else ".db3")
+    for source in (bag, files[0]):  # the bag folder or its storage file
+        fs = frames_from_bag(source, max_views=3, size=(56, 56))
+        assert fs.topics == {"rgb": "/cam/color/image/compressed", "depth": "/cam/depth/image",
+                             "camera_info": "/cam/color/camera_info", "poses": "/tf, /tf_static", "map_frame": "map"}
+        assert fs.selected == [0, 2, 3] and fs.total == 4 and not fs.notes
+        for f, i in zip(fs.frames, fs.selected):
+            assert np.array_equal(f.rgb, synthetic.rgb[i]) and f.frame_id == "cam_optical"
+            assert f.stamp == pytest.approx(50.0 + 0.5 * i)
+            assert np.allclose(f.pose, synthetic.poses[i], atol=1e-5)  # map <- odom (static) <- camera
+            assert np.allclose(f.K[:2, 2], synthetic.intrinsics[i][:2, 2] - 0.5)
+            valid = synthetic.depth[i] > 0
+            assert np.allclose(f.depth[valid], synthetic.depth[i][valid]) and np.isnan(f.depth[~valid]).all()
+
+
+def test_bag_options_and_fallbacks(tmp_path, synthetic) -> None:
+    bag = _write_synthetic_bag(tmp_path / "bag", synthetic, mcap=True, colour_topics=("/cam/color/image_raw",))
+    fs = frames_from_bag(bag, use_depth=False, use_poses=False, max_views=2, max_side=28)
+    assert fs.size == (28, 28) and not fs.has_depth and not fs.has_poses and "poses" not in fs.topics
+    box = synthetic.rgb[0].reshape(28, 2, 28, 2, 3).mean((1, 3))  # bgr8 decoded, then 2x2 area averages
+    assert np.abs(fs.frames[0].rgb - box).max() <= 0.5 + 1e-6
+    fs = frames_from_bag(bag, map_frame="odom", max_views=1)
+    assert np.allclose(fs.frames[0].pose[:3, 3], synthetic.poses[0][:3, 3] - [0.5, -0.2, 0.1], atol=1e-5)
+    fs = frames_from_bag(bag, map_frame="world", max_views=1)
+    assert fs.frames[0].pose is None and "without a pose" in fs.notes[0]
+
+
+def test_bag_errors(tmp_path, synthetic) -> None:
+    with pytest.raises(FileNotFoundError, match="bag not found"):
+        frames_from_bag(tmp_path / "none")
+    (tmp_path / "x.bag").write_text("ros1?")
+    with pytest.raises(FrameSourceError, match="not a rosbag2"):
+        frames_from_bag(tmp_path / "x.bag")
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(FrameSourceError, match="cannot open"):
+        frames_from_bag(tmp_path / "junk")
+    two = _write_synthetic_bag(tmp_path / "two", synthetic, mcap=True, colour_topics=("/a/image", "/b/image"))
+    with pytest.raises(FrameSourceError,
+                       match="several colour image topics in the bag: /a/image, /b/image; choose one with --rgb-topic"):
+        frames_from_bag(two)
+    assert frames_from_bag(two, rgb_topic="/b/image", max_views=1).topics["rgb"] == "/b/image"
+    with pytest.raises(FrameSourceError, match="--rgb-topic /c/image: no such topic"):
+        frames_from_bag(two, rgb_topic="/c/image")
+    with pytest.raises(FrameSourceError, match="carries sensor_msgs/msg/CameraInfo"):
+        frames_from_bag(two, rgb_topic="/cam/color/camera_info")
+    none = _write_synthetic_bag(tmp_path / "none", synthetic, mcap=False, colour_topics=())
+    with pytest.raises(FrameSourceError, match="no colour image topic"):
+        frames_from_bag(none)
