@@ -2,6 +2,10 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
+    eps3d train --config FILE [--resume] [--out-dir DIR] [--steps N] [--device DEV]
+                                                        distillation training (eps3d_ros.train)
+    eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--json FILE] [--markdown]
+                                                        held-out synthetic metrics of a model folder
     eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)
 """
 
@@ -49,6 +53,46 @@ def _presets(_: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    run: dict = {}
+    if args.out_dir:
+        run["out_dir"] = args.out_dir
+    if args.device:
+        run["device"] = args.device
+    if args.no_progress:
+        run["progress"] = False
+    summary = train(args.config, resume=args.resume, steps=args.steps, overrides={"run": run} if run else None)
+    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "export")}, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .train.evaluate import EvalConfig, evaluate_model_dir, markdown_table
+
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
+        return 2
+    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
+                     path_2d=not args.no_2d, device=args.device)
+    result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=_jsonable)
+    if args.markdown:
+        print(markdown_table(result["summary"]))
+    else:
+        print(json.dumps(result["summary"], indent=2, default=_jsonable))
+    return 0
+
+
+def _jsonable(x):
+    return x.item() if hasattr(x, "item") else str(x)
+
+
 def _numel(shape: Sequence[int]) -> int:
     n = 1
     for s in shape:
@@ -66,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_inspect)
     pre = sub.add_parser("presets", help="list the built-in model presets")
     pre.set_defaults(func=_presets)
+    tr = sub.add_parser("train", help="train by distillation from a YAML config (see config/train_demo.yaml)")
+    tr.add_argument("--config", required=True, help="training config YAML")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt when it exists")
+    tr.add_argument("--out-dir", help="override run.out_dir")
+    tr.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
+    tr.add_argument("--device", help="override run.device (cpu, cuda, auto)")
+    tr.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    tr.set_defaults(func=_train)
+    ev = sub.add_parser("evaluate", help="held-out synthetic metrics of a model folder with its text encoder")
+    ev.add_argument("model", help="model folder (model.safetensors, config.json, text_encoder.json)")
+    ev.add_argument("--scenes", type=int, default=20, help="held-out scenes (default 20)")
+    ev.add_argument("--seed-start", type=int, default=100_000, help="first scene seed (default 100000, never trained on)")
+    ev.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
+    ev.add_argument("--size", default="112x112", help="image size HxW, multiples of 14 (default 112x112)")
+    ev.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--json", help="write the full result (summary and per scene) here")
+    ev.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")
+    ev.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    ev.set_defaults(func=_evaluate)
     from .commands import add_parsers  # demo, run, query, export, render, bench: one module each
 
     add_parsers(sub)

@@ -1,0 +1,63 @@
+"""Training EPS3D by distillation (the release has no training code): losses, teachers, data, trainer.
+
+    from eps3d_ros.train import load_train_config, train
+    summary = train("config/train_demo.yaml")          # or: eps3d train --config config/train_demo.yaml
+
+See :mod:`.losses` (the paper's terms), :mod:`.teachers` (ground truth and the on-disk teacher
+format), :mod:`.datasets`, :mod:`.config`, :mod:`.trainer` and :mod:`.evaluate` (held-out metrics).
+"""
+
+from .config import TrainConfig, load_train_config
+from .datasets import RecordedDataset, Sample, SyntheticDataset
+from .evaluate import EvalConfig, evaluate_model, evaluate_model_dir, load_model_dir, markdown_table, umeyama_sim3
+from .losses import (
+    LossConfig,
+    camera_loss,
+    depth_loss,
+    ins2sem_loss,
+    instance_infonce,
+    rgb_loss,
+    semantic_loss,
+    total_loss,
+)
+from .teachers import (
+    FileTeacher,
+    GroundTruthTeacher,
+    TeacherTargets,
+    create_random_text_encoder,
+    load_text_encoder,
+    read_recording,
+    write_recording,
+)
+from .trainer import Trainer, train
+
+__all__ = [
+    "TrainConfig",
+    "load_train_config",
+    "Sample",
+    "SyntheticDataset",
+    "RecordedDataset",
+    "EvalConfig",
+    "evaluate_model",
+    "evaluate_model_dir",
+    "load_model_dir",
+    "markdown_table",
+    "umeyama_sim3",
+    "LossConfig",
+    "rgb_loss",
+    "semantic_loss",
+    "instance_infonce",
+    "ins2sem_loss",
+    "depth_loss",
+    "camera_loss",
+    "total_loss",
+    "TeacherTargets",
+    "GroundTruthTeacher",
+    "FileTeacher",
+    "write_recording",
+    "read_recording",
+    "create_random_text_encoder",
+    "load_text_encoder",
+    "Trainer",
+    "train",
+]

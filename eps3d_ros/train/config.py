@@ -1,0 +1,229 @@
+"""The training configuration: one dataclass tree, read from YAML (``eps3d train --config FILE``).
+
+Every leaf has a default, so a YAML file only lists what it changes; unknown keys are errors that
+name the section. ``config/train_demo.yaml`` is the demo model's configuration. Paths in the file are
+resolved relative to the current directory (run from the repository root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .losses import LossConfig
+
+__all__ = [
+    "ModelSection",
+    "TextSection",
+    "DataSection",
+    "TeacherSection",
+    "RenderSection",
+    "OptimSection",
+    "RunSection",
+    "TrainConfig",
+    "load_train_config",
+    "FREEZE_GROUPS",
+]
+
+# Names usable in ``model.freeze`` besides raw parameter-name prefixes.
+FREEZE_GROUPS: dict[str, tuple[str, ...]] = {
+    "aggregator": ("encoder.aggregator.",),
+    "camera": ("encoder.camera_head.",),
+    "depth": ("encoder.depth_head.",),
+    "geometry": ("encoder.aggregator.", "encoder.camera_head.", "encoder.depth_head."),
+    "appearance": ("encoder.gaussian_param_head.",),  # the release froze this head
+    "semantic": ("encoder.gaussian_feature_param_head.", "decoder."),
+    "instance": ("encoder.gaussian_instance_param_head.", "encoder.sem2ins_fusion."),
+    "expansion": ("decoder.",),
+}
+
+
+@dataclass
+class ModelSection:
+    preset: str = "tiny"  # EPS3DConfig preset of a fresh model (ignored with init_from)
+    init_from: str = ""  # weights (dir or file) to start from, e.g. a release checkpoint
+    overrides: dict[str, Any] = field(default_factory=dict)  # EPS3DConfig.replace(**overrides), e.g. {gaussians: {...}}
+    freeze: list[str] = field(default_factory=list)  # groups (FREEZE_GROUPS) or parameter-name prefixes
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class TextSection:
+    """The text encoder whose space the semantic features are distilled into."""
+
+    model: str = "ViT-B-32"  # open_clip architecture ("eps3d-tiny-clip" is registered on demand)
+    pretrained: str = "openai"  # tag or local file
+    # When ``pretrained`` is a file that does not exist and this is set, seeded random weights are
+    # written there first (the demo: no pretrained CLIP offline; see teachers.create_random_text_encoder).
+    create_random_seed: int | None = None
+    templates: list[str] = field(default_factory=lambda: ["{}"])
+
+
+@dataclass
+class DataSection:
+    kind: str = "synthetic"  # "synthetic" or "recorded"
+    height: int = 112  # training image size (multiples of 14)
+    width: int = 112
+    context_views: int = 3  # views through the network
+    target_views: int = 1  # held-out views rendered into (need cameras)
+    # synthetic: seeds seed_start .. seed_start + num_scenes - 1
+    seed_start: int = 0
+    num_scenes: int = 1000
+    scene_options: dict[str, Any] = field(default_factory=dict)  # generate_scene keyword arguments
+    cache_size: int = 2048  # scenes kept in memory
+    # recorded: folders in the format of eps3d_ros.train.teachers
+    recordings: list[str] = field(default_factory=list)
+    stride: int = 1
+
+    @property
+    def num_views(self) -> int:
+        return self.context_views + self.target_views
+
+
+@dataclass
+class TeacherSection:
+    kind: str = "auto"  # "ground_truth" (synthetic), "files" (recorded) or "auto" (by data.kind)
+    stuff_masks: bool = True  # ground truth: stuff classes form instance masks too
+
+
+@dataclass
+class RenderSection:
+    backend: str = "auto"  # render_gaussians backend ("torch" on CPU, gsplat on CUDA when installed)
+    context_views: int = -1  # input views rendered per step (a random subset; -1 = all, 0 = none)
+    target_views: bool = True  # render the held-out target views (needs their cameras)
+    start_step: int = 0  # rendered losses start here (geometry warm-up: early renders are slow and noisy)
+    near_plane: float = 0.01  # Gaussians closer to a rendered camera are culled (normalised scene units)
+
+
+@dataclass
+class OptimSection:
+    steps: int = 1000
+    lr: float = 2e-4
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 100  # linear warm-up from 0, then cosine decay to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+
+
+@dataclass
+class RunSection:
+    out_dir: str = "runs/eps3d"
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda[:N]"
+    num_threads: int = 0  # torch.set_num_threads (0 = leave as is)
+    log_every: int = 10  # CSV / TensorBoard rows
+    checkpoint_every: int = 200  # steps between checkpoints (0 = only at the end)
+    eval_every: int = 0  # steps between held-out evaluations (0 = off)
+    eval_scenes: int = 4  # synthetic held-out scenes per evaluation
+    eval_seed_start: int = 100_000  # never used for training
+    eval_views: int = 4
+    tensorboard: bool = True  # also log to TensorBoard when it is installed
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    text: TextSection = field(default_factory=TextSection)
+    data: DataSection = field(default_factory=DataSection)
+    teacher: TeacherSection = field(default_factory=TeacherSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def validate(self) -> "TrainConfig":
+        d, o, r = self.data, self.optim, self.run
+        if d.kind not in ("synthetic", "recorded"):
+            raise ValueError(f"data.kind must be 'synthetic' or 'recorded', got {d.kind!r}")
+        for name in ("height", "width"):
+            v = getattr(d, name)
+            if v <= 0 or v % 14:
+                raise ValueError(f"data.{name} must be a positive multiple of 14, got {v}")
+        if d.context_views < 1 or d.target_views < 0:
+            raise ValueError("data.context_views must be >= 1 and data.target_views >= 0")
+        if d.kind == "synthetic" and d.num_scenes < 1:
+            raise ValueError("data.num_scenes must be >= 1")
+        if d.kind == "recorded" and not d.recordings:
+            raise ValueError("data.recordings must list recording folders when data.kind is 'recorded'")
+        if d.kind == "synthetic" and d.seed_start <= r.eval_seed_start < d.seed_start + d.num_scenes:
+            raise ValueError(f"run.eval_seed_start {r.eval_seed_start} lies inside the training seeds "
+                             f"[{d.seed_start}, {d.seed_start + d.num_scenes}): held-out scenes must be unseen")
+        if self.teacher.kind not in ("auto", "ground_truth", "files"):
+            raise ValueError(f"teacher.kind must be 'auto', 'ground_truth' or 'files', got {self.teacher.kind!r}")
+        if not self.render.near_plane > 0:
+            raise ValueError(f"render.near_plane must be > 0, got {self.render.near_plane}")
+        if self.render.backend not in ("auto", "torch", "gsplat"):
+            raise ValueError(f"render.backend must be 'auto', 'torch' or 'gsplat', got {self.render.backend!r}")
+        if o.steps < 1 or o.lr <= 0 or o.warmup_steps < 0 or not 0 <= o.min_lr_ratio <= 1 or o.grad_clip < 0:
+            raise ValueError("optim: need steps >= 1, lr > 0, warmup_steps >= 0, 0 <= min_lr_ratio <= 1, grad_clip >= 0")
+        if len(o.betas) != 2:
+            raise ValueError("optim.betas must have two values")
+        if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < 0:
+            raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= 0")
+        for name in self.model.freeze:
+            if name not in FREEZE_GROUPS and not (name.startswith("encoder.") or name.startswith("decoder.")):
+                raise ValueError(f"model.freeze entry {name!r} is neither a group {sorted(FREEZE_GROUPS)} nor a "
+                                 "parameter-name prefix (encoder.* / decoder.*)")
+        self.loss.validate()
+        return self
+
+    @property
+    def teacher_kind(self) -> str:
+        if self.teacher.kind != "auto":
+            return self.teacher.kind
+        return "ground_truth" if self.data.kind == "synthetic" else "files"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | Path) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"a training config must be a mapping, got {type(d).__name__}")
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown training config sections {sorted(unknown)}; known: {sorted(sections)}")
+        kwargs = {}
+        for name, value in d.items():
+            section_type = sections[name].default_factory  # type: ignore[misc]
+            kwargs[name] = _build(section_type, value or {}, name)
+        return cls(**kwargs).validate()
+
+
+def _build(section_type: Any, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {where!r} must be a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(section_type)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown keys in {where}: {sorted(unknown)}; known: {sorted(known)}")
+    return section_type(**values)
+
+
+def load_train_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> TrainConfig:
+    """Read a YAML training config; ``overrides`` (``{section: {key: value}}``) win over the file."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"training config not found: {p}")
+    d = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{p}: a training config must be a YAML mapping")
+    for section, values in (overrides or {}).items():
+        d.setdefault(section, {})
+        d[section] = {**(d[section] or {}), **values}
+    try:
+        return TrainConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{p}: {e}") from e

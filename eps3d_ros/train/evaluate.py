@@ -1,0 +1,302 @@
+"""Held-out evaluation on synthetic scenes: the numbers of the demo model's table (``eps3d evaluate``).
+
+Per scene (seeds ``seed_start ..``, never used for training), the model sees ``num_views`` views and:
+
+* **3D path** (default, the table's semantic / instance / panoptic numbers): ``build_scene`` on the
+  prediction gives per-Gaussian panoptic labels; the network's Gaussians are pixel-aligned (view,
+  row, col), so each is scored against the ground-truth labels of the pixel it came from. One scene
+  is one sample: a thing segment spans views (multi-view-consistent ids are required), a stuff class
+  is one segment per scene. Semantic mIoU from one confusion matrix over all scenes (background
+  ignored), instance P/R/F at IoU 0.5 (class-agnostic, things only) and PQ/SQ/RQ from per-class
+  counts summed over scenes;
+* **2D path** (``path_2d``; the reference protocol): ``render_panoptic_views`` renders the labels into
+  the input views with the predicted cameras; nearest resize to 256², 25-px border crop, PQ and
+  instance F per view;
+* **depth**: AbsRel and δ<1.25 after scaling the prediction by ``median(gt) / median(pred)`` per scene
+  (the network is up to scale);
+* **queries**: for each thing class visible in the scene (>= ``min_query_pixels`` pixels), query its
+  class name, take the top object, map its centroid into the ground-truth frame with the Sim(3) that
+  aligns the predicted to the true camera centres (Umeyama), and measure the distance to the nearest
+  visible ground-truth object of that class (centroid of its visible surface points, metres). Also
+  reported: the same with a Sim(3) fitted on all pixel points, and how often the top object's label is
+  the queried class.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eps3d_ros.conventions import invert_rigid
+from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
+from eps3d_ros.eval.protocol import reference_protocol
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir", "umeyama_sim3",
+           "markdown_table", "panoptic_config"]
+
+
+@dataclass
+class EvalConfig:
+    seed_start: int = 100_000
+    num_scenes: int = 20
+    num_views: int = 4
+    height: int = 112
+    width: int = 112
+    scene_options: dict[str, Any] = field(default_factory=dict)
+    min_cluster_size: int = 100  # HDBSCAN, in Gaussians of the scene (see ClusteringConfig)
+    max_samples: int = 10_000
+    min_similarity: float = 0.5
+    min_object_points: int = 30
+    path_3d: bool = True
+    path_2d: bool = True
+    queries: bool = True
+    min_query_pixels: int = 30  # a ground-truth object smaller than this (all views) is not queried
+    device: str = "cpu"
+
+
+def panoptic_config(class_names: list[str], stuff: list[int], cfg: EvalConfig):
+    """The :class:`~eps3d_ros.panoptic.PanopticConfig` used for the synthetic vocabulary."""
+    from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig
+
+    return PanopticConfig(
+        vocabulary=list(class_names[1:]), stuff=[class_names[i] for i in stuff],
+        clustering=ClusteringConfig(min_cluster_size=cfg.min_cluster_size, max_samples=cfg.max_samples,
+                                    min_similarity=cfg.min_similarity),
+        min_object_points=cfg.min_object_points,
+    )
+
+
+def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``dst ≈ s R src + t`` (Umeyama 1991) for points ``[N, 3]``, N >= 3.
+
+    Returns ``(s, R [3, 3], t [3])``; ``R`` is a proper rotation (det +1).
+    """
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or src.shape[0] < 3:
+        raise ValueError(f"umeyama_sim3 needs two [N >= 3, 3] arrays, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    var_s = (xs * xs).sum() / len(src)
+    cov = xd.T @ xs / len(src)
+    U, D, Vt = np.linalg.svd(cov)
+    E = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        E[2, 2] = -1.0
+    R = U @ E @ Vt
+    s = float(np.trace(np.diag(D) @ E) / var_s) if var_s > 1e-12 else 1.0
+    t = mu_d - s * R @ mu_s
+    return s, R, t
+
+
+def load_model_dir(path: str | Path, device: str = "cpu"):
+    """``(EPS3D, TextEncoder)`` of a model folder that ships its text encoder (``text_encoder.json``)."""
+    from eps3d_ros.model import EPS3D
+
+    from .teachers import load_text_encoder
+
+    model = EPS3D.from_pretrained(path, device=device).eval()
+    return model, load_text_encoder(path)
+
+
+def _depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    ok = (gt > 0) & np.isfinite(pred) & (pred > 0)
+    if not ok.any():
+        return {"abs_rel": float("nan"), "delta1": float("nan")}
+    p, g = pred[ok].astype(np.float64), gt[ok].astype(np.float64)
+    p = p * (np.median(g) / np.median(p))
+    ratio = np.maximum(p / g, g / p)
+    return {"abs_rel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(ratio < 1.25))}
+
+
+def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> dict[str, Any]:
+    """All metrics' raw counts for one :class:`~eps3d_ros.data.synthetic.SyntheticScene`."""
+    from eps3d_ros.panoptic import SemanticSpace, build_scene, render_panoptic_views
+
+    space = space or SemanticSpace.from_model(model)
+    names, things, stuff = scene.class_names, scene.things, scene.stuff
+    n_cls = len(names)
+    dev = next(model.parameters()).device
+    images = torch.from_numpy(scene.rgb).permute(0, 3, 1, 2).float().div(255.0)[None].to(dev)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        pred = model(images).to("cpu")
+    out: dict[str, Any] = {"seed": scene.seed, "forward_s": time.perf_counter() - t0}
+    S, H, W = scene.semantic.shape
+    pcfg = panoptic_config(names, stuff, cfg)
+    built = None
+    if cfg.path_3d or cfg.queries:
+        t0 = time.perf_counter()
+        built = build_scene(pred, space, text_encoder, pcfg)
+        out["build_s"] = time.perf_counter() - t0
+    if cfg.path_3d:
+        sem, ins = built.panoptic_labels()
+        pred_sem = np.where(sem >= 0, sem + 1, 0)  # vocabulary index → class id (vocabulary = names[1:])
+        gt_sem, gt_ins = scene.semantic.reshape(-1), scene.instance.reshape(-1)
+        out["cm3d"] = confusion_matrix(pred_sem, gt_sem, n_cls, ignore_index=0)
+        out["pq3d"] = panoptic_counts(pred_sem, ins, gt_sem, gt_ins, things, stuff, ignore_index=0, per_view=False)
+        r = instance_prf(ins, gt_ins)
+        out["ins3d"] = (r["tp"], r["num_pred"], r["num_gt"])
+    if cfg.path_2d:
+        prototypes = text_encoder.prototypes(list(names[1:])).float().cpu()
+        from eps3d_ros.panoptic import ClusteringConfig
+
+        views = render_panoptic_views(
+            pred.gaussians, pred.extrinsics[0], pred.intrinsics[0], H, W, space, prototypes,
+            clustering=ClusteringConfig(min_cluster_size=cfg.min_cluster_size, max_samples=cfg.max_samples,
+                                        min_similarity=cfg.min_similarity, min_opacity=0.5),
+            backend="torch")
+        ps = np.where(views.semantic >= 0, views.semantic + 1, 0)
+        pi = np.where(np.isin(ps, things), views.instance, 0)  # stuff is not an instance
+        ps, pi = reference_protocol(ps), reference_protocol(pi)
+        gs, gi = reference_protocol(scene.semantic), reference_protocol(scene.instance)
+        out["cm2d"] = confusion_matrix(ps, gs, n_cls, ignore_index=0)
+        out["pq2d"] = panoptic_counts(ps, pi, gs, gi, things, stuff, ignore_index=0, per_view=True)
+        r = instance_prf(pi, gi, per_view=True)
+        out["ins2d"] = (r["tp"], r["num_pred"], r["num_gt"])
+    out.update(_depth_metrics(pred.depth[0, ..., 0].numpy(), scene.depth))
+    if cfg.queries:
+        out["queries"] = _query_errors(pred, built, scene, cfg)
+    return out
+
+
+def _query_errors(pred, built, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
+    S = scene.num_views
+    gt_pts = np.stack([scene.world_points(v) for v in range(S)])  # [S, H, W, 3], NaN = no hit
+    aligns = {}
+    pc = invert_rigid(pred.extrinsics[0].double())[:, :, 3].numpy()
+    gc = scene.poses[:, :3, 3].astype(np.float64)
+    if S >= 3:
+        aligns["cameras"] = umeyama_sim3(pc, gc)
+    ok = np.isfinite(gt_pts).all(-1)
+    pp = pred.world_points[0].double().numpy()[ok]
+    gp = gt_pts[ok]
+    if len(gp) >= 3:
+        pick = np.random.default_rng(0).choice(len(gp), size=min(20000, len(gp)), replace=False)
+        aligns["points"] = umeyama_sim3(pp[pick], gp[pick])
+    rows = []
+    visible = {}
+    for o in scene.objects:
+        m = scene.instance == o.instance_id
+        if int(m.sum()) >= cfg.min_query_pixels:
+            visible.setdefault(o.class_name, []).append(gt_pts[m].mean(0))
+    for name, centroids in sorted(visible.items()):
+        matches = built.query(name, max_results=1)
+        row: dict[str, Any] = {"query": name, "found": bool(matches)}
+        if matches:
+            top = matches[0].object
+            row["label_ok"] = top.label == name
+            for kind, (s, R, t) in aligns.items():
+                x = s * R @ np.asarray(top.centroid, np.float64) + t
+                row[f"error_{kind}"] = float(min(np.linalg.norm(x - c) for c in centroids))
+        rows.append(row)
+    return rows
+
+
+def _summarize(per_scene: list[dict[str, Any]], names: list[str], things: list[int], stuff: list[int],
+               cfg: EvalConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"scenes": len(per_scene), "views": cfg.num_views, "height": cfg.height,
+                           "width": cfg.width, "seed_start": cfg.seed_start}
+    for tag in ("3d", "2d"):
+        if f"cm{tag}" not in per_scene[0]:
+            continue
+        cm = sum(r[f"cm{tag}"] for r in per_scene)
+        inter = np.diag(cm).astype(np.float64)
+        union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+        present = union > 0
+        present[0] = False
+        iou = np.where(present, inter / np.maximum(union, 1), np.nan)
+        out[f"miou_{tag}"] = float(np.nanmean(iou[present])) if present.any() else float("nan")
+        out[f"accuracy_{tag}"] = float(inter[1:].sum() / max(cm[1:].sum(), 1))
+        out[f"per_class_iou_{tag}"] = {names[c]: float(iou[c]) for c in range(len(names)) if present[c]}
+        counts: dict[int, list[float]] = {}
+        for r in per_scene:
+            for c, v in r[f"pq{tag}"].items():
+                acc = counts.setdefault(c, [0, 0, 0, 0.0])
+                for i in range(4):
+                    acc[i] += v[i]
+        pq = summarize_panoptic({c: tuple(v) for c, v in counts.items()}, things, stuff)
+        for k in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
+            out[f"{k}_{tag}"] = pq[k]
+        tp, npred, ngt = (sum(r[f"ins{tag}"][i] for r in per_scene) for i in range(3))
+        p, rc, f = prf_from_counts(tp, npred, ngt)
+        out[f"instance_precision_{tag}"], out[f"instance_recall_{tag}"], out[f"instance_f_{tag}"] = p, rc, f
+    out["depth_abs_rel"] = float(np.nanmean([r["abs_rel"] for r in per_scene]))
+    out["depth_delta1"] = float(np.nanmean([r["delta1"] for r in per_scene]))
+    qs = [q for r in per_scene for q in r.get("queries", [])]
+    if qs:
+        out["queries"] = len(qs)
+        out["query_label_accuracy"] = float(np.mean([q.get("label_ok", False) for q in qs]))
+        for kind in ("cameras", "points"):
+            errs = np.array([q.get(f"error_{kind}", np.inf) for q in qs])
+            out[f"centroid_error_median_{kind}"] = float(np.median(errs))
+            out[f"centroid_within_10cm_{kind}"] = float(np.mean(errs < 0.10))
+    out["forward_s"] = float(np.mean([r["forward_s"] for r in per_scene]))
+    return out
+
+
+def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Evaluate on ``config.num_scenes`` held-out synthetic scenes; ``{"summary": ..., "per_scene": ...}``."""
+    from eps3d_ros.data.synthetic import generate_scene
+    from eps3d_ros.panoptic import SemanticSpace
+
+    cfg = config or EvalConfig()
+    if cfg.num_scenes < 1:
+        raise ValueError("num_scenes must be >= 1")
+    was = model.training
+    model.eval()
+    space = SemanticSpace.from_model(model)
+    per_scene = []
+    seeds = range(cfg.seed_start, cfg.seed_start + cfg.num_scenes)
+    it = seeds
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(seeds, desc="evaluate", dynamic_ncols=True)
+    try:
+        for seed in it:
+            scene = generate_scene(seed, cfg.num_views, cfg.height, cfg.width, **cfg.scene_options)
+            per_scene.append(evaluate_scene(model, text_encoder, scene, cfg, space))
+    finally:
+        model.train(was)
+    summary = _summarize(per_scene, scene.class_names, scene.things, scene.stuff, cfg)
+    slim = [{k: v for k, v in r.items() if not k.startswith(("cm", "pq", "ins"))} for r in per_scene]
+    return {"summary": summary, "per_scene": slim}
+
+
+def evaluate_model_dir(path: str | Path, config: EvalConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Load a model folder (with its text encoder) and :func:`evaluate_model` it."""
+    cfg = config or EvalConfig()
+    model, text = load_model_dir(path, device=cfg.device)
+    return evaluate_model(model, text, cfg, progress=progress)
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The README / model-card table of a summary."""
+    def f(key: str, digits: int = 3) -> str:
+        v = summary.get(key)
+        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
+
+    rows = [
+        ("Semantic mIoU (3D, per Gaussian)", f("miou_3d")),
+        ("Instance F@0.5 (3D)", f("instance_f_3d")),
+        ("PQ (3D) — things / stuff", f"{f('pq_3d')} — {f('pq_things_3d')} / {f('pq_stuff_3d')}"),
+        ("Semantic mIoU (2D, reference protocol)", f("miou_2d")),
+        ("Instance F@0.5 (2D, per view)", f("instance_f_2d")),
+        ("PQ (2D, per view)", f("pq_2d")),
+        ("Depth AbsRel (median-scaled) / δ<1.25", f"{f('depth_abs_rel')} / {f('depth_delta1')}"),
+        ("Query top-1 label accuracy", f("query_label_accuracy")),
+        ("Centroid error of queried objects, median (m), Sim(3) on cameras",
+         f("centroid_error_median_cameras")),
+        ("  … within 10 cm", f("centroid_within_10cm_cameras")),
+        ("Centroid error, median (m), Sim(3) on all points", f("centroid_error_median_points")),
+    ]
+    lines = ["| Metric | Value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
