@@ -249,46 +249,57 @@ def test_configure_fails_cleanly_without_weights() -> None:
         h.close()
 
 
-def test_separate_client_is_answered_promptly_while_inference_runs(scene) -> None:
-    """A client in another process queries while the worker is busy: answers come at once."""
+def test_separate_client_is_answered_while_inference_runs(scene) -> None:
+    """A client in another process queries while a reconstruction is in the middle of running: every call is
+    answered before that run finishes, so the service never waits for inference.
+
+    The real reconstruction runs, but is held at its start by a gate until the client is done; a service that
+    blocked on inference would time out instead of answering (no wall-clock threshold needed). Latency under
+    load is measured by ``bench/bench_node.py``, not here.
+    """
     import json
     import subprocess
     import sys
     from pathlib import Path
 
     h = Harness(namespace="busy", **{"pipeline.every_n_frames": 0,  # only on ~/reconstruct
-                                      "pipeline.image_height": 168, "pipeline.image_width": 224,
+                                      "pipeline.image_height": 112, "pipeline.image_width": 112,
                                       "pipeline.use_measured_depth": False})
     try:
-        big = generate_scene(seed=6, num_views=3, height=168, width=224)
+        small = generate_scene(seed=6, num_views=3, height=112, width=112)
         for i in range(3):
-            h.send(big, i, 30.0 + 0.5 * i)
+            h.send(small, i, 30.0 + 0.5 * i)
         assert h.wait_for(lambda: len(h.node.buffer) == 3, 20)
         assert h.call(h.reconstruct, Trigger.Request()).success
         assert h.wait_for(lambda: h.node.snapshot is not None, 120)
-        busy_samples = []
-        stop = threading.Event()
+        first = h.node.snapshot
 
-        def keep_busy() -> None:  # back-to-back reconstructions for the whole client run
-            while not stop.is_set():
-                if not h.node.worker.busy:
-                    h.node.worker.submit(h.node.buffer.select_window())
-                busy_samples.append(h.node.worker.busy)
-                time.sleep(0.01)
+        gate, entered = threading.Event(), threading.Event()
+        real_run = h.node.worker._run
 
-        feeder = threading.Thread(target=keep_busy, daemon=True)
-        feeder.start()
+        def held_run(frames):  # the real reconstruction, started only when the client has finished
+            entered.set()
+            assert gate.wait(300), "gate never opened"
+            return real_run(frames)
+
+        h.node.worker._run = held_run
+        runs_before = h.node.worker.stats()["runs"]
+        assert h.node.worker.submit(h.node.buffer.select_window())
+        assert entered.wait(30)
         client = Path(__file__).with_name("query_client.py")
-        proc = subprocess.run([sys.executable, str(client), "/busy/eps3d_node/query_objects", "15", "0.1"],
-                              capture_output=True, text=True, timeout=120)
-        stop.set()
-        feeder.join(timeout=10)
+        try:
+            proc = subprocess.run([sys.executable, str(client), "/busy/eps3d_node/query_objects", "10", "0.05"],
+                                  capture_output=True, text=True, timeout=180)
+            running_throughout = h.node.worker.running and h.node.worker.stats()["runs"] == runs_before
+        finally:
+            gate.set()
         assert proc.returncode == 0, proc.stderr[-2000:]
         calls = json.loads(proc.stdout.strip().splitlines()[-1])["calls"]
-        times = sorted(c["seconds"] for c in calls)
-        assert all(c["done"] and c["success"] for c in calls), calls
-        assert times[int(0.95 * (len(times) - 1))] < 0.5, times
-        assert sum(busy_samples) > 0.8 * len(busy_samples)  # inference really was running meanwhile
+        assert len(calls) == 10 and all(c["done"] and c["success"] for c in calls), calls
+        assert running_throughout  # every answer came while the run was still in progress
+        # answers came from the previous scene; the held run then completes and replaces it
+        assert h.wait_for(lambda: h.node.worker.stats()["runs"] == runs_before + 1, 120)
+        assert h.wait_for(lambda: h.node.snapshot is not first, 30)
     finally:
         h.close()
 

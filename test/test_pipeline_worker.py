@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -171,9 +170,7 @@ def test_stop_joins_and_refuses_new_work() -> None:
     w.submit(["a"])
     assert rec.started.wait(5)
     w.submit(["b"])  # pending: discarded by stop
-    t0 = time.perf_counter()
-    assert not w.stop(timeout=0.1)  # "a" is still running
-    assert time.perf_counter() - t0 < 2
+    assert not w.stop(timeout=0.1)  # "a" is still running (held by the gate): stop returned without it
     rec.gate.set()
     assert w.stop(timeout=5) and not w.alive
     assert rec.calls == [["a"]] and w.stats()["discarded_on_stop"] == 1
