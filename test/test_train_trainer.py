@@ -140,6 +140,18 @@ def test_recorded_views_with_teacher_files(tmp_path, text_weights) -> None:
         write_recording(tmp_path / "bad", s.rgb, feats, s.instance[:, :10].astype(np.int32))
 
 
+def test_rendered_terms_start_late_and_come_every_kth_step(tmp_path, text_weights) -> None:
+    rendered = {"rgb", "semantic", "instance", "semantic_ce"}
+    tr = Trainer(small_config(tmp_path, text_weights, render={"start_step": 2, "every": 3}))
+    with_render = [step for step in range(9) if rendered <= set(tr.losses_at(step))]
+    assert with_render == [2, 5, 8]
+    for step in (0, 1, 3):
+        terms = tr.losses_at(step)
+        assert not rendered & set(terms) and {"depth", "direct_semantic", "ins2sem"} <= set(terms)
+    with pytest.raises(ValueError, match="render.every"):
+        small_config(tmp_path, text_weights, render={"every": 0})
+
+
 def test_config_errors_name_the_problem(tmp_path, text_weights) -> None:
     with pytest.raises(ValueError, match="unknown keys in optim"):
         small_config(tmp_path, text_weights, optim={"learning_rate": 1.0})

@@ -94,6 +94,7 @@ class RenderSection:
     context_views: int = -1  # input views rendered per step (a random subset; -1 = all, 0 = none)
     target_views: bool = True  # render the held-out target views (needs their cameras)
     start_step: int = 0  # rendered losses start here (geometry warm-up: early renders are slow and noisy)
+    every: int = 1  # render on every k-th step from start_step (CPU: splatting costs more than the network)
     near_plane: float = 0.01  # Gaussians closer to a rendered camera are culled (normalised scene units)
 
 
@@ -154,6 +155,8 @@ class TrainConfig:
                              f"[{d.seed_start}, {d.seed_start + d.num_scenes}): held-out scenes must be unseen")
         if self.teacher.kind not in ("auto", "ground_truth", "files"):
             raise ValueError(f"teacher.kind must be 'auto', 'ground_truth' or 'files', got {self.teacher.kind!r}")
+        if self.render.every < 1:
+            raise ValueError(f"render.every must be >= 1, got {self.render.every}")
         if not self.render.near_plane > 0:
             raise ValueError(f"render.near_plane must be > 0, got {self.render.near_plane}")
         if self.render.backend not in ("auto", "torch", "gsplat"):

@@ -233,7 +233,7 @@ class Trainer:
         g = pred.gaussians
         # ----- rendered terms
         rendered_any = w["rgb"] or w["semantic"] or w["instance"] or w["semantic_ce"]
-        if rendered_any and step >= cfg.render.start_step:
+        if rendered_any and step >= cfg.render.start_step and (step - cfg.render.start_step) % cfg.render.every == 0:
             k = cfg.render.context_views
             sel = list(range(len(context))) if k < 0 or k >= len(context) else \
                 sorted(rng.choice(len(context), size=k, replace=False).tolist())
