@@ -53,12 +53,18 @@ def test_training_steps_reduce_every_loss_on_a_fixed_batch(tmp_path, text_weight
     tr = Trainer(small_config(tmp_path, text_weights))
     before = tr.losses_at(0)  # every step sees this window (one scene, one possible target view)
     assert set(before) == set(ALL_TERMS)
-    for _ in range(12):
+    # The trajectory of a few steps at this learning rate is not monotone (and CPU kernels sum in an order that
+    # depends on the thread count), so "after" is the median of the losses after 8, 12 and 16 steps.
+    seen: dict[str, list[float]] = {k: [] for k in ALL_TERMS}
+    for step in range(1, 17):
         row = tr.train_step()
         assert np.isfinite(row["total"])
-    after = tr.losses_at(0)
+        if step in (8, 12, 16):
+            for k, v in tr.losses_at(0).items():
+                seen[k].append(v)
+    after = {k: float(np.median(v)) for k, v in seen.items()}
     worse = {k: (before[k], after[k]) for k in ALL_TERMS if not after[k] < before[k]}
-    assert not worse, f"losses that did not fall (before, after): {worse}"
+    assert not worse, f"losses that did not fall (before, median after 8/12/16 steps): {worse}"
 
 
 def test_save_and_resume_give_identical_next_step_losses(tmp_path, text_weights) -> None:
