@@ -15,7 +15,6 @@ from eps3d_ros.train import (
     create_random_text_encoder,
     load_model_dir,
     read_recording,
-    umeyama_sim3,
     write_recording,
 )
 from eps3d_ros.train.config import load_train_config
@@ -173,18 +172,6 @@ def test_demo_config_reads() -> None:
     cfg = load_train_config("config/train_demo.yaml")
     assert cfg.model.preset == "tiny" and cfg.data.height % 14 == 0 and cfg.run.eval_seed_start >= 100_000
     assert cfg.data.seed_start + cfg.data.num_scenes <= cfg.run.eval_seed_start
-
-
-def test_umeyama_recovers_a_similarity() -> None:
-    rng = np.random.default_rng(0)
-    src = rng.normal(size=(10, 3))
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    R = q * np.sign(np.linalg.det(q))
-    dst = 2.5 * src @ R.T + np.array([1.0, -2.0, 0.5])
-    s, R_hat, t = umeyama_sim3(src, dst)
-    assert s == pytest.approx(2.5) and np.allclose(R_hat, R) and np.allclose(t, [1.0, -2.0, 0.5])
-    with pytest.raises(ValueError):
-        umeyama_sim3(src[:2], dst[:2])
 
 
 @pytest.mark.slow

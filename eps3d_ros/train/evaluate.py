@@ -36,10 +36,11 @@ import torch
 from eps3d_ros.conventions import invert_rigid
 from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
 from eps3d_ros.eval.protocol import reference_protocol
+from eps3d_ros.similarity import AlignmentError, umeyama_sim3
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir", "umeyama_sim3",
+__all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir",
            "markdown_table", "panoptic_config"]
 
 
@@ -72,28 +73,6 @@ def panoptic_config(class_names: list[str], stuff: list[int], cfg: EvalConfig):
                                     min_similarity=cfg.min_similarity),
         min_object_points=cfg.min_object_points,
     )
-
-
-def umeyama_sim3(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity ``dst ≈ s R src + t`` (Umeyama 1991) for points ``[N, 3]``, N >= 3.
-
-    Returns ``(s, R [3, 3], t [3])``; ``R`` is a proper rotation (det +1).
-    """
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or src.shape[0] < 3:
-        raise ValueError(f"umeyama_sim3 needs two [N >= 3, 3] arrays, got {src.shape} and {dst.shape}")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    var_s = (xs * xs).sum() / len(src)
-    cov = xd.T @ xs / len(src)
-    U, D, Vt = np.linalg.svd(cov)
-    E = np.eye(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        E[2, 2] = -1.0
-    R = U @ E @ Vt
-    s = float(np.trace(np.diag(D) @ E) / var_s) if var_s > 1e-12 else 1.0
-    t = mu_d - s * R @ mu_s
-    return s, R, t
 
 
 def load_model_dir(path: str | Path, device: str = "cpu"):
@@ -174,13 +153,19 @@ def _query_errors(pred, built, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
     pc = invert_rigid(pred.extrinsics[0].double())[:, :, 3].numpy()
     gc = scene.poses[:, :3, 3].astype(np.float64)
     if S >= 3:
-        aligns["cameras"] = umeyama_sim3(pc, gc)
+        try:
+            aligns["cameras"] = umeyama_sim3(pc, gc)
+        except AlignmentError:  # collinear or coincident camera centres: no unique similarity
+            pass
     ok = np.isfinite(gt_pts).all(-1)
     pp = pred.world_points[0].double().numpy()[ok]
     gp = gt_pts[ok]
     if len(gp) >= 3:
         pick = np.random.default_rng(0).choice(len(gp), size=min(20000, len(gp)), replace=False)
-        aligns["points"] = umeyama_sim3(pp[pick], gp[pick])
+        try:
+            aligns["points"] = umeyama_sim3(pp[pick], gp[pick])
+        except AlignmentError:
+            pass
     rows = []
     visible = {}
     for o in scene.objects:
@@ -193,8 +178,8 @@ def _query_errors(pred, built, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
         if matches:
             top = matches[0].object
             row["label_ok"] = top.label == name
-            for kind, (s, R, t) in aligns.items():
-                x = s * R @ np.asarray(top.centroid, np.float64) + t
+            for kind, sim in aligns.items():
+                x = sim.apply(np.asarray(top.centroid, np.float64))
                 row[f"error_{kind}"] = float(min(np.linalg.norm(x - c) for c in centroids))
         rows.append(row)
     return rows
