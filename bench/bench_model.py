@@ -23,7 +23,7 @@ from eps3d_ros.model.checkpoint import expected_shapes
 def parameter_counts() -> dict[str, int]:
     out = {}
     for name in list_presets():
-        shapes = expected_shapes(EPS3DConfig.preset(name))
+        shapes = expected_shapes(EPS3DConfig.from_preset(name))
         out[name] = int(sum(torch.Size(s).numel() for s in shapes.values()))
     return out
 
@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results/model.json"))
     args = p.parse_args()
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset(args.preset)).to(args.device).eval()
+    model = EPS3D(EPS3DConfig.from_preset(args.preset)).to(args.device).eval()
     result = {
         "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
                     "torch": torch.__version__, "device": args.device,

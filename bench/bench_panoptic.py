@@ -84,7 +84,7 @@ def bench_query(encoder: TextEncoder, repeats: int) -> dict:
 
 def bench_scene_construction(encoder: TextEncoder, repeats: int) -> dict:
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset("tiny")).eval()
+    model = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     with torch.inference_mode():
         pred = model(torch.rand(1, 4, 3, 224, 224))
     cfg = PanopticConfig()

@@ -47,7 +47,7 @@ def _presets(_: argparse.Namespace) -> int:
 
     rows = {}
     for name in list_presets():
-        shapes = expected_shapes(EPS3DConfig.preset(name))
+        shapes = expected_shapes(EPS3DConfig.from_preset(name))
         rows[name] = {"parameters": sum(_numel(s) for s in shapes.values()), "tensors": len(shapes)}
     print(json.dumps(rows, indent=2))
     return 0

@@ -50,7 +50,7 @@ def test_release_layout_loads_strictly_and_reports_distill_keys(release_dir: Pat
 
 def test_our_format_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    model = EPS3D(EPS3DConfig.preset("tiny")).eval()
+    model = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     model.save_pretrained(tmp_path / "ours")
     # The single file carries its config: it loads without config.json beside it.
     single = tmp_path / "single.safetensors"
@@ -65,9 +65,9 @@ def test_our_format_round_trip(tmp_path: Path) -> None:
 
 def test_pt_checkpoint_with_wrapper(tmp_path: Path) -> None:
     torch.manual_seed(4)
-    model = EPS3D(EPS3DConfig.preset("tiny"))
+    model = EPS3D(EPS3DConfig.from_preset("tiny"))
     torch.save({"model": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ckpt.pt")
-    loaded = EPS3D.from_pretrained(tmp_path / "ckpt.pt", config=EPS3DConfig.preset("tiny"))
+    loaded = EPS3D.from_pretrained(tmp_path / "ckpt.pt", config=EPS3DConfig.from_preset("tiny"))
     torch.testing.assert_close(loaded.encoder.aggregator.camera_token, model.encoder.aggregator.camera_token)
 
 
@@ -114,10 +114,10 @@ def vggt_state_dict(model: EPS3D) -> dict[str, torch.Tensor]:
 
 def test_vggt_checkpoint_loads_geometry_and_reports_absent_heads(tmp_path: Path) -> None:
     torch.manual_seed(5)
-    source = EPS3D(EPS3DConfig.preset("tiny")).eval()
+    source = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     torch.save(vggt_state_dict(source), tmp_path / "model.pt")
     torch.manual_seed(6)
-    model = EPS3D.from_pretrained(tmp_path, config=EPS3DConfig.preset("tiny"), strict=True)
+    model = EPS3D.from_pretrained(tmp_path, config=EPS3DConfig.from_preset("tiny"), strict=True)
     r = model.load_report
     assert r.format == "vggt" and r.ok
     assert set(r.ignored) == {"point_head.norm.weight", "track_head.feature_extractor.weight"}
@@ -133,13 +133,13 @@ def test_vggt_checkpoint_loads_geometry_and_reports_absent_heads(tmp_path: Path)
     del sd["depth_head.norm.weight"]
     torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(CheckpointError, match="encoder.depth_head.norm.weight"):
-        EPS3D.from_pretrained(tmp_path, config=EPS3DConfig.preset("tiny"))
+        EPS3D.from_pretrained(tmp_path, config=EPS3DConfig.from_preset("tiny"))
 
 
 def test_vggt_safetensors_with_inferred_config(tmp_path: Path) -> None:
     """Without any config the sizes come from the tensors, and what cannot be known is listed."""
     torch.manual_seed(7)
-    source = EPS3D(EPS3DConfig.preset("tiny"))
+    source = EPS3D(EPS3DConfig.from_preset("tiny"))
     save_file(vggt_state_dict(source), str(tmp_path / "vggt.safetensors"))
     report, cfg = inspect_checkpoint(tmp_path / "vggt.safetensors")
     assert report.ok and report.config_source == "tensor shapes"

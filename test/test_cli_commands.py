@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("tiny_model")
     torch.manual_seed(0)
-    EPS3D(EPS3DConfig.preset("tiny")).save_pretrained(d)
+    EPS3D(EPS3DConfig.from_preset("tiny")).save_pretrained(d)
     register_tiny_test_model()
     torch.manual_seed(1)
     clip = import_open_clip().create_model("eps3d-tiny-clip", pretrained=None)

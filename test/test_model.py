@@ -21,12 +21,12 @@ from eps3d_ros.model.pose_encoding import (
 @pytest.fixture(scope="module")
 def tiny() -> EPS3D:
     torch.manual_seed(0)
-    return EPS3D(EPS3DConfig.preset("tiny")).eval()
+    return EPS3D(EPS3DConfig.from_preset("tiny")).eval()
 
 
 def test_presets() -> None:
     assert list_presets() == ["eps3d", "tiny"]
-    rel = EPS3DConfig.preset("eps3d")
+    rel = EPS3DConfig.from_preset("eps3d")
     a, d, g = rel.aggregator, rel.dpt, rel.gaussians
     assert (a.embed_dim, a.depth, a.num_heads, a.patch_embed) == (1024, 24, 16, "dinov2_vitl14_reg")
     assert (a.dinov2.embed_dim, a.dinov2.depth, a.dinov2.num_heads) == (1024, 24, 16)
@@ -39,18 +39,21 @@ def test_presets() -> None:
     assert shapes["encoder.gaussian_param_head.scratch.output_conv2.2.weight"] == (84, 128, 1, 1)
     assert shapes["decoder.feature_expansion.1.weight"] == (512, 32, 1, 1)
     with pytest.raises(ConfigError, match="unknown EPS3D preset 'big'"):
-        EPS3DConfig.preset("big")
+        EPS3DConfig.from_preset("big")
+    # a config built field by field is "custom" and its JSON form reads back
+    assert EPS3DConfig().preset == "custom" and EPS3DConfig.from_preset("tiny").preset == "tiny"
+    assert EPS3DConfig.from_dict(EPS3DConfig().to_dict()).preset == "custom"
 
 
 def test_tiny_preset_equals_fixture_conv_config(fixture_dir: Path) -> None:
     fx = EPS3DConfig.from_json(fixture_dir / "config_conv.json")
-    assert expected_shapes(fx) == expected_shapes(EPS3DConfig.preset("tiny"))
+    assert expected_shapes(fx) == expected_shapes(EPS3DConfig.from_preset("tiny"))
     dino = EPS3DConfig.from_json(fixture_dir / "config_dinov2.json")
     assert dino.aggregator.patch_embed.startswith("dinov2") and dino.aggregator.dinov2.depth == 2
 
 
 def test_config_json_round_trip_and_errors(tmp_path: Path) -> None:
-    cfg = EPS3DConfig.preset("tiny").replace(gaussians={"voxelize": True, "voxel_size": 0.01})
+    cfg = EPS3DConfig.from_preset("tiny").replace(gaussians={"voxelize": True, "voxel_size": 0.01})
     cfg.to_json(tmp_path / "c.json")
     back = EPS3DConfig.from_json(tmp_path / "c.json")
     assert back == cfg and back.gaussians.voxelize
@@ -66,7 +69,7 @@ def test_config_json_round_trip_and_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.json"):
         EPS3DConfig.from_json(tmp_path / "nope.json")
     with pytest.raises(ConfigError, match="divisible"):
-        EPS3DConfig.preset("tiny").replace(aggregator={"num_heads": 3})
+        EPS3DConfig.from_preset("tiny").replace(aggregator={"num_heads": 3})
 
 
 def test_release_style_config() -> None:
@@ -164,7 +167,7 @@ def test_first_view_is_the_reference_frame(tiny: EPS3D) -> None:
 
 def test_gradients_reach_every_parameter_and_checkpointing_matches() -> None:
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset("tiny")).train()
+    model = EPS3D(EPS3DConfig.from_preset("tiny")).train()
     x = torch.rand(1, 2, 3, 28, 28)
 
     def loss_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -190,7 +193,7 @@ def test_gradients_reach_every_parameter_and_checkpointing_matches() -> None:
 
 def test_voxelize_pads_batches_with_transparent_gaussians() -> None:
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset("tiny").replace(gaussians={"voxelize": True, "voxel_size": 0.05})).eval()
+    model = EPS3D(EPS3DConfig.from_preset("tiny").replace(gaussians={"voxelize": True, "voxel_size": 0.05})).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 2, 3, 28, 28))
     g = out.gaussians

@@ -26,7 +26,7 @@ def reconstructor() -> Reconstructor:
     cfg.pipeline.image_height = cfg.pipeline.image_width = SIZE
     cfg.pipeline.use_measured_depth = True
     cfg.panoptic.clustering.max_samples = 1000  # HDBSCAN on 1k samples: fast tests
-    model = EPS3D(EPS3DConfig.preset("tiny"))
+    model = EPS3D(EPS3DConfig.from_preset("tiny"))
     return Reconstructor(model, TextEncoder(model=register_tiny_test_model(), pretrained=""), cfg)
 
 

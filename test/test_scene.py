@@ -165,7 +165,7 @@ def test_degenerate_inputs(encoder, space) -> None:
 def test_expansion_commutes_with_alpha_blending() -> None:
     """Rendering expanded features equals expanding rendered features: W F + b * alpha (CPU renderer)."""
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset("tiny")).eval()
+    model = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     n = 400
     means = torch.randn(n, 3) * 0.3 + torch.tensor([0.0, 0.0, 3.0])
     scales = torch.rand(n, 3) * 0.05 + 0.02
@@ -186,7 +186,7 @@ def test_expansion_commutes_with_alpha_blending() -> None:
 
 def test_tiny_network_end_to_end(encoder) -> None:
     torch.manual_seed(0)
-    model = EPS3D(EPS3DConfig.preset("tiny")).eval()
+    model = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     with torch.no_grad():
         pred = model(torch.rand(1, 2, 3, 56, 56))
     scene = build_scene(pred, model, encoder, PanopticConfig(clustering=ClusteringConfig(min_cluster_size=50)))

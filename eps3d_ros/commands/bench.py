@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         model = EPS3D.from_pretrained(model_dir, device=device)
     else:
         torch.manual_seed(0)
-        model = EPS3D(EPS3DConfig.preset("tiny")).to(device).eval()
+        model = EPS3D(EPS3DConfig.from_preset("tiny")).to(device).eval()
     text = TextEncoder(tcfg)
     t["load_s"] = time.perf_counter() - t0
     res["model"] = {"parameters": model.num_parameters, "device": device, "text_encoder": tcfg.model}

@@ -184,7 +184,7 @@ def _count(sd: dict[str, Tensor], prefix: str) -> int:
 
 def infer_config(sd: dict[str, Tensor]) -> tuple[EPS3DConfig, list[str]]:
     """A configuration from tensor shapes (our key space), with the values that shapes cannot tell."""
-    cfg = EPS3DConfig.preset("eps3d")
+    cfg = EPS3DConfig.from_preset("eps3d")
     assumed: list[str] = []
     a, d, g, c = cfg.aggregator, cfg.dpt, cfg.gaussians, cfg.camera_head
     pre = "encoder.aggregator."

@@ -213,7 +213,7 @@ class EPS3DConfig:
             raise ConfigError(f"{p}: {e}") from e
 
     @classmethod
-    def preset(cls, name: str) -> "EPS3DConfig":
+    def from_preset(cls, name: str) -> "EPS3DConfig":
         if name not in PRESETS:
             raise ConfigError(f"unknown EPS3D preset {name!r}; available: {sorted(PRESETS)}")
         return copy.deepcopy(PRESETS[name]).validate()
@@ -324,7 +324,7 @@ def _from_fixture(d: dict[str, Any]) -> EPS3DConfig:
 
 def _from_release(d: dict[str, Any]) -> EPS3DConfig:
     """Release preset plus the few options an EPS3D/AnySplat ``encoder_cfg`` carries."""
-    cfg = EPS3DConfig.preset("eps3d")
+    cfg = EPS3DConfig.from_preset("eps3d")
     enc = d["encoder_cfg"] or {}
     g = cfg.gaussians
     g.semantic_dim = enc.get("gs_semantic_fea", g.semantic_dim)

@@ -59,7 +59,7 @@ class EPS3DDecoder(nn.Module):
 
 
 class EPS3D(nn.Module):
-    """The network. ``EPS3D(EPS3DConfig.preset("tiny"))`` or ``EPS3D.from_pretrained(path)``."""
+    """The network. ``EPS3D(EPS3DConfig.from_preset("tiny"))`` or ``EPS3D.from_pretrained(path)``."""
 
     def __init__(self, config: EPS3DConfig) -> None:
         super().__init__()

@@ -31,7 +31,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
         model = EPS3D.from_pretrained(m.weights, device=device, config=m.config or None)
     else:
         log.warning("model.weights is empty: RANDOM weights of preset %r (tests only)", m.preset)
-        model = EPS3D(EPS3DConfig.preset(m.preset)).to(device).eval()
+        model = EPS3D(EPS3DConfig.from_preset(m.preset)).to(device).eval()
     text = TextEncoder(config.text)
     p = config.pipeline
     t0 = time.perf_counter()

@@ -135,7 +135,7 @@ class Trainer:
             if cfg.model.overrides:
                 raise ValueError("model.overrides cannot change a model loaded with model.init_from")
         else:
-            mcfg = EPS3DConfig.preset(cfg.model.preset)
+            mcfg = EPS3DConfig.from_preset(cfg.model.preset)
             if cfg.model.overrides:
                 mcfg = mcfg.replace(**cfg.model.overrides)
             self.model = EPS3D(mcfg)
