@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Sim3", "AlignmentError", "umeyama_sim3"]
+__all__ = ["Sim3", "AlignmentError", "umeyama_sim3", "nearest_rotation"]
 
 
 class AlignmentError(ValueError):
@@ -53,7 +53,7 @@ class Sim3:
         """``x ↦ scale * (R x + t)`` from a rigid ``[3|4, 4]`` ``[R | t]`` (R re-orthonormalised, as float32
         predictions are not exactly orthonormal)."""
         m = np.asarray(m, dtype=np.float64)
-        R = _nearest_rotation(m[:3, :3])
+        R = nearest_rotation(m[:3, :3])
         return cls(scale, R, scale * m[:3, 3])
 
     @property
@@ -82,7 +82,8 @@ class Sim3:
         return Sim3(1.0 / self.scale, self.R.T, -(self.R.T @ self.t) / self.scale)
 
 
-def _nearest_rotation(m: np.ndarray) -> np.ndarray:
+def nearest_rotation(m: np.ndarray) -> np.ndarray:
+    """The proper rotation closest to ``m [3, 3]`` in the Frobenius norm (polar decomposition via SVD)."""
     u, _, vt = np.linalg.svd(m)
     d = np.sign(np.linalg.det(u @ vt)) or 1.0
     return u @ np.diag([1.0, 1.0, d]) @ vt

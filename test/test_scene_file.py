@@ -28,7 +28,7 @@ from eps3d_ros.io.scene_file import (
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, SplatParams, TextEncoderConfig
 from eps3d_ros.panoptic.build import SH_C0, assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
-from eps3d_ros.pipeline.alignment import Sim3
+from eps3d_ros.similarity import Sim3, nearest_rotation
 
 VOCAB = ["floor", "mug", "bowl"]
 STUFF = ["floor"]
@@ -198,12 +198,10 @@ def test_stored_text_encoder_is_rebuilt_on_request(tmp_path) -> None:
 def test_cameras_move_with_the_alignment() -> None:
     """A predicted camera sees a predicted point where its moved version sees the moved point."""
     rng = np.random.default_rng(1)
-    from eps3d_ros.pipeline.alignment import _nearest_rotation
-
-    E = np.stack([np.concatenate([_nearest_rotation(rng.normal(size=(3, 3))), rng.normal(size=(3, 1))], 1)
+    E = np.stack([np.concatenate([nearest_rotation(rng.normal(size=(3, 3))), rng.normal(size=(3, 1))], 1)
                   for _ in range(3)])
     K = np.tile(np.array([[80.0, 0, 40], [0, 80.0, 30], [0, 0, 1]]), (3, 1, 1))
-    sim = Sim3(2.5, _nearest_rotation(rng.normal(size=(3, 3))), rng.normal(size=3))
+    sim = Sim3(2.5, nearest_rotation(rng.normal(size=(3, 3))), rng.normal(size=3))
     cams = cameras_from_prediction(E, K, sim, 60, 80, stamps=[0, 1, 2])
     pts = rng.normal(size=(50, 3))
     moved = sim.apply(pts)

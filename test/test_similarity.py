@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from eps3d_ros.similarity import AlignmentError, Sim3, umeyama_sim3
+from eps3d_ros.similarity import AlignmentError, Sim3, nearest_rotation, umeyama_sim3
 
 
 def random_sim3(seed: int, scale: float = 2.5) -> Sim3:
@@ -78,3 +78,13 @@ def test_pipeline_and_training_share_one_fit() -> None:
 
     assert alignment.umeyama_sim3 is umeyama_sim3 and evaluate.umeyama_sim3 is umeyama_sim3
     assert alignment.Sim3 is Sim3 and alignment.AlignmentError is AlignmentError
+
+
+def test_nearest_rotation_is_proper_and_idempotent() -> None:
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        R = nearest_rotation(rng.normal(size=(3, 3)))
+        assert np.allclose(R.T @ R, np.eye(3), atol=1e-12) and np.linalg.det(R) == pytest.approx(1.0)
+        np.testing.assert_allclose(nearest_rotation(R), R, atol=1e-12)
+    noisy = Rotation.random(random_state=3).as_matrix() + 1e-4 * rng.normal(size=(3, 3))
+    assert angle_deg(nearest_rotation(noisy), Rotation.random(random_state=3).as_matrix()) < 0.01
