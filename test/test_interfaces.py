@@ -214,7 +214,7 @@ def test_installed_interfaces_are_current():
     assert stamp.is_file(), f"{stamp} missing: run scripts/setup.sh"
     mode, deps = bi._ros_source(prefix)
     assert stamp.read_text().strip() == bi._input_hash(mode, deps), (
-        f"{', '.join(d + "/" for d in bi.INPUT_DIRS)} or {', '.join(bi.INPUT_FILES)} changed since the package was built "
+        f"{', '.join(d + '/' for d in bi.INPUT_DIRS)} or {', '.join(bi.INPUT_FILES)} changed since the package was built "
         "into the venv (interfaces and installed share files): run scripts/setup.sh"
     )
 
