@@ -417,6 +417,9 @@ def test_stream_faults_are_logged_and_the_node_recovers(scene) -> None:
         # Out-of-order and stale stamps are refused with a reason.
         h.send(scene, 1, 40.5)
         assert h.wait_for(lambda: n.buffer.stats()["dropped"].get("out_of_order", 0) >= 1, 10), n.buffer.stats()
+        h.send(scene, 1, 30.0)  # 11 s older than the newest frame: more than max_frame_age (5 s)
+        assert h.wait_for(lambda: n.buffer.stats()["dropped"].get("stale", 0) >= 1, 10), n.buffer.stats()
+        assert len(n.buffer) == 1  # only the frame at 41.0 s
         # Image size change mid-stream: the buffer restarts with the new size.
         small = generate_scene(seed=5, num_views=4, height=56, width=84)
         h.send(small, 2, 42.0)
