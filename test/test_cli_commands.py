@@ -172,6 +172,25 @@ def test_demo_end_to_end(model_dir, tmp_path) -> None:
     assert (out / "overview.png").is_file() and (out / "legend.png").is_file()
 
 
+def test_demo_measured_depth_puts_centres_on_the_surfaces(model_dir, tmp_path) -> None:
+    from eps3d_ros.data.synthetic import generate_scene
+    from eps3d_ros.io.scene_file import load_scene
+
+    out = tmp_path / "demo"
+    code, stdout, stderr = call(["demo", "--model", model_dir, "--views", "2", "--size", "56x56", "--out", out,
+                                 "--measured-depth", *FAST])
+    assert code == 0, stderr
+    assert "Gaussian centres from the measured depth" in stdout and "query 'chair'" in stdout
+    truth = generate_scene(seed=100_000, num_views=2, height=56, width=56)
+    world = np.stack([truth.world_points(v) for v in range(2)]).reshape(-1, 3)
+    hit = np.isfinite(world).all(1)
+    means = load_scene(out / "scene.eps3d").scene.means.astype(np.float64)
+    assert len(means) == len(world) and hit.sum() > 1000
+    np.testing.assert_allclose(means[hit], world[hit], atol=1e-4)  # metres, in the map frame
+    code, _, stderr = call(["demo", "--model", model_dir, "--measured-depth", "--no-poses", "--out", out, *FAST])
+    assert code == 2 and "--measured-depth needs" in stderr
+
+
 def test_demo_ros_calls_the_query_service(model_dir, tmp_path) -> None:
     code, stdout, stderr = call(["demo", "--ros", "--model", model_dir, "--text-model", "eps3d-tiny-clip",
                                  "--text-weights", "", "--views", "3", "--size", "42x42", "--out", tmp_path / "d",

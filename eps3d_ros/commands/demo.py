@@ -47,9 +47,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="network image size, multiples of 14 (default 112x112, the demo model's training size)")
     src.add_argument("--no-depth", action="store_true", help="synthetic: no depth images (scale from poses only)")
     src.add_argument("--no-poses", action="store_true", help="synthetic: no camera poses (output in the camera frame)")
+    src.add_argument("--measured-depth", action="store_true",
+                     help="synthetic with depth and poses: Gaussian centres from the measured depth (the node's "
+                          "pipeline.use_measured_depth), so only labels and instances come from the model")
     q = p.add_argument_group("query and output")
-    q.add_argument("--query", default="mug", help="text to look for (default 'mug'; the demo text encoder only "
-                                                   "knows class names)")
+    q.add_argument("--query", default="chair", help="text to look for (default 'chair', the thing class the demo "
+                                                     "model labels best; its text encoder only knows class names)")
     q.add_argument("--top", type=int, default=3, metavar="K", help="answers to show (default 3)")
     q.add_argument("--out", default="eps3d_demo", metavar="DIR", help="output folder (default ./eps3d_demo)")
     q.add_argument("--render-scale", type=float, default=2.0, metavar="F",
@@ -70,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--top must be >= 1, got {args.top}")
     if not args.query.strip():
         raise UserError("--query is empty: give an object description such as 'mug'")
+    if args.measured_depth and (args.images or args.no_depth or args.no_poses):
+        raise UserError("--measured-depth needs the synthetic scene's depth and poses (not with --images, --no-depth "
+                        "or --no-poses)")
     size = parse_size(args.size)
     model = demo_model_dir(args.model)
     out = Path(args.out).expanduser()
@@ -97,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
             frames = synthetic_frames(synthetic, with_depth=not args.no_depth, with_pose=not args.no_poses)
         extras = [x for x, on in (("depth", not args.no_depth), ("camera poses", not args.no_poses)) if on]
         source = (f"synthetic scene seed {args.seed}: {args.views} views of {size[0]}x{size[1]} (HxW)"
-                  f"{' with ' + ' and '.join(extras) if extras else ''}")
+                  f"{' with ' + ' and '.join(extras) if extras else ''}"
+                  f"{'; Gaussian centres from the measured depth' if args.measured_depth else ''}")
     cfg = pipeline_config(args, model, size, len(frames), vocabulary=vocabulary, stuff=stuff,
-                          use_depth=not args.no_depth)
+                          use_depth=not args.no_depth, measured_depth=args.measured_depth)
     print(f"EPS3D demo: model {model}, text encoder {cfg.text.model} "
           f"({Path(cfg.text.pretrained).name if cfg.text.pretrained else 'random weights'})")
     print(f"input: {source}")
@@ -179,6 +186,7 @@ def _node_parameters(cfg) -> dict:
         "pipeline.image_height": pc.image_height, "pipeline.image_width": pc.image_width,
         "pipeline.window_size": pc.window_size, "pipeline.every_n_frames": pc.window_size,
         "pipeline.buffer_size": pc.buffer_size, "pipeline.use_depth": pc.use_depth,
+        "pipeline.use_measured_depth": pc.use_measured_depth,
         "pipeline.keyframe_min_interval": 0.0, "pipeline.keyframe_min_translation": 0.0,
         "pipeline.keyframe_min_rotation": 0.0,
     }
