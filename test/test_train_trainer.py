@@ -48,22 +48,34 @@ def small_config(out_dir, text_weights: str, **sections) -> TrainConfig:
     return TrainConfig.from_dict(d)
 
 
-def test_training_steps_reduce_every_loss_on_a_fixed_batch(tmp_path, text_weights) -> None:
-    tr = Trainer(small_config(tmp_path, text_weights))
+@pytest.mark.parametrize("term", ALL_TERMS)
+def test_training_steps_reduce_each_loss_on_a_fixed_batch(tmp_path, text_weights, term) -> None:
+    """Six steps on one term alone (the others weighted 0) lower that term on the fixed window.
+
+    One term at a time: with every term weighted 1 the small ones (Ins2Sem ~1e-3) are swamped and drift,
+    and a few steps of the sum are not monotone for every term.
+    """
+    tr = Trainer(small_config(tmp_path, text_weights, loss={name: float(name == term) for name in ALL_TERMS}))
     before = tr.losses_at(0)  # every step sees this window (one scene, one possible target view)
+    assert set(before) == {term}
+    for _ in range(6):
+        assert np.isfinite(tr.train_step()["total"])
+    after = tr.losses_at(0)[term]
+    assert after < 0.95 * before[term], (term, before[term], after)
+
+
+def test_training_steps_reduce_the_total_with_every_term(tmp_path, text_weights) -> None:
+    tr = Trainer(small_config(tmp_path, text_weights))
+    before = tr.losses_at(0)
     assert set(before) == set(ALL_TERMS)
-    # The trajectory of a few steps at this learning rate is not monotone (and CPU kernels sum in an order that
-    # depends on the thread count), so "after" is the median of the losses after 8, 12 and 16 steps.
-    seen: dict[str, list[float]] = {k: [] for k in ALL_TERMS}
-    for step in range(1, 17):
-        row = tr.train_step()
-        assert np.isfinite(row["total"])
-        if step in (8, 12, 16):
-            for k, v in tr.losses_at(0).items():
-                seen[k].append(v)
-    after = {k: float(np.median(v)) for k, v in seen.items()}
-    worse = {k: (before[k], after[k]) for k in ALL_TERMS if not after[k] < before[k]}
-    assert not worse, f"losses that did not fall (before, median after 8/12/16 steps): {worse}"
+    total = lambda losses: sum(v * tr.config.loss.weights()[k] for k, v in losses.items())  # noqa: E731
+    seen = []
+    for step in range(1, 11):
+        assert np.isfinite(tr.train_step()["total"])
+        if step in (6, 8, 10):
+            seen.append(total(tr.losses_at(0)))
+    # a few steps of the sum are not monotone, and CPU kernels sum in a thread-count-dependent order
+    assert np.median(seen) < 0.9 * total(before), (total(before), seen)
 
 
 def test_save_and_resume_give_identical_next_step_losses(tmp_path, text_weights) -> None:
