@@ -28,6 +28,7 @@ Per scene (seeds ``seed_start ..``, never used for training), the model sees ``n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -148,10 +149,13 @@ def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> d
         r = instance_prf(pi, gi, per_view=True)
         out["ins2d"] = (r["tp"], r["num_pred"], r["num_gt"])
     out.update(_depth_metrics(pred.depth[0, ..., 0].numpy(), scene.depth))
+    if cfg.queries or cfg.measured_queries:
+        gt_pts = np.stack([scene.world_points(v) for v in range(scene.num_views)])  # [S, H, W, 3], NaN = no hit
+        visible = _visible_centroids(scene, gt_pts, cfg)
     if cfg.queries:
-        out["queries"] = _query_errors(pred, built, scene, cfg)
+        out["queries"] = _query_errors(pred, built, scene, gt_pts, visible)
     if cfg.measured_queries:
-        out["measured_queries"] = _measured_queries(pred, space, text_encoder, pcfg, scene, cfg)
+        out["measured_queries"] = _measured_queries(pred, space, text_encoder, pcfg, gt_pts, visible)
     return out
 
 
@@ -165,16 +169,14 @@ def _visible_centroids(scene, gt_pts: np.ndarray, cfg: EvalConfig) -> dict[str, 
     return visible
 
 
-def _measured_queries(pred, space, text_encoder, pcfg, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
+def _measured_queries(pred, space, text_encoder, pcfg, gt_pts: np.ndarray,
+                      visible: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
     """Class-name queries on a scene whose centres are the true surface points (pixel-aligned Gaussians; the
     rest follow a Sim(3) fitted on those points), scored as a grasp planner would see it: is the answer the
     object nearest the true centroid, and how far is it?"""
-    from dataclasses import replace
-
     from eps3d_ros.panoptic import build_scene
 
     g = pred.gaussians
-    gt_pts = np.stack([scene.world_points(v) for v in range(scene.num_views)])  # [S, H, W, 3]
     truth = gt_pts.reshape(-1, 3)
     if g.means.shape[1] != len(truth):
         return []  # voxelized: no pixel-aligned Gaussians
@@ -188,11 +190,11 @@ def _measured_queries(pred, space, text_encoder, pcfg, scene, cfg: EvalConfig) -
     except AlignmentError:
         pass
     means[ok] = truth[ok]
-    built = build_scene(replace(g, means=torch.from_numpy(means).to(g.means)[None]), space, text_encoder, pcfg)
+    built = build_scene(dataclasses.replace(g, means=torch.from_numpy(means).to(g.means)[None]), space, text_encoder, pcfg)
     centres = np.array([o.centroid for o in built.objects]).reshape(-1, 3)
     ids = [o.id for o in built.objects]
     rows = []
-    for name, centroids in sorted(_visible_centroids(scene, gt_pts, cfg).items()):
+    for name, centroids in sorted(visible.items()):
         matches = built.query(name, max_results=1)
         row: dict[str, Any] = {"query": name, "found": bool(matches)}
         if matches:
@@ -205,9 +207,8 @@ def _measured_queries(pred, space, text_encoder, pcfg, scene, cfg: EvalConfig) -
     return rows
 
 
-def _query_errors(pred, built, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
+def _query_errors(pred, built, scene, gt_pts: np.ndarray, visible: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
     S = scene.num_views
-    gt_pts = np.stack([scene.world_points(v) for v in range(S)])  # [S, H, W, 3], NaN = no hit
     aligns = {}
     pc = invert_rigid(pred.extrinsics[0].double())[:, :, 3].numpy()
     gc = scene.poses[:, :3, 3].astype(np.float64)
@@ -226,7 +227,7 @@ def _query_errors(pred, built, scene, cfg: EvalConfig) -> list[dict[str, Any]]:
         except AlignmentError:
             pass
     rows = []
-    for name, centroids in sorted(_visible_centroids(scene, gt_pts, cfg).items()):
+    for name, centroids in sorted(visible.items()):
         matches = built.query(name, max_results=1)
         row: dict[str, Any] = {"query": name, "found": bool(matches)}
         if matches:
