@@ -244,10 +244,7 @@ def test_query_returns_the_object_nearest_the_ground_truth_centroid() -> None:
         assert r.success and r.header.frame_id == "map" and r.scale_known and r.objects, r.message
         top = r.objects[0]
         assert top.label == QUERY_TEXT and top.is_thing
-        # true centroids (visible surface, map frame) of the objects of that class
-        world = np.stack([truth.world_points(v) for v in range(truth.num_views)])
-        wanted = [world[truth.instance == o.instance_id].mean(0) for o in truth.objects
-                  if o.class_name == QUERY_TEXT and (truth.instance == o.instance_id).sum() >= 30]
+        wanted = truth.visible_centroids().get(QUERY_TEXT)  # true centroids (visible surface, map frame)
         assert wanted, "the test scene must show the queried class"
         c = np.array([top.centroid.x, top.centroid.y, top.centroid.z])
         target = min(wanted, key=lambda g: np.linalg.norm(g - c))

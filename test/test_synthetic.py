@@ -307,6 +307,21 @@ def test_object_centroids_match_their_pixels(scenes) -> None:
                 assert np.linalg.norm(p.mean(0) - o.centroid) < 0.5 * np.linalg.norm(o.size), (s.seed, o.class_name)
 
 
+def test_visible_centroids_are_the_mean_of_each_objects_visible_points(scenes) -> None:
+    s = scenes[1]
+    world = np.concatenate([unproject(s, v)[0] for v in range(s.num_views)])
+    ins = np.concatenate([s.instance[v][tuple(unproject(s, v)[1].T)] for v in range(s.num_views)])
+    got = s.visible_centroids(min_pixels=30)
+    expected: dict[str, list[np.ndarray]] = {}
+    for o in s.objects:
+        if (ins == o.instance_id).sum() >= 30:
+            expected.setdefault(o.class_name, []).append(world[ins == o.instance_id].mean(0))
+    assert got.keys() == expected.keys() and expected
+    for name in expected:
+        np.testing.assert_allclose(np.array(got[name]), np.array(expected[name]), atol=1e-6)
+    assert sum(map(len, s.visible_centroids(min_pixels=10**9).values())) == 0
+
+
 # --------------------------------------------------------------------------- layout
 
 

@@ -12,7 +12,7 @@ from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import Gaussians
 from eps3d_ros.panoptic import SemanticSpace, TextEncoder
 from eps3d_ros.panoptic.text import register_tiny_test_model
-from eps3d_ros.train.evaluate import EvalConfig, _measured_queries, _summarize, _visible_centroids, panoptic_config
+from eps3d_ros.train.evaluate import EvalConfig, _measured_queries, _summarize, panoptic_config
 
 
 def pixel_aligned_oracle(scene) -> Gaussians:
@@ -53,7 +53,7 @@ def test_measured_queries_with_oracle_features_find_the_nearest_object() -> None
     pcfg = panoptic_config(list(scene.class_names), list(scene.stuff), cfg)
     world = np.stack([scene.world_points(v) for v in range(scene.num_views)])
     rows = _measured_queries(SimpleNamespace(gaussians=pixel_aligned_oracle(scene)), space, encoder, pcfg, world,
-                             _visible_centroids(scene, world, cfg))
+                             scene.visible_centroids(cfg.min_query_pixels))
     visible = {o.class_name for o in scene.objects if (scene.instance == o.instance_id).sum() >= cfg.min_query_pixels}
     assert sorted(r["query"] for r in rows) == sorted(visible) and len(rows) >= 3
     assert all(r["found"] and r["nearest"] for r in rows), rows

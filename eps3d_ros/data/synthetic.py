@@ -104,6 +104,17 @@ class SyntheticScene:
         world[self.depth[view] <= 0] = np.nan
         return world
 
+    def visible_centroids(self, min_pixels: int = 30) -> dict[str, list[np.ndarray]]:
+        """Per class name, the centroids (world frame, float64) of the visible surface of each object seen in
+        at least ``min_pixels`` pixels over all views — where a query for that class should land."""
+        world = np.stack([self.world_points(v) for v in range(self.num_views)])
+        out: dict[str, list[np.ndarray]] = {}
+        for o in self.objects:
+            m = self.instance == o.instance_id
+            if int(m.sum()) >= min_pixels:
+                out.setdefault(o.class_name, []).append(world[m].mean(0))
+        return out
+
     def object(self, instance_id: int) -> SceneObject:
         """The object record with this instance id."""
         for o in self.objects:

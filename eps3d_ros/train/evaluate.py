@@ -151,22 +151,12 @@ def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> d
     out.update(_depth_metrics(pred.depth[0, ..., 0].numpy(), scene.depth))
     if cfg.queries or cfg.measured_queries:
         gt_pts = np.stack([scene.world_points(v) for v in range(scene.num_views)])  # [S, H, W, 3], NaN = no hit
-        visible = _visible_centroids(scene, gt_pts, cfg)
+        visible = scene.visible_centroids(cfg.min_query_pixels)
     if cfg.queries:
         out["queries"] = _query_errors(pred, built, scene, gt_pts, visible)
     if cfg.measured_queries:
         out["measured_queries"] = _measured_queries(pred, space, text_encoder, pcfg, gt_pts, visible)
     return out
-
-
-def _visible_centroids(scene, gt_pts: np.ndarray, cfg: EvalConfig) -> dict[str, list[np.ndarray]]:
-    """True centroids (visible surface, world frame) of the thing objects seen in >= min_query_pixels pixels."""
-    visible: dict[str, list[np.ndarray]] = {}
-    for o in scene.objects:
-        m = scene.instance == o.instance_id
-        if int(m.sum()) >= cfg.min_query_pixels:
-            visible.setdefault(o.class_name, []).append(gt_pts[m].mean(0))
-    return visible
 
 
 def _measured_queries(pred, space, text_encoder, pcfg, gt_pts: np.ndarray,
