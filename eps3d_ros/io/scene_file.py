@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from ..pipeline.cameras import Cameras, cameras_from_prediction
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "read_scene_header",
     "cameras_from_prediction",
     "reconstruct_scene_file",
+    "scene_file_from_snapshot",
 ]
 
 FORMAT = "eps3d_scene"
@@ -80,40 +83,6 @@ _OBJECT_VECTORS = ("centroid", "aabb_min", "aabb_max", "obb_center", "obb_extent
 
 class SceneFileError(ValueError):
     """A scene file that cannot be read: not one, another version, corrupt or inconsistent."""
-
-
-@dataclass(frozen=True, eq=False)
-class Cameras:
-    """The views a scene was reconstructed from, in the scene frame."""
-
-    extrinsics: np.ndarray  # [S, 3, 4] float64 camera-from-world (scene frame), OpenCV axes
-    intrinsics: np.ndarray  # [S, 3, 3] float64 pixels at height x width; pixel (u, v)'s centre at (u, v)
-    height: int
-    width: int
-    stamps: np.ndarray | None = None  # [S] float64 seconds, or None
-
-    def __post_init__(self) -> None:
-        e = np.asarray(self.extrinsics, dtype=np.float64)
-        k = np.asarray(self.intrinsics, dtype=np.float64)
-        if e.ndim != 3 or e.shape[1:] != (3, 4):
-            raise ValueError(f"camera extrinsics must be [S, 3, 4], got {e.shape}")
-        if k.shape != (e.shape[0], 3, 3):
-            raise ValueError(f"camera intrinsics must be [{e.shape[0]}, 3, 3], got {k.shape}")
-        if int(self.height) < 1 or int(self.width) < 1:
-            raise ValueError(f"camera image size must be positive, got {self.height}x{self.width}")
-        object.__setattr__(self, "extrinsics", e)
-        object.__setattr__(self, "intrinsics", k)
-        object.__setattr__(self, "height", int(self.height))
-        object.__setattr__(self, "width", int(self.width))
-        if self.stamps is not None:
-            s = np.asarray(self.stamps, dtype=np.float64).reshape(-1)
-            if s.shape != (e.shape[0],):
-                raise ValueError(f"camera stamps must be [{e.shape[0]}], got {s.shape}")
-            object.__setattr__(self, "stamps", s)
-
-    @property
-    def num_views(self) -> int:
-        return int(self.extrinsics.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -467,49 +436,21 @@ def _text_config(d: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ from a run
-def cameras_from_prediction(extrinsics: np.ndarray, intrinsics: np.ndarray, sim3: Any, height: int, width: int,
-                            stamps: Sequence[float] | None = None) -> Cameras:
-    """The predicted cameras moved into the scene frame by the alignment ``x ↦ s R x + t``.
-
-    A predicted camera ``[R_E | t_E]`` (camera-from-prediction-world) becomes
-    ``[R_E Rᵀ | s t_E − R_E Rᵀ t]``: camera-from-scene, with camera coordinates in scene units.
-    Intrinsics do not change (projection is scale invariant).
-    """
-    E = np.asarray(extrinsics, dtype=np.float64)
-    R, t, s = np.asarray(sim3.R, np.float64), np.asarray(sim3.t, np.float64), float(sim3.scale)
-    Rc = E[:, :, :3] @ R.T  # [S, 3, 3]
-    tc = s * E[:, :, 3] - np.einsum("sij,j->si", Rc, t)
-    return Cameras(np.concatenate([Rc, tc[:, :, None]], axis=2), np.asarray(intrinsics, np.float64), height, width,
-                   None if stamps is None else np.asarray(stamps, np.float64))
-
-
 def reconstruct_scene_file(reconstructor: Any, frames: Sequence[Any], info: dict[str, Any] | None = None
                            ) -> tuple[SceneFile, Any]:
-    """Run ``reconstructor`` (a :class:`~eps3d_ros.pipeline.Reconstructor`) on ``frames`` and keep the
-    predicted cameras: ``(SceneFile, SceneSnapshot)``."""
-    captured: list[Any] = []
+    """Run ``reconstructor`` (anything with ``run(frames) -> SceneSnapshot``) on ``frames``:
+    ``(SceneFile, SceneSnapshot)``."""
+    snap = reconstructor.run(frames)
+    return scene_file_from_snapshot(snap, getattr(getattr(reconstructor, "text_encoder", None), "config", None),
+                                    info), snap
 
-    def hook(_module, _inputs, output) -> None:
-        captured.append((output.extrinsics[0].detach().float().cpu().numpy(),
-                         output.intrinsics[0].detach().float().cpu().numpy()))
 
-    handle = reconstructor.model.register_forward_hook(hook)
-    try:
-        snap = reconstructor.run(frames)
-    finally:
-        handle.remove()
-    pc = reconstructor.config.pipeline
-    cameras = None
-    if captured:
-        E, K = captured[-1]
-        cameras = cameras_from_prediction(E, K, snap.alignment.sim3, pc.image_height, pc.image_width,
-                                          snap.window_stamps)
+def scene_file_from_snapshot(snap: Any, text_encoder: Any = None, info: dict[str, Any] | None = None) -> SceneFile:
+    """A :class:`SceneFile` of a :class:`~eps3d_ros.pipeline.SceneSnapshot` (its cameras, alignment and timings)."""
     a = snap.alignment
     run_info = {"alignment": a.method, "alignment_residual_m": None if math.isnan(a.residual_m) else a.residual_m,
                 "depth_scale": a.depth_scale, "notes": list(snap.notes),
                 "timings_s": {k: round(float(v), 4) for k, v in snap.timings.items()},
                 "measured_depth": snap.measured_depth, **(info or {})}
-    sf = SceneFile(scene=snap.scene, cameras=cameras, frame_id=snap.frame_id, scale_known=snap.scale_known,
-                   stamp=snap.stamp, text_encoder=getattr(reconstructor.text_encoder, "config", None),
-                   info=run_info)
-    return sf, snap
+    return SceneFile(scene=snap.scene, cameras=snap.cameras, frame_id=snap.frame_id, scale_known=snap.scale_known,
+                     stamp=snap.stamp, text_encoder=text_encoder, info=run_info)

@@ -18,6 +18,7 @@ from .alignment import (
     transform_gaussians,
     umeyama_sim3,
 )
+from .cameras import Cameras, cameras_from_prediction
 from .clouds import (
     CLOUD_DTYPE,
     UNKNOWN_LABEL,
@@ -48,6 +49,8 @@ __all__ = [
     "metric_alignment",
     "transform_gaussians",
     "umeyama_sim3",
+    "Cameras",
+    "cameras_from_prediction",
     "CLOUD_DTYPE",
     "UNKNOWN_LABEL",
     "cloud_fields",

@@ -22,6 +22,7 @@ import torch
 
 from ..panoptic import Scene, SemanticSpace, build_scene
 from .alignment import Alignment, metric_alignment, transform_gaussians
+from .cameras import Cameras, cameras_from_prediction
 from .config import Eps3dConfig
 from .frames import Frame
 from .images import resize_frame
@@ -40,6 +41,7 @@ class SceneSnapshot:
     window_stamps: tuple[float, ...]  # the window's frame stamps, in view order (oldest → newest)
     measured_depth: bool = False  # True when some Gaussian centres come from measured depth
     notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks for the log (alignment fallbacks ...)
+    cameras: Cameras | None = None  # the window's views in ``frame_id`` at the network size (with their depth)
 
 
 class Reconstructor:
@@ -84,6 +86,7 @@ class Reconstructor:
                 g, used_depth, note = _replace_with_measured_depth(g, small)
                 if note:
                     notes.append(note)
+            cameras = _scene_cameras(pred, align, small)
             t3 = self._tick()
 
         newest = max(f.stamp for f in frames)
@@ -95,13 +98,26 @@ class Reconstructor:
         return SceneSnapshot(
             scene=scene, frame_id=align.frame_id, stamp=newest, scale_known=align.scale_known,
             alignment=align, timings=MappingProxyType(timings), window_stamps=tuple(f.stamp for f in frames),
-            measured_depth=used_depth, notes=tuple(notes),
+            measured_depth=used_depth, notes=tuple(notes), cameras=cameras,
         )
 
     def _tick(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # honest stage timings: CUDA work is asynchronous
         return time.perf_counter()
+
+
+def _scene_cameras(pred: Any, align: Alignment, frames: list[Frame]) -> Cameras:
+    """The predicted cameras in the output frame; their depth measured where a frame has it, else predicted."""
+    H, W = frames[0].size
+    scale = float(align.sim3.scale)
+    depth = pred.depth[0, ..., 0].detach().float().cpu().numpy() * np.float32(scale)  # [S, H, W] scene units
+    for i, f in enumerate(frames):
+        if f.depth is not None and align.scale_known:
+            depth[i] = np.where(np.isfinite(f.depth), f.depth, depth[i])
+    return cameras_from_prediction(pred.extrinsics[0].detach().double().cpu().numpy(),
+                                   pred.intrinsics[0].detach().double().cpu().numpy(), align.sim3, H, W,
+                                   [f.stamp for f in frames], depth)
 
 
 def measured_world_points(frame: Frame) -> np.ndarray:
