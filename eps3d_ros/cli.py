@@ -71,13 +71,15 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .train.evaluate import EvalConfig, evaluate_model_dir, markdown_table
 
-    try:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
-        return 2
+    h = w = 0  # the model's native size (its bundle.json)
+    if args.size:
+        try:
+            h, w = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
+            return 2
     cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
-                     path_2d=not args.no_2d, device=args.device)
+                     min_cluster_size=0, path_2d=not args.no_2d, device=args.device)
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:
         with open(args.json, "w") as f:
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scenes", type=int, default=20, help="held-out scenes (default 20)")
     ev.add_argument("--seed-start", type=int, default=100_000, help="first scene seed (default 100000, never trained on)")
     ev.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
-    ev.add_argument("--size", default="112x112", help="image size HxW, multiples of 14 (default 112x112)")
+    ev.add_argument("--size", help="image size HxW, multiples of 14 (default: the model's native size)")
     ev.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", help="write the full result (summary and per scene) here")

@@ -192,9 +192,10 @@ def test_demo_measured_depth_puts_centres_on_the_surfaces(model_dir, tmp_path) -
 
 
 def test_demo_ros_calls_the_query_service(model_dir, tmp_path) -> None:
+    # random test weights: their cameras fit no TF, so the scene is placed by measured depth and TF
     code, stdout, stderr = call(["demo", "--ros", "--model", model_dir, "--text-model", "eps3d-tiny-clip",
-                                 "--text-weights", "", "--views", "3", "--size", "42x42", "--out", tmp_path / "d",
-                                 "--top", "2", *FAST])
+                                 "--text-weights", "random", "--views", "3", "--size", "42x42", "--out", tmp_path / "d",
+                                 "--top", "2", "--measured-depth", *FAST])
     assert code == 0, stderr
     assert "[ros] call /eps3d_demo/eps3d_node/query_objects" in stdout
     assert "[ros] response: success=True, frame 'map', scale_known=True" in stdout
@@ -262,3 +263,36 @@ def test_user_errors_exit_2_with_a_message(scene_file, model_dir, tmp_path) -> N
     r = console("run", "--images", REDWOOD / "color")  # argparse: --out missing
     assert r.returncode == 2 and "--out" in r.stderr
     assert not (tmp_path / "x.eps3d").exists()
+
+
+def test_run_checks_its_arguments_before_reading_any_frame(model_dir, tmp_path) -> None:
+    """A bad --device, --vocabulary or --model is reported, not the (missing) input read first."""
+    missing = tmp_path / "no_such_folder"
+    code, _, err = call(["run", "--images", missing, "--out", tmp_path / "s.eps3d", "--model", model_dir,
+                         "--device", "tpu"])
+    assert code == 2 and "--device must be auto, cpu, cuda or cuda:N" in err
+    code, _, err = call(["run", "--images", missing, "--out", tmp_path / "s.eps3d", "--model", model_dir,
+                         "--vocabulary", "mug,,bowl"])
+    assert code == 2 and "empty class name" in err
+    code, _, err = call(["run", "--images", missing, "--out", tmp_path / "s.eps3d", "--model", tmp_path])
+    assert code == 2 and "no weights file" in err
+
+
+def test_run_on_images_of_two_sizes_keeps_their_aspect(model_dir, tmp_path) -> None:
+    """VGGT's examples/room mixes a 512x384 PNG and 1280x960 JPGs: one window, one network size, no stretch."""
+    d = tmp_path / "room"
+    d.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)).save(d / "00.png")
+    for i in (1, 2):
+        Image.fromarray(rng.integers(0, 256, (960, 1280, 3), dtype=np.uint8)).save(d / f"{i:02d}.jpg")
+    out = tmp_path / "room.eps3d"
+    code, stdout, stderr = call(["run", "--images", d, "--out", out, "--model", model_dir, "--size", "56x56",
+                                 "--no-progress", *FAST])
+    assert code == 0, stderr
+    assert "384x512 -> 42x56" in stdout and "images of several sizes" in stdout
+    from eps3d_ros.io.scene_file import load_scene
+
+    cams = load_scene(out).cameras
+    assert (cams.height, cams.width) == (42, 56)
+    np.testing.assert_allclose(cams.intrinsics[:, 0, 0] / cams.intrinsics[:, 1, 1], 1.0, atol=1e-9)

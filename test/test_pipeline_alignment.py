@@ -216,14 +216,14 @@ def test_two_poses_without_depth_take_scale_from_the_baseline() -> None:
     np.testing.assert_allclose(a.sim3.apply(camera_centers(pred.extrinsics[0])), poses[:, :3, 3], atol=1e-4)
 
 
-def test_one_pose_without_depth_is_map_frame_but_not_metric() -> None:
+def test_one_pose_without_depth_stays_in_the_camera_frame() -> None:
+    """The map frame is metric by definition (ObjectArray.msg): an unscaled scene is not put there."""
     poses = line_poses(2)
     pred = fake_prediction(poses, random_sim3(14, scale=5.0), metric_depth(2))
-    a = metric_alignment(pred, with_(pose_frames(poses, None), poses=1), config())
-    assert (a.method, a.frame_id, a.scale_known, a.sim3.scale) == ("tf", "map", False, 1.0)
-    assert any("scale unknown" in n for n in a.notes)
-    # the posed camera still sits exactly at its TF pose
-    np.testing.assert_allclose(a.sim3.apply(camera_centers(pred.extrinsics[0]))[0], poses[0, :3, 3], atol=1e-9)
+    frames = with_(pose_frames(poses, None), poses=1)
+    a = metric_alignment(pred, frames, config())
+    assert (a.method, a.frame_id, a.scale_known, a.sim3.scale) == ("none", frames[-1].frame_id, False, 1.0)
+    assert any("cannot be placed in the map frame" in n for n in a.notes)
 
 
 def test_depth_only_puts_the_scene_in_the_newest_camera_frame() -> None:
@@ -262,6 +262,36 @@ def test_unusable_or_disabled_depth_falls_back() -> None:
     cfg = config()
     cfg.pipeline.use_depth = False
     a = metric_alignment(pred, with_(pose_frames(poses, d), poses=1), cfg)
-    assert a.method == "tf" and not a.scale_known
+    assert a.method == "none" and not a.scale_known and a.frame_id != "map"
     with pytest.raises(ValueError, match="2 frames for a prediction of 3 views"):
         metric_alignment(fake_prediction(line_poses(3), random_sim3(1), metric_depth(3)), pose_frames(poses, d), cfg)
+
+
+def test_tf_that_disagrees_with_the_images_is_rejected_with_a_warning() -> None:
+    """A bag whose TF belongs to another trajectory: no silently wrong metric map, the camera frame instead."""
+    poses = line_poses(4)
+    poses[:, :3, 3] += np.array([[0.0, 0.0, 0.0], [0.0, 0.6, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.9]])  # not a line
+    T = random_sim3(21, scale=2.0)
+    d = metric_depth(4)
+    pred = fake_prediction(poses, T, d)
+    good = metric_alignment(pred, pose_frames(poses, d), config())
+    assert good.method == "tf" and good.warning == "" and good.residual_m < 1e-6
+    shuffled = poses[[2, 0, 3, 1]]  # TF of the wrong frames
+    frames = [Frame(f.stamp, f.rgb, f.K, f.frame_id, depth=f.depth, pose=p)
+              for f, p in zip(pose_frames(poses, d), shuffled)]
+    a = metric_alignment(pred, frames, config())
+    assert a.frame_id == frames[-1].frame_id and a.method == "depth" and a.scale_known
+    assert "TF and images disagree" in a.warning and "max_alignment_error" in a.warning
+    cfg = config()
+    cfg.pipeline.max_alignment_error = 100.0  # a user who accepts it gets the fit
+    assert metric_alignment(pred, frames, cfg).method == "tf"
+
+
+def test_depth_that_disagrees_with_the_prediction_gives_no_scale() -> None:
+    poses = line_poses(3)
+    d = metric_depth(3)
+    pred = fake_prediction(poses, random_sim3(22, scale=0.5), d)
+    noise = np.random.default_rng(0).uniform(0.2, 5.0, d.shape).astype(np.float32)
+    frames = [Frame(f.stamp, f.rgb, f.K, "cam", depth=f.depth * noise[i]) for i, f in enumerate(pose_frames(poses, d))]
+    a = metric_alignment(pred, frames, config())
+    assert a.method == "none" and not a.scale_known and "measured and predicted depth disagree" in a.warning

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eps3d_ros.pipeline.frames import Frame
-from eps3d_ros.pipeline.images import UnsupportedEncoding, decode_color, decode_depth, resize_frame
+from eps3d_ros.pipeline.images import UnsupportedEncoding, decode_color, decode_depth
 
 H, W = 5, 7
 
@@ -127,50 +127,3 @@ def test_frame_validation_messages() -> None:
     assert f.K.shape == (3, 3) and f.K.dtype == np.float64 and f.stamp == 1.0
     with pytest.raises(ValueError):
         f.rgb[0, 0, 0] = 1  # read-only: frames are shared between threads
-
-
-def _project(K: np.ndarray, X: np.ndarray) -> np.ndarray:
-    p = K @ X
-    return p[:2] / p[2]
-
-
-@pytest.mark.parametrize("size", [(10, 14), (3, 21), (28, 28)])
-def test_resize_scales_K_with_the_pixel_centre_convention(size) -> None:
-    """A 3D point lands at continuous position x in the old image and (x + 0.5) * W'/W - 0.5 in the new one."""
-    h, w = 6, 8
-    K = np.array([[9.0, 0.3, 3.7], [0.0, 7.0, 2.2], [0.0, 0.0, 1.0]])
-    rgb = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    f = Frame(0.0, rgb, K, "cam", depth=np.ones((h, w), np.float32))
-    g = resize_frame(f, *size)
-    assert g.rgb.shape == (*size, 3) and g.depth.shape == size and g.rgb.dtype == np.uint8
-    for X in (np.array([0.3, -0.2, 2.0]), np.array([-1.0, 0.5, 3.0])):
-        u, v = _project(K, X)
-        u2, v2 = _project(g.K, X)
-        assert u2 == pytest.approx((u + 0.5) * size[1] / w - 0.5, abs=1e-12)
-        assert v2 == pytest.approx((v + 0.5) * size[0] / h - 0.5, abs=1e-12)
-    assert resize_frame(f, h, w) is f  # nothing to do
-
-
-def test_resize_matches_image_content() -> None:
-    """The principal point follows the image: a bright pixel at the projection of a point stays at its projection."""
-    h, w = 8, 8
-    rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[2:4, 4:6] = 255  # a 2x2 blob whose centre is at continuous (u, v) = (4.5, 2.5)
-    K = np.array([[10.0, 0, 3.5], [0, 10.0, 3.5], [0, 0, 1.0]])
-    g = resize_frame(Frame(0.0, rgb, K, "cam"), 4, 4)  # exact 2x2 area average
-    assert np.argwhere(g.rgb[..., 0] == 255).tolist() == [[1, 2]]
-    # the blob centre's ray through the old K lands on the centre of the new bright pixel
-    X = np.linalg.inv(K) @ np.array([4.5, 2.5, 1.0])
-    np.testing.assert_allclose(_project(g.K, X), [2.0, 1.0], atol=1e-12)
-
-
-def test_resize_depth_nearest_keeps_invalid_invalid() -> None:
-    depth = np.full((4, 4), 2.0, np.float32)
-    depth[:2, :2] = np.nan
-    depth[2:, 2:] = 5.0
-    f = Frame(0.0, np.zeros((4, 4, 3), np.uint8), np.diag([5.0, 5.0, 1.0]), "cam", depth=depth)
-    g = resize_frame(f, 2, 2)
-    np.testing.assert_array_equal(np.isnan(g.depth), [[True, False], [False, False]])
-    assert g.depth[1, 1] == 5.0 and g.depth[0, 1] == 2.0  # values are taken, never mixed
-    up = resize_frame(f, 8, 8)
-    assert np.isnan(up.depth).sum() == 16 and set(np.unique(up.depth[~np.isnan(up.depth)])) == {2.0, 5.0}

@@ -62,20 +62,31 @@ def test_reconstruction_is_metric_in_the_map_frame(reconstructor, synthetic) -> 
         snap.timings["total"] = 0.0
 
 
+def _with_pipeline(reconstructor, **changes) -> Reconstructor:
+    cfg = dataclasses.replace(reconstructor.config, pipeline=dataclasses.replace(reconstructor.config.pipeline, **changes))
+    return Reconstructor(reconstructor.model, reconstructor.text_encoder, cfg)
+
+
 def test_network_centres_are_transformed_into_the_map(reconstructor, synthetic) -> None:
-    """Without measured depth, the network's centres go through the TF similarity: its cameras land on TF."""
+    """Without measured depth, the network's centres go through the TF similarity: its cameras land on TF.
+
+    The random test network's cameras do not fit TF at all, so by default the fit is refused (a silently wrong
+    metric map is worse than the camera frame); with the check relaxed the plumbing is what is tested."""
     _, frames = synthetic
-    cfg = dataclasses.replace(reconstructor.config,
-                              pipeline=dataclasses.replace(reconstructor.config.pipeline, use_measured_depth=False))
-    r = Reconstructor(reconstructor.model, reconstructor.text_encoder, cfg)
-    snap = r.run(frames)
+    snap = _with_pipeline(reconstructor, use_measured_depth=False).run(frames)
+    assert snap.frame_id != "map" and "TF and images disagree" in snap.alignment.warning
+    snap = _with_pipeline(reconstructor, use_measured_depth=False, max_alignment_error=1e9,
+                          max_depth_ratio_spread=1e9).run(frames)
     assert (snap.frame_id, snap.scale_known, snap.measured_depth) == ("map", True, False)
-    assert snap.alignment.residual_m < 1.0 and np.isfinite(snap.scene.means).all()
+    assert snap.alignment.warning == "" and np.isfinite(snap.scene.means).all()
 
 
 def test_depth_only_frames_are_resized_and_stay_in_the_camera_frame(reconstructor) -> None:
     scene = generate_scene(seed=1, num_views=2, height=2 * SIZE, width=2 * SIZE)
     frames = synthetic_frames(scene, with_pose=False, frame_id="head_camera_optical")
+    # the random network's depth has no consistent ratio to the measured one: no scale by default
+    assert "depth disagree" in reconstructor.run(frames).alignment.warning
+    reconstructor = _with_pipeline(reconstructor, max_depth_ratio_spread=1e9)
     snap = reconstructor.run(frames)
     assert (snap.frame_id, snap.scale_known, snap.alignment.method, snap.measured_depth) == (
         "head_camera_optical", True, "depth", False)
@@ -177,3 +188,25 @@ def test_stop_joins_and_refuses_new_work() -> None:
     assert w.submit(["c"]) is False
     with pytest.raises(ValueError, match="empty window"):
         w.submit([])
+
+
+def test_jobs_run_in_order_after_the_windows_queued_before_them() -> None:
+    """A job (relabelling, say) queued after a window sees that window's result: one thread, one order."""
+    rec, order = Gate(), []
+    w = InferenceWorker(rec, lambda r: order.append(("result", r)), None)
+    try:
+        w.submit(["a"])
+        assert rec.started.wait(5)
+        w.submit(["b"])  # waits behind "a"
+        assert w.call(lambda: order.append(("job", w.latest)))
+        w.submit(["c"])  # replaces "b", queued after the job
+        rec.gate.set()
+        assert w.wait_idle(5)
+        assert order == [("result", ("a",)), ("job", ("a",)), ("result", ("c",))]
+        assert w.stats()["jobs"] == 1 and w.stats()["replaced"] == 1
+        w.call(lambda: 1 / 0)  # a failing job is logged; the thread goes on
+        w.submit(["d"])
+        assert w.wait_idle(5) and w.latest == ("d",) and w.alive
+    finally:
+        w.stop(5)
+    assert w.call(lambda: None) is False

@@ -297,3 +297,15 @@ def test_save_refuses_a_folder_or_missing_parent(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_scene(tmp_path / "missing" / "s.eps3d", make_file())
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_written_files_follow_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        path = save_scene(tmp_path / "scene.eps3d", make_file())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # not the 0600 of a private temporary file

@@ -114,6 +114,13 @@ def test_fit_writes_logs_checkpoint_and_a_loadable_model(tmp_path, text_weights)
     assert torch.allclose(text.encode(["mug", "red mug"]), ref, atol=1e-6)  # CPU kernels: ~1e-8
     # The config written beside the run reads back.
     assert load_train_config(out / "train_config.yaml").data.height == 42
+    # The folder is a complete bundle: its native size is the training size, its text space fingerprinted.
+    from eps3d_ros.model.bundle import ModelBundle
+
+    bundle = ModelBundle.load(summary["export"])
+    assert bundle.input_size == (42, 42) and bundle.notes == () and bundle.text.fingerprint is not None
+    assert bundle.settings == {"panoptic.clustering.min_cluster_size": 100}
+    bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
 
 
 def test_frozen_modules_do_not_change(tmp_path, text_weights) -> None:

@@ -115,22 +115,22 @@ def parse_names(text: str | None) -> list[str] | None:
 def add_model_arguments(p: argparse.ArgumentParser, demo: bool = False) -> None:
     where = (f"default: ${DEMO_MODEL_ENV}, else the repository's models/demo_tiny" if demo else "required")
     p.add_argument("--model", required=not demo, metavar="DIR",
-                   help=f"model folder (model.safetensors + config.json, optional text_encoder.json / "
-                        f"text_encoder.safetensors) or weights file; {where}")
+                   help=f"model folder (model.safetensors + config.json, with its text encoder and bundle.json when "
+                        f"it has them) or weights file; {where}")
     p.add_argument("--text-model", metavar="ARCH",
-                   help="open_clip architecture of the text encoder (default: the model folder's text encoder, "
-                        "else ViT-B-32)")
+                   help="open_clip architecture of the text encoder (default: the model folder's own encoder, else "
+                        "ViT-B-32)")
     p.add_argument("--text-weights", metavar="FILE|TAG",
-                   help="text encoder weights: a local checkpoint, an open_clip tag, or '' for random (tests)")
+                   help="text encoder weights: a local checkpoint, an open_clip tag, or 'random' (tests); default: "
+                        "the model folder's")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N (default auto)")
 
 
-def add_panoptic_arguments(p: argparse.ArgumentParser, min_cluster_default: int | None = None) -> None:
+def add_panoptic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocabulary", metavar="A,B,C", help="comma-separated class names")
     p.add_argument("--stuff", metavar="A,B", help="comma-separated stuff classes (regions, not instances)")
-    p.add_argument("--min-cluster-size", type=int, default=min_cluster_default, metavar="N",
-                   help="HDBSCAN min_cluster_size in Gaussians (default "
-                        f"{min_cluster_default if min_cluster_default else 'of PanopticConfig, 400'})")
+    p.add_argument("--min-cluster-size", type=int, metavar="N",
+                   help="HDBSCAN min_cluster_size in Gaussians (default: the model's recommendation, else 400)")
     p.add_argument("--max-samples", type=int, metavar="N", help="HDBSCAN sample size (default 10000)")
     p.add_argument("--min-object-points", type=int, metavar="N", help="smaller objects are dropped (default 30)")
 
@@ -140,9 +140,8 @@ def add_frame_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--every", type=int, default=1, metavar="K", help="take every K-th frame (default 1)")
     g.add_argument("--max-views", type=int, default=8, metavar="N",
                    help="at most N frames, spread evenly over the selection (default 8)")
-    g.add_argument("--size", metavar="HxW", help="network image size, multiples of 14 (default: longer side "
-                                                  "--max-side, rounded down to multiples of 14)")
-    g.add_argument("--max-side", type=int, default=224, metavar="PX", help="longer side without --size (default 224)")
+    g.add_argument("--size", metavar="HxW", help="the box frames are fitted into, aspect kept, multiples of 14 "
+                                                  "(default: the model's native size, from its bundle.json)")
     g.add_argument("--hfov", type=float, default=60.0, metavar="DEG",
                    help="horizontal field of view assumed without intrinsics (default 60)")
 
@@ -153,11 +152,11 @@ def repo_root() -> Path:
 
 
 def demo_model_dir(given: str | None) -> Path:
-    """The demo model folder: ``--model``, else ``$EPS3D_DEMO_MODEL``, else ``<repo>/models/demo_tiny``,
-    else ``./models/demo_tiny``; a clear error when it has no weights."""
+    """The model folder: ``--model`` as given, else ``$EPS3D_DEMO_MODEL``, else ``<repo>/models/demo_tiny``,
+    else ``./models/demo_tiny``; a clear error when no demo model is found."""
     if given:
-        candidates = [Path(given).expanduser()]
-    elif os.environ.get(DEMO_MODEL_ENV):
+        return Path(given).expanduser()  # the user's folder: load_bundle names what is wrong with it
+    if os.environ.get(DEMO_MODEL_ENV):
         candidates = [Path(os.environ[DEMO_MODEL_ENV]).expanduser()]
     else:
         candidates = [repo_root() / "models" / "demo_tiny", Path.cwd() / "models" / "demo_tiny"]
@@ -170,62 +169,49 @@ def demo_model_dir(given: str | None) -> Path:
                     f"set ${DEMO_MODEL_ENV}, or pass --model DIR (a folder with model.safetensors + config.json)")
 
 
-def model_path(given: str) -> Path:
-    p = Path(given).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {p} (a folder with model.safetensors + config.json, or a weights file)")
-    if p.is_dir() and not any((p / n).is_file() for n in ("model.safetensors", "model.pt", "pytorch_model.bin")):
-        raise UserError(f"{p} holds no model weights (model.safetensors expected)")
-    return p
-
-
-def text_config(model: Path | None, text_model: str | None, text_weights: str | None, device: str = "cpu") -> Any:
-    """The text encoder of a model folder (``text_encoder.json``, or ``text_encoder.safetensors`` with its
-    architecture in the file's metadata), overridden by ``--text-model`` / ``--text-weights``."""
-    from ..panoptic.text import TextEncoderConfig
-
-    cfg = TextEncoderConfig()
-    folder = model if model is not None and model.is_dir() else (model.parent if model is not None else None)
-    if folder is not None and (folder / "text_encoder.json").is_file():
-        try:
-            d = json.loads((folder / "text_encoder.json").read_text())
-            weights = Path(d["pretrained"])
-            cfg.model = str(d["model"])
-            cfg.pretrained = str(weights if weights.is_absolute() else folder / weights) if str(weights) else ""
-            cfg.templates = list(d.get("templates", ["{}"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"{folder / 'text_encoder.json'} is not a valid text encoder description: {e}") from None
-    elif folder is not None and (folder / "text_encoder.safetensors").is_file():
-        cfg.pretrained = str(folder / "text_encoder.safetensors")
-        cfg.model = _safetensors_meta(folder / "text_encoder.safetensors").get("open_clip_model", "eps3d-tiny-clip")
-    if text_model:
-        cfg.model = text_model
-    if text_weights is not None:
-        cfg.pretrained = text_weights
-    cfg.device = "cpu" if device == "auto" else device
-    return cfg
-
-
-def _safetensors_meta(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
+def load_bundle(model: Path) -> Any:
+    """The model folder's :class:`~eps3d_ros.model.bundle.ModelBundle` (files only: cheap, before any frame is read)."""
+    from ..model.bundle import BundleError, ModelBundle
 
     try:
-        with safe_open(str(path), framework="np") as f:
-            return dict(f.metadata() or {})
-    except Exception:  # noqa: BLE001 - the text encoder reports an unreadable file itself
-        return {}
+        return ModelBundle.load(model)
+    except BundleError as e:
+        raise UserError(str(e)) from None
 
 
-def pipeline_config(args: argparse.Namespace, model: Path, size: tuple[int, int], views: int,
-                    vocabulary: Sequence[str] | None = None, stuff: Sequence[str] | None = None,
-                    use_depth: bool = True, measured_depth: bool = False) -> Any:
-    """An :class:`~eps3d_ros.pipeline.Eps3dConfig` for one reconstruction of ``views`` frames of ``size``."""
+def check_device(name: str) -> str:
+    """``--device`` checked before anything heavy runs."""
+    from ..pipeline.loading import resolve_device
+
+    if name != "auto" and not (name == "cpu" or name.startswith("cuda")):
+        raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    try:
+        return resolve_device(name)
+    except ValueError as e:
+        raise UserError(f"--device {name}: {e}") from None
+
+
+def input_box(args: argparse.Namespace, bundle: Any) -> tuple[int, int]:
+    """The box frames are fitted into: ``--size``, else the model's native size."""
+    return parse_size(args.size) if getattr(args, "size", None) else tuple(bundle.input_size)
+
+
+def pipeline_config(args: argparse.Namespace, model: Path, views: int, vocabulary: Sequence[str] | None = None,
+                    stuff: Sequence[str] | None = None, use_depth: bool = True, measured_depth: bool = False) -> Any:
+    """An :class:`~eps3d_ros.pipeline.Eps3dConfig` for windows of ``views`` frames: what the arguments give;
+    the rest is left to the model folder (see :func:`eps3d_ros.pipeline.loading.resolve_config`)."""
     from ..pipeline.config import Eps3dConfig
 
     cfg = Eps3dConfig()
     cfg.model.weights = str(model)
     cfg.model.device = args.device
-    cfg.text = text_config(model, args.text_model, args.text_weights, args.device)
+    if args.text_model:
+        cfg.text.model = args.text_model
+    if args.text_weights is not None:
+        cfg.text.pretrained = args.text_weights or "random"
+    cfg.text.device = "cpu" if args.device == "auto" else args.device
+    if getattr(args, "size", None):
+        cfg.pipeline.image_height, cfg.pipeline.image_width = parse_size(args.size)
     p = cfg.panoptic
     vocab = parse_names(args.vocabulary) if args.vocabulary is not None else vocabulary
     if vocab is not None:
@@ -240,11 +226,10 @@ def pipeline_config(args: argparse.Namespace, model: Path, size: tuple[int, int]
     if args.min_object_points is not None:
         p.min_object_points = args.min_object_points
     pc = cfg.pipeline
-    pc.image_height, pc.image_width = size
     pc.window_size = views
     pc.buffer_size = max(pc.buffer_size, views)
     pc.every_n_frames = views
-    pc.use_depth = use_depth
+    pc.use_depth = "auto" if use_depth else "false"
     pc.use_measured_depth = measured_depth
     try:
         return cfg.validate()
@@ -278,6 +263,17 @@ class Timer:
         rows = [f"  {k:<18} {v:8.2f} s" for k, v in self.stages.items()]
         rows.append(f"  {'total (wall)':<18} {self.total():8.2f} s")
         return "\n".join(rows)
+
+
+def print_notes(snapshot: Any) -> None:
+    """A reconstruction's notes; an alignment that fell back (TF or depth disagreeing with the images) first, as
+    a warning."""
+    warning = snapshot.alignment.warning
+    if warning:
+        print(f"  WARNING: {warning}")
+    for note in snapshot.notes:
+        if note != warning:
+            print(f"  note: {note}")
 
 
 def units(scale_known: bool) -> str:

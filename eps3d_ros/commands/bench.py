@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EXIT_OK, UserError, guarded, model_path, parse_size, text_config
+from . import EXIT_OK, UserError, check_device, guarded, load_bundle, parse_size
 
 HELP = "time the pipeline's stages on this machine (JSON)"
 
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help="model folder (default: the tiny preset with random weights)")
     p.add_argument("--text-model", metavar="ARCH", help="text encoder architecture (default: the model folder's, "
                                                         "else the tiny random one)")
-    p.add_argument("--text-weights", metavar="FILE|TAG", help="text encoder weights ('' random)")
+    p.add_argument("--text-weights", metavar="FILE|TAG", help="text encoder weights ('random' for random)")
     p.add_argument("--views", type=int, help="views per reconstruction (default 4, quick 2)")
     p.add_argument("--size", metavar="HxW", help="image size (default 224x224, quick 112x112)")
     p.add_argument("--repeats", type=int, help="repeats of the timed stages (default 5, quick 2)")
@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--views and --repeats must be >= 1")
     if args.json and not Path(args.json).expanduser().parent.exists():
         raise UserError(f"--json {args.json}: the folder does not exist")
+    device = check_device(args.device)
+    if args.model:
+        load_bundle(Path(args.model).expanduser())  # a clear error before anything loads
     import torch
 
     from ..data.scene_layout import CLASS_NAMES, STUFF_CLASSES
@@ -65,12 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from ..io.figures import render_views
     from ..io.ply import write_gaussian_ply
     from ..io.scene_file import load_scene, reconstruct_scene_file, save_scene
-    from ..model import EPS3D, EPS3DConfig
-    from ..panoptic.text import TextEncoder
     from ..pipeline.config import Eps3dConfig
     from ..pipeline.frames import synthetic_frames
-    from ..pipeline.loading import resolve_device
-    from ..pipeline.reconstruct import Reconstructor
+    from ..pipeline.loading import load_reconstructor
 
     res: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                              "cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
@@ -82,20 +82,30 @@ def run(args: argparse.Namespace) -> int:
     frames = synthetic_frames(syn)
     t["synthetic_scene_s"] = time.perf_counter() - t0
 
-    device = resolve_device(args.device)
-    model_dir = model_path(args.model) if args.model else None
-    tcfg = text_config(model_dir, args.text_model, args.text_weights, device)
-    if model_dir is None and args.text_model is None and args.text_weights is None:
-        tcfg.model, tcfg.pretrained = "eps3d-tiny-clip", ""
-    t0 = time.perf_counter()
-    if model_dir is not None:
-        model = EPS3D.from_pretrained(model_dir, device=device)
+    cfg = Eps3dConfig()
+    cfg.model.device = device
+    if args.model:
+        cfg.model.weights = str(Path(args.model).expanduser())
     else:
+        cfg.model.allow_random_weights = True
         torch.manual_seed(0)
-        model = EPS3D(EPS3DConfig.from_preset("tiny")).to(device).eval()
-    text = TextEncoder(tcfg)
+    if args.text_model:
+        cfg.text.model = args.text_model
+    if args.text_weights is not None:
+        cfg.text.pretrained = args.text_weights or "random"
+    cfg.pipeline.image_height, cfg.pipeline.image_width = size
+    cfg.pipeline.window_size = views
+    cfg.panoptic.vocabulary = list(CLASS_NAMES[1:])
+    cfg.panoptic.stuff = [CLASS_NAMES[i] for i in STUFF_CLASSES]
+    if not args.model:
+        cfg.panoptic.clustering.min_cluster_size = 100
+    if args.quick:
+        cfg.panoptic.clustering.max_samples = 2000
+    t0 = time.perf_counter()
+    rec = load_reconstructor(cfg)
+    model = rec.model
     t["load_s"] = time.perf_counter() - t0
-    res["model"] = {"parameters": model.num_parameters, "device": device, "text_encoder": tcfg.model}
+    res["model"] = {"parameters": model.num_parameters, "device": device, "text_encoder": rec.text_encoder.arch}
 
     images = torch.rand(1, views, 3, *size, device=device)
 
@@ -108,15 +118,6 @@ def run(args: argparse.Namespace) -> int:
     forward()  # warm-up
     res["forward"] = _median(forward, repeats)
 
-    cfg = Eps3dConfig()
-    cfg.pipeline.image_height, cfg.pipeline.image_width = size
-    cfg.pipeline.window_size = views
-    cfg.panoptic.vocabulary = list(CLASS_NAMES[1:])
-    cfg.panoptic.stuff = [CLASS_NAMES[i] for i in STUFF_CLASSES]
-    cfg.panoptic.clustering.min_cluster_size = 100
-    if args.quick:
-        cfg.panoptic.clustering.max_samples = 2000
-    rec = Reconstructor(model, text, cfg)
     sf = reconstruct_scene_file(rec, frames)[0]  # one run (the forward above was the warm-up)
     res["reconstruction_s"] = {k: round(v, 4) for k, v in sf.info["timings_s"].items()}
     scene = sf.scene

@@ -18,13 +18,17 @@ from . import (
     UserError,
     add_model_arguments,
     add_panoptic_arguments,
+    check_device,
     demo_model_dir,
     file_size,
     guarded,
+    input_box,
+    load_bundle,
     matches_table,
     objects_table,
-    parse_size,
+    parse_names,
     pipeline_config,
+    print_notes,
     units,
 )
 
@@ -43,8 +47,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"synthetic scene seed (default {DEFAULT_SEED}, "
                                                                      "not seen in training)")
     src.add_argument("--views", type=int, default=4, help="number of views (default 4)")
-    src.add_argument("--size", default="112x112", metavar="HxW",
-                     help="network image size, multiples of 14 (default 112x112, the demo model's training size)")
+    src.add_argument("--size", metavar="HxW",
+                     help="network image size box, multiples of 14 (default: the model's native size, from its "
+                          "bundle.json; 112x112 for the demo model)")
     src.add_argument("--no-depth", action="store_true", help="synthetic: no depth images (scale from poses only)")
     src.add_argument("--no-poses", action="store_true", help="synthetic: no camera poses (output in the camera frame)")
     src.add_argument("--measured-depth", action="store_true",
@@ -60,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ros", action="store_true",
                    help="also start eps3d_node in-process, feed it the frames over real topics and call its "
                         "query service (needs the ROS 2 Python packages and the built interfaces)")
-    add_panoptic_arguments(p, min_cluster_default=100)
+    add_panoptic_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -76,8 +81,12 @@ def run(args: argparse.Namespace) -> int:
     if args.measured_depth and (args.images or args.no_depth or args.no_poses):
         raise UserError("--measured-depth needs the synthetic scene's depth and poses (not with --images, --no-depth "
                         "or --no-poses)")
-    size = parse_size(args.size)
     model = demo_model_dir(args.model)
+    bundle = load_bundle(model)
+    check_device(args.device)
+    for names in (args.vocabulary, args.stuff):
+        parse_names(names)
+    size = input_box(args, bundle)
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -88,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
     vocabulary, stuff = list(CLASS_NAMES[1:]), [CLASS_NAMES[i] for i in STUFF_CLASSES]
     synthetic = None
     if args.images:
-        from ..io.frame_sources import frames_from_images
+        from ..io.image_folder import frames_from_images
 
         with timer.stage("read images"):
-            fs = frames_from_images(args.images, max_views=args.views, size=size, progress=False)
-        frames, source = fs.frames, f"{len(fs.frames)} of {fs.total} images from {args.images} resized to " \
-                                    f"{size[0]}x{size[1]} (HxW; no depth, no poses)"
+            fs = frames_from_images(args.images, box=size, max_views=args.views, progress=False)
+        frames, source = fs.frames, f"{len(fs.frames)} of {fs.total} images from {args.images} fitted to " \
+                                    f"{fs.size[0]}x{fs.size[1]} (HxW; no depth, no poses)"
     else:
         from ..data.synthetic import generate_scene
         from ..pipeline.frames import synthetic_frames
@@ -105,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
         source = (f"synthetic scene seed {args.seed}: {args.views} views of {size[0]}x{size[1]} (HxW)"
                   f"{' with ' + ' and '.join(extras) if extras else ''}"
                   f"{'; Gaussian centres from the measured depth' if args.measured_depth else ''}")
-    cfg = pipeline_config(args, model, size, len(frames), vocabulary=vocabulary, stuff=stuff,
+    cfg = pipeline_config(args, model, len(frames), vocabulary=vocabulary, stuff=stuff,
                           use_depth=not args.no_depth, measured_depth=args.measured_depth)
-    print(f"EPS3D demo: model {model}, text encoder {cfg.text.model} "
-          f"({Path(cfg.text.pretrained).name if cfg.text.pretrained else 'random weights'})")
+    text = bundle.text if not (args.text_model or args.text_weights) else None
+    print(f"EPS3D demo: model {model}, text encoder "
+          f"{text.describe() if text else (args.text_model or bundle.text.model) + ' / ' + str(args.text_weights)}")
     print(f"input: {source}")
     if synthetic is not None:
         things = [f"{o.colour} {o.class_name}" for o in synthetic.objects]
@@ -125,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     scene = sf.scene
     print(f"\nfound {len(scene.objects)} objects in '{sf.frame_id}' ({units(sf.scale_known)}; alignment "
           f"{snap.alignment.method}), {scene.num_gaussians} Gaussians:")
+    print_notes(snap)
     print(objects_table(scene, sf.scale_known, limit=25))
     with timer.stage("query"):
         matches = scene.query(args.query, max_results=args.top)
@@ -152,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ros:
         from ..ros.demo import run_node_demo  # rclpy only on this path
 
-        params = _node_parameters(cfg)
+        params = _node_parameters(rec.config)
         with timer.stage("ROS node demo"):
             response = run_node_demo(frames, params, args.query, max_results=args.top,
                                      map_frame=cfg.output.map_frame)
@@ -175,11 +186,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _node_parameters(cfg) -> dict:
-    """The node's ROS parameters for the same reconstruction (dotted names as in config/eps3d.yaml)."""
+    """The node's ROS parameters for the same reconstruction (dotted names as in config/eps3d.yaml) from the
+    resolved config of the reconstruction (where an empty ``text.pretrained`` meant random weights)."""
     p, pc, c = cfg.panoptic, cfg.pipeline, cfg.panoptic.clustering
     return {
         "model.weights": cfg.model.weights, "model.device": cfg.model.device,
-        "text.model": cfg.text.model, "text.pretrained": cfg.text.pretrained, "text.templates": list(cfg.text.templates),
+        "text.model": cfg.text.model, "text.pretrained": cfg.text.pretrained or "random",
+        "text.templates": list(cfg.text.templates),
         "panoptic.vocabulary": list(p.vocabulary), "panoptic.stuff": list(p.stuff),
         "panoptic.min_object_points": p.min_object_points,
         "panoptic.clustering.min_cluster_size": c.min_cluster_size, "panoptic.clustering.max_samples": c.max_samples,

@@ -3,8 +3,9 @@
     eps3d run --images DIR --out scene.eps3d [--every K] [--max-views N] [--size HxW] [--model DIR]
     eps3d run --bag PATH --out scene.eps3d [--rgb-topic T] [--depth-topic T] [--info-topic T] [--pose-topic T]
 
-Frame selection, resizing and cropping to multiples of 14 are described in
-:mod:`eps3d_ros.io.frame_sources`; the scene file format in :mod:`eps3d_ros.io.scene_file`.
+Frame selection and fitting to the network (one scale factor, aspect kept, centre-cropped to multiples of
+14) are described in :mod:`eps3d_ros.pipeline.intake`; the readers in :mod:`eps3d_ros.io.image_folder` and
+:mod:`eps3d_ros.io.bag_frames`; the scene file format in :mod:`eps3d_ros.io.scene_file`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from . import (
     add_frame_arguments,
     add_model_arguments,
     add_panoptic_arguments,
+    check_device,
     demo_model_dir,
     file_size,
     guarded,
+    input_box,
+    print_notes,
+    load_bundle,
     objects_table,
-    parse_size,
+    parse_names,
     pipeline_config,
     units,
 )
@@ -35,8 +40,9 @@ HELP = "reconstruct a scene file from an image folder or a rosbag2"
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "run", help=HELP, description=HELP + ". Frames are selected (every K-th, at most N spread evenly), "
-        "resized by one factor to cover the network size and centre-cropped to multiples of 14 (intrinsics adjusted).")
+        "run", help=HELP, description=HELP + ". Frames are selected (every K-th, at most N spread evenly) and fitted "
+        "into the model's input size by one scale factor (aspect kept), centre-cropped to multiples of 14 "
+        "(intrinsics follow exactly); frames of different sizes are brought to one network size.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of images (sorted by name; jpg, png, bmp, tif, webp)")
     src.add_argument("--bag", metavar="PATH", help="rosbag2: a bag folder, a .db3 or a .mcap file")
@@ -88,9 +94,17 @@ def run(args: argparse.Namespace) -> int:
     timer = Timer()
     out = _check_out(args.out)
     model = demo_model_dir(args.model)
-    size = parse_size(args.size)
+    # everything that can be wrong with the arguments is found before a frame is read
+    bundle = load_bundle(model)
+    check_device(args.device)
+    for names in (args.vocabulary, args.stuff):
+        parse_names(names)
+    box = input_box(args, bundle)
+    cfg = pipeline_config(args, model, max(1, args.max_views), use_depth=not args.no_depth,
+                          measured_depth=args.measured_depth)
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    from ..io.frame_sources import frames_from_bag, frames_from_images, read_intrinsics
+    from ..io.bag_frames import frames_from_bag
+    from ..io.image_folder import frames_from_images, read_calibration
 
     progress = not args.no_progress and sys.stderr.isatty()  # no bars in logs and pipes
     from tqdm import tqdm
@@ -99,16 +113,16 @@ def run(args: argparse.Namespace) -> int:
                   bar_format="{desc:<16} {n_fmt}/{total_fmt} stages {bar} {elapsed}")
     with timer.stage("read frames"):
         if args.images:
-            K = read_intrinsics(args.intrinsics) if args.intrinsics else None
-            fs = frames_from_images(args.images, every=args.every, max_views=args.max_views, size=size,
-                                    max_side=args.max_side, K=K, hfov_deg=args.hfov,
+            K, K_size = read_calibration(args.intrinsics) if args.intrinsics else (None, None)
+            fs = frames_from_images(args.images, box=box, every=args.every, max_views=args.max_views, K=K,
+                                    K_size=K_size, hfov_deg=args.hfov,
                                     depth_folder=None if args.no_depth else args.depth_dir,
                                     depth_scale=args.depth_scale, fps=args.fps, progress=progress)
         else:
             fs = frames_from_bag(args.bag, rgb_topic=args.rgb_topic, depth_topic=args.depth_topic,
                                  info_topic=args.info_topic, pose_topic=args.pose_topic, map_frame=args.map_frame,
                                  use_depth=not args.no_depth, use_poses=not args.no_poses, every=args.every,
-                                 max_views=args.max_views, size=size, max_side=args.max_side, hfov_deg=args.hfov,
+                                 max_views=args.max_views, box=box, hfov_deg=args.hfov,
                                  sync_slop=args.sync_slop, depth_scale=args.depth_scale, tf_tolerance=args.tf_tolerance,
                                  progress=progress)
     stages.update()
@@ -125,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.scene_file import reconstruct_scene_file, save_scene
     from ..pipeline.loading import load_reconstructor
 
-    cfg = pipeline_config(args, model, fs.size, len(fs.frames), use_depth=not args.no_depth,
-                          measured_depth=args.measured_depth)
+    pc = cfg.pipeline
+    pc.window_size = pc.every_n_frames = len(fs.frames)
     stages.set_description("load model")
     with timer.stage("load model"):
         rec = load_reconstructor(cfg)
@@ -152,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"scene: {scene.num_gaussians} Gaussians, {len(scene.objects)} objects in '{sf.frame_id}' "
           f"({units(sf.scale_known)}; alignment {snap.alignment.method})")
-    for note in snap.notes:
-        print(f"  note: {note}")
+    print_notes(snap)
     print(objects_table(scene, sf.scale_known, limit=30))
     print(f"wrote {out} ({file_size(out)})")
     print("timings:")

@@ -5,7 +5,8 @@
 * :mod:`.scene_file`: the versioned scene file (safetensors + JSON header) and ``SceneFile`` / ``Cameras``;
 * :mod:`.ply`: the 3D Gaussian splatting PLY layout (+ ``label`` / ``instance``), writer and reader;
 * :mod:`.figures`: RGB / semantic / instance renders of the views with a legend (Pillow);
-* :mod:`.frame_sources`: frame selection, resizing and cropping to multiples of 14, image folders, bags.
+* :mod:`.frame_sources`, :mod:`.image_folder`, :mod:`.bag_frames`: frames from image folders and rosbag2s,
+  fitted to the network by the intake of :mod:`eps3d_ros.pipeline.intake`.
 
 Names are imported on first use, so ``import eps3d_ros.io`` stays light (no torch until needed).
 """
@@ -20,8 +21,10 @@ _EXPORTS = {
                    "read_scene_header", "attach_text_encoder", "cameras_from_prediction", "reconstruct_scene_file"],
     "ply": ["PlyGaussians", "write_gaussian_ply", "read_ply", "read_gaussian_ply"],
     "figures": ["ViewImages", "render_views", "colorize_labels", "legend_image", "overview_image", "write_figures"],
-    "frame_sources": ["FrameSourceError", "FrameSet", "select_indices", "target_size", "fit_frame", "guess_intrinsics",
-                      "read_intrinsics", "list_images", "frames_from_images", "frames_from_bag", "TransformTree"],
+    "frame_sources": ["FrameSourceError", "FrameSet"],
+    "image_folder": ["guess_intrinsics", "read_calibration", "read_intrinsics", "scale_intrinsics", "list_images",
+                     "frames_from_images"],
+    "bag_frames": ["frames_from_bag"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -47,7 +47,8 @@ def _render_cameras(cameras: Any, views: list[int], scale: float) -> tuple[Any, 
 
     H, W = cameras.height, cameras.width
     h, w = max(1, int(round(H * scale))), max(1, int(round(W * scale)))
-    K = cameras.intrinsics[views].copy()
+    # the network's own intrinsics where the scene came from a network: its Gaussians were placed with them
+    K = (cameras.intrinsics if cameras.predicted_intrinsics is None else cameras.predicted_intrinsics)[views].copy()
     sx, sy = w / W, h / H
     K[:, 0, 0] *= sx
     K[:, 0, 1] *= sx

@@ -24,6 +24,7 @@ and these tensors (N Gaussians, M objects, S cameras, K classes, D text dim, Cs/
     cameras/extrinsics [S,3,4] f64 camera-from-world in the scene frame (OpenCV axes, scene units)
     cameras/intrinsics [S,3,3] f64 pixels of the network image (pixel (u, v)'s centre at (u, v),
                                    as ``Frame.K`` / CameraInfo)                cameras/stamps [S] f64
+    cameras/predicted_intrinsics [S,3,3] f64 the network's own guess (optional)
 
 Everything is in the scene's frame ``frame_id`` (the map frame with TF poses, else the newest
 camera's optical frame), in metres when ``scale_known``. Loading rebuilds the :class:`Scene`
@@ -116,11 +117,19 @@ def save_scene(path: str | Path, scene_file: SceneFile) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a written file follows the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _encode(sf: SceneFile) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -154,6 +163,8 @@ def _encode(sf: SceneFile) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         t["cameras/intrinsics"] = np.ascontiguousarray(cams.intrinsics, dtype=np.float64)
         if cams.stamps is not None:
             t["cameras/stamps"] = np.ascontiguousarray(cams.stamps, dtype=np.float64)
+        if cams.predicted_intrinsics is not None:
+            t["cameras/predicted_intrinsics"] = np.ascontiguousarray(cams.predicted_intrinsics, dtype=np.float64)
     header = {
         "frame_id": sf.frame_id,
         "scale_known": bool(sf.scale_known),
@@ -408,7 +419,8 @@ def _decode(h: dict[str, Any], t: dict[str, np.ndarray]) -> SceneFile:
     ch = h.get("cameras")
     if ch:
         cameras = Cameras(extrinsics=need("cameras/extrinsics"), intrinsics=need("cameras/intrinsics"),
-                          height=int(ch["height"]), width=int(ch["width"]), stamps=t.get("cameras/stamps"))
+                          height=int(ch["height"]), width=int(ch["width"]), stamps=t.get("cameras/stamps"),
+                          predicted_intrinsics=t.get("cameras/predicted_intrinsics"))
     stamp = float(h.get("stamp", math.nan))
     info = dict(h.get("info") or {})
     info.setdefault("created", h.get("created"))

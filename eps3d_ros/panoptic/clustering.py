@@ -24,13 +24,16 @@ from torch import Tensor
 
 log = logging.getLogger(__name__)
 
+REFERENCE_MIN_CLUSTER_SIZE = 400  # the EPS3D reference's HDBSCAN min_cluster_size
+
 
 @dataclass
 class ClusteringConfig:
-    # Reference value. Counted in Gaussians of the whole scene: on a subsample it is scaled by the
-    # sampling fraction (so an object of 400 Gaussians is a cluster whatever max_samples is), but
-    # never below ``min_subsample_cluster`` samples, under which HDBSCAN clusters are mostly noise.
-    min_cluster_size: int = 400
+    # Counted in Gaussians of the whole scene: on a subsample it is scaled by the sampling fraction (so an
+    # object of 400 Gaussians is a cluster whatever max_samples is), but never below
+    # ``min_subsample_cluster`` samples, under which HDBSCAN clusters are mostly noise. 0 = auto: the
+    # model bundle's recommendation where one is loaded, else the reference value 400.
+    min_cluster_size: int = 0
     min_subsample_cluster: int = 10
     min_samples: int = 1  # reference value
     allow_single_cluster: bool = True  # reference value
@@ -42,8 +45,9 @@ class ClusteringConfig:
     seed: int = 0
 
     def validate(self) -> "ClusteringConfig":
-        if self.min_cluster_size < 2:
-            raise ValueError("clustering.min_cluster_size must be >= 2")
+        if self.min_cluster_size < 2 and self.min_cluster_size != 0:
+            raise ValueError("clustering.min_cluster_size must be >= 2 (or 0: the model's recommendation, else "
+                             f"{REFERENCE_MIN_CLUSTER_SIZE})")
         if self.min_samples < 1:
             raise ValueError("clustering.min_samples must be >= 1")
         if self.max_samples < 2:
@@ -83,7 +87,8 @@ def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringCon
     rng = np.random.default_rng(cfg.seed)
     take = np.sort(rng.choice(idx.numel(), size=min(cfg.max_samples, idx.numel()), replace=False))
     sample = unit[torch.from_numpy(take)]
-    min_size = max(cfg.min_subsample_cluster, round(cfg.min_cluster_size * sample.shape[0] / idx.numel()))
+    scene_size = cfg.min_cluster_size or REFERENCE_MIN_CLUSTER_SIZE
+    min_size = max(cfg.min_subsample_cluster, round(scene_size * sample.shape[0] / idx.numel()))
     labels = hdbscan.HDBSCAN(
         min_cluster_size=max(2, min_size),
         min_samples=min(cfg.min_samples, sample.shape[0] - 1),

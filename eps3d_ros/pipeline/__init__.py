@@ -3,7 +3,7 @@
 No rclpy and no ROS message types here: the node converts messages to plain values and composes
 
     sync = ApproximateTimeSynchronizer(2, cfg.pipeline.sync_queue_size, cfg.pipeline.sync_slop, on_pair)
-    frame = Frame(stamp, decode_color(...), K, frame_id, depth=decode_depth(...), pose=pose_from_tf)
+    frame = prepare_frame(Frame(stamp, decode_color(...), K, frame_id, depth=decode_depth(...), pose=pose_from_tf), box)
     buffer.add(frame); buffer.ready() → worker.submit(buffer.select_window())
     worker → Reconstructor.run(window) → SceneSnapshot → cloud_points(snapshot.scene, "semantic", ...)
 """
@@ -35,7 +35,8 @@ from .clouds import (
 from .config import Eps3dConfig, ModelSourceConfig, OutputConfig, PipelineConfig
 from .frame_buffer import DROP_REASONS, AddResult, EmptyBufferError, FrameBuffer
 from .frames import Frame, synthetic_frames
-from .images import UnsupportedEncoding, decode_color, decode_depth, resize_frame
+from .images import UnsupportedEncoding, decode_color, decode_depth
+from .intake import fit_frame, network_size, prepare_frame, select_indices, select_keyframes, window_frames
 from .reconstruct import Reconstructor, SceneSnapshot, measured_world_points
 from .time_sync import ApproximateTimeSynchronizer
 from .worker import InferenceWorker
@@ -75,7 +76,12 @@ __all__ = [
     "UnsupportedEncoding",
     "decode_color",
     "decode_depth",
-    "resize_frame",
+    "fit_frame",
+    "network_size",
+    "prepare_frame",
+    "select_indices",
+    "select_keyframes",
+    "window_frames",
     "Reconstructor",
     "SceneSnapshot",
     "measured_world_points",

@@ -52,13 +52,18 @@ class Alignment:
     reference_index: int  # the view whose pose (or optical frame) anchors the rigid part
     depth_scale: float | None = None  # measured / predicted depth when it was computed
     notes: tuple[str, ...] = field(default_factory=tuple)  # why a better method was not possible
+    # a disagreement that made the alignment fall back (TF vs images, depth vs prediction): to be shown as a
+    # warning (log, /diagnostics, CLI), "" when none
+    warning: str = ""
 
 
-def depth_scale_ratio(pred_depth: Any, measured: Any, min_valid: int = 100) -> float:
+def depth_scale_ratio(pred_depth: Any, measured: Any, min_valid: int = 100, max_spread: float = math.inf) -> float:
     """Robust metric scale: median of ``measured / pred`` over pixels valid in both, ``[S, H, W]`` each.
 
     Invalid: NaN/inf or non-positive measured depth, non-positive predicted depth. The median
-    tolerates up to half outliers (reflections, edges, moving things).
+    tolerates up to half outliers (reflections, edges, moving things). When the ratios disagree — the
+    median absolute deviation of ``log(measured / pred)`` exceeds ``max_spread`` — no single scale fits
+    and :class:`AlignmentError` says so (the depth is not of this scene, or the prediction is broken).
     """
     p = _np64(pred_depth)
     m = _np64(measured)
@@ -71,9 +76,15 @@ def depth_scale_ratio(pred_depth: Any, measured: Any, min_valid: int = 100) -> f
     if count < max(1, int(min_valid)):
         raise AlignmentError(f"only {count} pixels have both a measured and a predicted depth "
                              f"(need >= {min_valid}): depth scale unknown")
-    ratio = float(np.median(m[valid] / p[valid]))
+    ratios = m[valid] / p[valid]
+    ratio = float(np.median(ratios))
     if not (ratio > 0 and math.isfinite(ratio)):
         raise AlignmentError(f"depth scale ratio {ratio} is not a positive number")
+    spread = float(np.median(np.abs(np.log(ratios) - math.log(ratio))))
+    if spread > max_spread:
+        raise AlignmentError(f"measured and predicted depth disagree: the spread of log(measured / predicted) is "
+                             f"{spread:.2f} (limit pipeline.max_depth_ratio_spread {max_spread:g}), so no single "
+                             "scale fits")
     return ratio
 
 
@@ -129,10 +140,14 @@ def metric_alignment(
        → TF centres; method ``"tf"``, frame = map, metric.
     2. posed views, but fewer or collinear: rigid part from the *newest* posed view (its predicted
        camera is put exactly at its TF pose), scale from depth (method ``"tf+depth"``), else from the
-       ratio of the TF and predicted camera baselines when they span ``min_spread_m`` (``"tf"``), else
-       unknown (``"tf"``, scale 1, ``scale_known`` False). Frame = map.
-    3. depth, no poses: scale from depth, frame = the *newest* view's optical frame (its predicted
-       camera becomes the origin, axes OpenCV); method ``"depth"``.
+       ratio of the TF and predicted camera baselines when they span ``min_spread_m`` (``"tf"``). Frame =
+       map. Without any scale the map frame (metric by definition) is not used: branch 4.
+       A full fit (1.) whose camera-centre residual exceeds ``pipeline.max_alignment_error`` of the TF
+       cameras' spread is rejected (TF and images disagree): the camera-frame branches apply, and
+       :attr:`Alignment.warning` says why.
+    3. depth, no (usable) poses: scale from depth, frame = the *newest* view's optical frame (its
+       predicted camera becomes the origin, axes OpenCV); method ``"depth"``. Depth whose ratio to the
+       prediction varies more than ``pipeline.max_depth_ratio_spread`` gives no scale (warning).
     4. neither: the same rigid placement, scale 1; method ``"none"``, ``scale_known`` False.
 
     The camera-frame branches anchor on the newest view so that (frame_id, snapshot stamp = newest
@@ -149,17 +164,21 @@ def metric_alignment(
     map_frame = config.output.map_frame
     notes: list[str] = []
 
+    warning = ""
+    pc = config.pipeline
     depth_scale = None
-    with_depth = [i for i, f in enumerate(frames) if f.depth is not None] if config.pipeline.use_depth else []
+    with_depth = [i for i, f in enumerate(frames) if f.depth is not None] if pc.depth_enabled else []
     if with_depth:
         pd = pred.depth[batch_index, with_depth, ..., 0]  # [S', H, W]
         md = np.stack([frames[i].depth for i in with_depth])
         try:
-            depth_scale = depth_scale_ratio(pd, md, min_depth_pixels)
+            depth_scale = depth_scale_ratio(pd, md, min_depth_pixels, pc.max_depth_ratio_spread)
         except AlignmentError as e:
             if "mismatched sizes" in str(e):
                 raise
             notes.append(f"depth not used: {e}")
+            if "disagree" in str(e):
+                warning = f"depth not used: {e}"
 
     posed = [i for i, f in enumerate(frames) if f.pose is not None]
     c_map = np.stack([frames[i].pose[:3, 3] for i in posed]) if posed else np.zeros((0, 3))
@@ -170,10 +189,29 @@ def metric_alignment(
         if sv[1] >= min_spread_ratio * sv[0] and rms2 >= min_spread_m:
             try:
                 sim = umeyama_sim3(c_pred[posed], c_map)
-                return Alignment(sim, map_frame, True, "tf", _residual(sim, c_pred[posed], c_map), posed[-1],
-                                 depth_scale, tuple(notes))
             except AlignmentError as e:
                 notes.append(f"TF similarity fit failed: {e}")
+            else:
+                residual = _residual(sim, c_pred[posed], c_map)
+                spread = float(np.sqrt(((c_map - c_map.mean(0)) ** 2).sum(1).mean()))
+                if residual <= pc.max_alignment_error * spread:
+                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes), warning)
+                disagree = (f"TF and images disagree: the camera centres fit TF with a residual of {residual:.3f} m, "
+                            f"{residual / spread:.0%} of the cameras' spread {spread:.3f} m (limit "
+                            f"pipeline.max_alignment_error {pc.max_alignment_error:g})")
+                measured = pc.use_measured_depth and pc.depth_enabled and all(
+                    frames[i].depth is not None for i in range(S)) and len(posed) == S
+                if measured:
+                    # the Gaussians' centres come from measured depth through TF, not from this fit
+                    warning = disagree + "; measured depth and TF place the scene"
+                    notes.append(warning)
+                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes),
+                                     warning)
+                # TF and the images tell different stories (wrong frames, stale TF, a moving camera mount): a
+                # metric map built on either would be silently wrong, so the scene stays in the camera frame
+                warning = disagree + "; the scene is kept in the camera frame instead of the map"
+                notes.append(warning)
+                posed = []
         else:
             notes.append(f"TF camera centres nearly collinear (principal spreads {(sv / math.sqrt(len(posed))).round(4).tolist()} m): "
                          "rotation about the path is undetermined, anchoring on one pose instead")
@@ -182,7 +220,7 @@ def metric_alignment(
 
     if posed:
         k = posed[-1]
-        scale_known, method, s = True, "tf", 1.0
+        method, s = "tf", None
         if depth_scale is not None:
             s, method = depth_scale, "tf+depth"
         else:
@@ -191,21 +229,22 @@ def metric_alignment(
             base_pred = sum(float(np.linalg.norm(c_pred[posed[j]] - c_pred[k])) for j in others)
             if others and base_map >= min_spread_m and base_pred > 1e-9:
                 s = base_map / base_pred
-            else:
-                scale_known = False
-                notes.append("scale unknown: no usable depth and the TF camera baseline is below "
-                             f"{min_spread_m} m; the output is in the map frame but not metric")
-        # x_map = pose_k (s * (R_k x + t_k)): the predicted camera k sits exactly at its TF pose
-        sim = Sim3.from_rigid(frames[k].pose) @ Sim3.from_rigid(E[k], scale=s)
-        return Alignment(sim, map_frame, scale_known, method, _residual(sim, c_pred[posed], c_map), k,
-                         depth_scale, tuple(notes))
+        if s is not None:
+            # x_map = pose_k (s * (R_k x + t_k)): the predicted camera k sits exactly at its TF pose
+            sim = Sim3.from_rigid(frames[k].pose) @ Sim3.from_rigid(E[k], scale=s)
+            return Alignment(sim, map_frame, True, method, _residual(sim, c_pred[posed], c_map), k,
+                             depth_scale, tuple(notes), warning)
+        # The map frame is metric by definition (ObjectArray.msg): an unscaled scene cannot be put there.
+        notes.append(f"scale unknown: no usable depth and the TF camera baseline is below {min_spread_m} m, so "
+                     "the scene cannot be placed in the map frame: output in the newest camera's optical frame")
 
     k = S - 1
     if depth_scale is not None:
         return Alignment(Sim3.from_rigid(E[k], scale=depth_scale), frames[k].frame_id, True, "depth", float("nan"), k,
-                         depth_scale, tuple(notes))
-    notes.append("no TF pose and no usable depth: output in the newest camera's optical frame, scale unknown")
-    return Alignment(Sim3.from_rigid(E[k]), frames[k].frame_id, False, "none", float("nan"), k, None, tuple(notes))
+                         depth_scale, tuple(notes), warning)
+    notes.append("no usable TF pose and no usable depth: output in the newest camera's optical frame, scale unknown")
+    return Alignment(Sim3.from_rigid(E[k]), frames[k].frame_id, False, "none", float("nan"), k, None, tuple(notes),
+                     warning)
 
 
 def _residual(sim: Sim3, src: np.ndarray, dst: np.ndarray) -> float:

@@ -28,6 +28,9 @@ class Cameras:
     # [S, H, W] float32 camera z in scene units, NaN where unknown: measured depth where a frame had it,
     # else the network's depth scaled into the scene; None when not kept (e.g. read from an old file)
     depth: np.ndarray | None = None
+    # [S, 3, 3] float64: the network's own intrinsics guess when ``intrinsics`` are the calibration (render the
+    # network's Gaussians with these to compare with the input images); None when not from a network
+    predicted_intrinsics: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         e = np.asarray(self.extrinsics, dtype=np.float64)
@@ -52,7 +55,12 @@ class Cameras:
             if d.shape != (e.shape[0], self.height, self.width):
                 raise ValueError(f"camera depth must be [{e.shape[0]}, {self.height}, {self.width}], got {d.shape}")
             object.__setattr__(self, "depth", d)
-        for a in (self.extrinsics, self.intrinsics, self.stamps, self.depth):
+        if self.predicted_intrinsics is not None:
+            p = np.asarray(self.predicted_intrinsics, dtype=np.float64)
+            if p.shape != k.shape:
+                raise ValueError(f"predicted intrinsics must be {list(k.shape)}, got {list(p.shape)}")
+            object.__setattr__(self, "predicted_intrinsics", p)
+        for a in (self.extrinsics, self.intrinsics, self.stamps, self.depth, self.predicted_intrinsics):
             if a is not None:
                 a.setflags(write=False)
 

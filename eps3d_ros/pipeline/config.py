@@ -7,10 +7,25 @@ One dataclass tree; the node declares one ROS parameter per leaf with dotted nam
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from ..panoptic.config import PanopticConfig
 from ..panoptic.text import TextEncoderConfig
+
+# A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
+# at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
+AUTO = {"text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
+        "panoptic.clustering.min_cluster_size": 0}
+USE_DEPTH = ("auto", "true", "false")
+# Settings that may change while a session runs (a new config object is swapped in); the rest need a new
+# session (the node: a reconfigure).
+RUNTIME_SETTINGS = frozenset({
+    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold",
+    "output.max_cloud_points", "output.min_opacity", "pipeline.every_n_frames",
+})
 
 
 @dataclass
@@ -25,8 +40,10 @@ class ModelSourceConfig:
 
     def validate(self) -> "ModelSourceConfig":
         if not self.weights and not self.allow_random_weights:
-            raise ValueError("model.weights is empty: give the path of EPS3D weights "
-                             "(or set model.allow_random_weights for tests)")
+            demo = Path(__file__).resolve().parents[2] / "models" / "demo_tiny"
+            hint = f"; to try it, this repository ships a demo model: model.weights:={demo}" if demo.is_dir() else ""
+            raise ValueError("model.weights is empty: pass a model folder (model.safetensors + config.json), e.g. "
+                             f"`eps3d_node --ros-args -p model.weights:=/path/to/eps3d`{hint}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"model.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         return self
@@ -36,8 +53,9 @@ class ModelSourceConfig:
 class PipelineConfig:
     """Frames → windows of keyframes → one inference thread."""
 
-    image_height: int = 224  # frames are resized to this (a multiple of 14) before the network
-    image_width: int = 224
+    # The box frames are fitted into, aspect kept (see pipeline/intake.py); 0 = the model's native size
+    image_height: int = 0
+    image_width: int = 0
     window_size: int = 4  # keyframes per reconstruction (V)
     every_n_frames: int = 8  # reconstruct after this many new synchronized frames (0 = only on request)
     buffer_size: int = 32  # frames kept; older ones are dropped (counted)
@@ -45,19 +63,40 @@ class PipelineConfig:
     keyframe_min_translation: float = 0.05  # metres of camera motion between keyframes (when poses are known)
     keyframe_min_rotation: float = 5.0  # degrees of camera rotation between keyframes (when poses are known)
     max_frame_age: float = 5.0  # seconds; frames older than the newest by more are stale
-    use_depth: bool = True  # use depth images when they arrive (metric scale)
+    # "auto": subscribe to depth and use it when it arrives in sync, else work from RGB alone; "true": expect
+    # depth (warn when none comes); "false": never use depth
+    use_depth: str = "auto"
     depth_scale: float = 0.001  # metres per unit of 16UC1 depth (32FC1 is already metres)
     depth_min: float = 0.1  # metres; measurements outside [min, max] are invalid
     depth_max: float = 10.0
     use_measured_depth: bool = False  # with depth + TF: measured depth for Gaussian centres
     sync_slop: float = 0.05  # seconds; approximate time synchronisation
     sync_queue_size: int = 10
+    # A TF alignment whose RMS camera-centre residual exceeds this fraction of the cameras' spread is
+    # rejected (TF and images disagree): the scene stays in the camera frame instead of a wrong metric map.
+    max_alignment_error: float = 0.25
+    # Depth gives no scale when log(measured / predicted) varies more than this (median absolute deviation).
+    max_depth_ratio_spread: float = 0.25
+
+    @property
+    def depth_enabled(self) -> bool:
+        """Depth is used when frames carry it (``use_depth`` auto or true)."""
+        return self.use_depth not in ("false", False)  # a bool set by Python code before validate() counts too
 
     def validate(self) -> "PipelineConfig":
+        if isinstance(self.use_depth, bool):  # Python callers and old YAML files: true / false
+            self.use_depth = "true" if self.use_depth else "false"
+        if self.use_depth not in USE_DEPTH:
+            raise ValueError(f"pipeline.use_depth must be one of {', '.join(USE_DEPTH)}, got {self.use_depth!r}")
         for name in ("image_height", "image_width"):
             v = getattr(self, name)
-            if v <= 0 or v % 14:
-                raise ValueError(f"pipeline.{name} must be a positive multiple of 14, got {v}")
+            if v < 0 or v % 14:
+                raise ValueError(f"pipeline.{name} must be a positive multiple of 14 (or 0: the model's native "
+                                 f"size), got {v}")
+        if (self.image_height == 0) != (self.image_width == 0):
+            raise ValueError("pipeline.image_height and image_width: give both, or neither (0: the model's native size)")
+        if not self.max_alignment_error > 0 or not self.max_depth_ratio_spread > 0:
+            raise ValueError("pipeline.max_alignment_error and max_depth_ratio_spread must be positive")
         if self.window_size < 1:
             raise ValueError("pipeline.window_size must be >= 1")
         if self.every_n_frames < 0:
@@ -89,9 +128,18 @@ class OutputConfig:
 
 
 @dataclass
+class TextSettings(TextEncoderConfig):
+    """The run's text encoder: empty ``model`` and ``pretrained`` = the model folder's own encoder (the
+    EPS3D release's: ViT-B-32 / openai). ``pretrained: random`` gives random weights (tests only)."""
+
+    model: str = ""
+    pretrained: str = ""
+
+
+@dataclass
 class Eps3dConfig:
     model: ModelSourceConfig = field(default_factory=ModelSourceConfig)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    text: TextSettings = field(default_factory=TextSettings)
     panoptic: PanopticConfig = field(default_factory=PanopticConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -102,3 +150,16 @@ class Eps3dConfig:
         self.pipeline.validate()
         self.output.validate()
         return self
+
+
+def config_leaves(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted.name: value}`` of every leaf of a dataclass tree (lists copied)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(config_leaves(value, name + "."))
+        else:
+            out[name] = list(value) if isinstance(value, list) else value
+    return out

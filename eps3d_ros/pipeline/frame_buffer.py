@@ -7,27 +7,25 @@ Admission rules (each refusal or drop has a reason string the node can log, and 
 * ``out_of_order``: a frame older than the last accepted one is refused (windows are built from a
   time-ordered buffer); ``duplicate``: same stamp as the last accepted one;
 * ``overflow``: the oldest frame leaves when more than ``buffer_size`` are held;
-* ``size_change``: an image size different from the buffered frames' (a camera reconfigured) is
-  *accepted* and the older frames are dropped — a window never mixes sizes, and the stream goes on
-  instead of stalling on a refusal forever. A change of K alone is fine (each frame keeps its own);
+* ``size_change``: an image size different from the buffered frames' (a camera reconfigured, or two
+  cameras) is accepted and noted; a window of mixed sizes is brought to one network size by the
+  intake (:mod:`eps3d_ros.pipeline.intake`), so nothing is dropped. Each frame keeps its own K;
 * ``time_jump``: after ``time_jump_frames`` consecutive ``stale`` refusals the clock evidently went
   back (a looping bag, a restarted simulator): the buffer resets and takes the frame. The node may
   also call :meth:`FrameBuffer.reset` from a ROS time-jump handler.
 
-Keyframes: see :meth:`FrameBuffer.select_window`.
+Keyframes: :meth:`FrameBuffer.select_window`, by the rules of :func:`~eps3d_ros.pipeline.intake.select_keyframes`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from .config import PipelineConfig
 from .frames import Frame
+from .intake import select_keyframes
 
 __all__ = ["AddResult", "EmptyBufferError", "FrameBuffer", "DROP_REASONS"]
 
@@ -94,11 +92,10 @@ class FrameBuffer:
                 return AddResult(False, "out_of_order", f"frame at {frame.stamp:.3f} s is older than the last "
                                  f"accepted one ({last:.3f} s)")
             self._stale_run = 0
-            if self._frames and self._frames[-1].size != frame.size:
+            if self._frames and self._frames[-1].size != frame.size and not reason:
                 old = self._frames[-1].size
-                n = self._clear("size_change")
                 reason, message = "size_change", (f"image size changed from {old[0]}x{old[1]} to "
-                                                  f"{frame.height}x{frame.width}: dropped {n} buffered frames")
+                                                  f"{frame.height}x{frame.width}: windows fit both to one network size")
             self._frames.append(frame)
             self._last_stamp = frame.stamp
             self._accepted += 1
@@ -139,14 +136,8 @@ class FrameBuffer:
             return n > 0 and bool(self._frames) and self._since_window >= n
 
     def select_window(self, window_size: int | None = None) -> list[Frame]:
-        """Up to ``window_size`` (default ``config.window_size``) keyframes, oldest → newest.
-
-        Walking back from the newest frame (always kept), a frame becomes a keyframe when it is at
-        least ``keyframe_min_interval`` s older than the last kept one and — when both poses are known
-        — the camera moved at least ``keyframe_min_translation`` m or turned ``keyframe_min_rotation``°
-        from it. When fewer than V qualify, the most recent remaining frames fill up (a robot standing
-        still still gets reconstructions, just with less parallax). Resets :attr:`frames_since_window`.
-        """
+        """Up to ``window_size`` (default ``config.window_size``) keyframes, oldest → newest, chosen by
+        :func:`~eps3d_ros.pipeline.intake.select_keyframes`. Resets :attr:`frames_since_window`."""
         cfg = self.config
         v = cfg.window_size if window_size is None else int(window_size)
         if v < 1:
@@ -155,21 +146,11 @@ class FrameBuffer:
             if not self._frames:
                 raise EmptyBufferError("no frames buffered: no synchronized image (and depth) received yet, "
                                        "or all were refused (see the buffer stats)")
-            newest_first = list(reversed(self._frames))
+            frames = list(self._frames)
             self._since_window = 0
             self._windows += 1
-        kept = [0]
-        for i in range(1, len(newest_first)):
-            if len(kept) == v:
-                break
-            if _far_enough(newest_first[kept[-1]], newest_first[i], cfg):
-                kept.append(i)
-        for i in range(len(newest_first)):  # fill with the most recent frames not chosen
-            if len(kept) == v:
-                break
-            if i not in kept:
-                kept.append(i)
-        return sorted((newest_first[i] for i in kept), key=lambda f: f.stamp)
+        return select_keyframes(frames, v, cfg.keyframe_min_interval, cfg.keyframe_min_translation,
+                                cfg.keyframe_min_rotation)
 
     # --------------------------------------------------------------------------------- views
     def frames(self) -> list[Frame]:
@@ -196,20 +177,3 @@ class FrameBuffer:
                 "windows": self._windows,
                 "newest_stamp": self._frames[-1].stamp if self._frames else None,
             }
-
-
-def _far_enough(kept: Frame, cand: Frame, cfg: PipelineConfig) -> bool:
-    """Is ``cand`` (older) a new keyframe relative to the last kept ``kept``?"""
-    if kept.stamp - cand.stamp < cfg.keyframe_min_interval:
-        return False
-    if kept.pose is None or cand.pose is None:
-        return True  # no poses: time spacing alone
-    translation = float(np.linalg.norm(kept.pose[:3, 3] - cand.pose[:3, 3]))
-    return translation >= cfg.keyframe_min_translation or rotation_angle_deg(kept.pose, cand.pose) >= cfg.keyframe_min_rotation
-
-
-def rotation_angle_deg(pose_a: np.ndarray, pose_b: np.ndarray) -> float:
-    """Angle in degrees of the relative rotation between two poses ``[4, 4]``."""
-    r = pose_a[:3, :3].T @ pose_b[:3, :3]
-    c = (np.trace(r) - 1.0) / 2.0
-    return math.degrees(math.acos(min(1.0, max(-1.0, c))))

@@ -1,24 +1,13 @@
-"""Raw image buffers (what a ``sensor_msgs/Image`` carries, as plain values) → numpy, and frame resizing.
+"""Raw image buffers (what a ``sensor_msgs/Image`` carries, as plain values) → numpy.
 
 Decoding honours ``step`` (bytes per row, rows may be padded) and ``is_bigendian`` (16-bit and
-float data). The arrays returned own their memory (the message buffer may be reused).
-
-Resizing convention (written down once, tested in ``test/test_pipeline_images.py``): a pixel
-``(u, v)`` covers ``[u - 0.5, u + 0.5]`` with its centre at ``u`` (OpenCV / CameraInfo). An image of
-width W spans ``[-0.5, W - 0.5]``; resizing to W' maps the continuous coordinate ``x`` to
-``(x + 0.5) * W' / W - 0.5``. Hence ``fx' = fx * W'/W`` and ``cx' = (cx + 0.5) * W'/W - 0.5``
-(rows likewise), and torch's ``align_corners=False`` sampling matches exactly.
+float data). The arrays returned own their memory (the message buffer may be reused). Fitting frames
+to the network (one scale factor, aspect kept) is :mod:`eps3d_ros.pipeline.intake`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import torch
-import torch.nn.functional as F
-
-from .frames import Frame
 
 __all__ = [
     "UnsupportedEncoding",
@@ -26,7 +15,6 @@ __all__ = [
     "DEPTH_ENCODINGS",
     "decode_color",
     "decode_depth",
-    "resize_frame",
 ]
 
 
@@ -125,36 +113,3 @@ def _rows(encoding: str, height: int, width: int, step: int, data, pixel_bytes: 
         raise ValueError(f"{encoding} image data has {buf.size} bytes but height {height} x step {step} = "
                          f"{height * step} (mismatched sizes: wrong height/step or truncated message)")
     return buf.reshape(height, step)[:, :row].copy()  # owns its memory; contiguous for the dtype views
-
-
-def resize_frame(frame: Frame, height: int, width: int) -> Frame:
-    """``frame`` at ``height x width``: RGB area average when shrinking, bilinear otherwise; depth nearest
-    (invalid stays invalid, no mixed edges), K rescaled with the pixel-centre convention above."""
-    height, width = int(height), int(width)
-    if height < 1 or width < 1:
-        raise ValueError(f"cannot resize to {height}x{width}")
-    H, W = frame.size
-    if (H, W) == (height, width):
-        return frame
-    sx, sy = width / W, height / H
-    x = torch.from_numpy(frame.rgb.copy()).permute(2, 0, 1)[None].float()  # [1, 3, H, W] (a copy: frames are read-only)
-    if height <= H and width <= W:
-        y = F.interpolate(x, size=(height, width), mode="area")  # box average: exact for integer factors
-    else:  # enlarging (in one axis at least): bilinear, low-pass filtered along a shrinking axis
-        y = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    rgb = y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()  # [H', W', 3]
-
-    depth = None
-    if frame.depth is not None:
-        # nearest to each new pixel centre: new u' sits at old (u' + 0.5) * W / W' - 0.5, in pixel floor((u' + 0.5) W / W')
-        rows = np.minimum(((np.arange(height) + 0.5) / sy).astype(np.int64), H - 1)
-        cols = np.minimum(((np.arange(width) + 0.5) / sx).astype(np.int64), W - 1)
-        depth = frame.depth[rows[:, None], cols[None, :]].astype(np.float32, copy=True)
-
-    K = frame.K.copy()
-    K[0, 0] *= sx
-    K[0, 1] *= sx  # skew is in x pixels per unit of normalised y
-    K[1, 1] *= sy
-    K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-    K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-    return dataclasses.replace(frame, rgb=rgb, K=K, depth=depth)

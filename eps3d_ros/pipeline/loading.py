@@ -1,18 +1,30 @@
-"""Build a ready Reconstructor from the config: model and text encoder from local paths, warmed up."""
+"""Build a ready Reconstructor from the config: the model folder (its bundle) fills what the user left to it.
+
+:func:`resolve_config` is the one place where a model folder's own settings (its text encoder, its native
+input size, its recommended panoptic settings; see :mod:`eps3d_ros.model.bundle`) meet the user's: a
+setting left at its "auto" value (:data:`~eps3d_ros.pipeline.config.AUTO`) takes the bundle's, any other
+value is the user's and wins, and one log line says what came from where.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from typing import Any
 
 import torch
 
 from ..model import EPS3D, EPS3DConfig
-from ..panoptic.text import TextEncoder
-from .config import Eps3dConfig
+from ..model.bundle import ModelBundle
+from ..panoptic.text import TINY_TEST_MODEL, TextEncoder, TextEncoderConfig, register_tiny_test_model
+from .config import AUTO, Eps3dConfig
 from .reconstruct import Reconstructor
 
 log = logging.getLogger(__name__)
+
+RANDOM_WEIGHTS = "random"  # text.pretrained value for random text weights (tests)
+DEFAULT_SIZE_WITHOUT_MODEL = (224, 224)  # random preset weights: no bundle to say better
 
 
 def resolve_device(name: str) -> str:
@@ -23,23 +35,99 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def resolve_config(config: Eps3dConfig, bundle: ModelBundle | None) -> tuple[Eps3dConfig, TextEncoderConfig, str]:
+    """``(config with every auto setting filled, the text encoder's config, one log line)``; ``config`` is not
+    changed. ``bundle`` None: random preset weights (tests), which have no folder to take settings from."""
+    cfg = copy.deepcopy(config)
+    filled: list[str] = []
+    kept: list[str] = []
+    text = cfg.text
+    if bundle is None:
+        model = text.model or TINY_TEST_MODEL
+        pretrained = "" if text.pretrained in ("", RANDOM_WEIGHTS) else text.pretrained
+        size = DEFAULT_SIZE_WITHOUT_MODEL
+        settings: dict[str, Any] = {}
+    else:
+        spec = bundle.text
+        if not text.model and not text.pretrained:
+            model, pretrained, templates, quick_gelu = spec.model, spec.pretrained, list(spec.templates), spec.quick_gelu
+            text.templates, text.quick_gelu = templates, quick_gelu
+            filled.append(f"text encoder {spec.describe()}")
+        else:
+            model = text.model or spec.model
+            if text.pretrained:
+                pretrained = "" if text.pretrained == RANDOM_WEIGHTS else text.pretrained
+            elif model == spec.model:
+                pretrained = spec.pretrained
+            else:
+                raise ValueError(f"text.model is {text.model!r} but text.pretrained is empty: name its weights (an "
+                                 "open_clip tag or a local file), or leave both empty for the model's own encoder "
+                                 f"({spec.describe()})")
+            kept.append(f"text encoder {model} / {pretrained or 'random'} (the model's: {spec.describe()})")
+        size = bundle.input_size
+        settings = bundle.settings
+    if model == TINY_TEST_MODEL:
+        register_tiny_test_model()
+    text.model, text.pretrained = model, pretrained
+
+    p = cfg.pipeline
+    if p.image_height == AUTO["pipeline.image_height"]:
+        p.image_height, p.image_width = size
+        filled.append(f"input {size[0]}x{size[1]}")
+    elif bundle is not None:
+        kept.append(f"input {p.image_height}x{p.image_width} (the model's: {size[0]}x{size[1]})")
+    for name, value in settings.items():
+        if name not in AUTO or name.startswith(("text.", "pipeline.image_")):
+            log.warning("model bundle %s: setting %s is not one a bundle may fill; ignored", bundle.path, name)
+            continue
+        *path, leaf = name.split(".")
+        target = cfg
+        for part in path:
+            target = getattr(target, part)
+        if getattr(target, leaf) == AUTO[name]:
+            setattr(target, leaf, value)
+            filled.append(f"{name}={value}")
+        else:
+            kept.append(f"{name}={getattr(target, leaf)} (the model's: {value})")
+    cfg.validate()
+    text_config = TextEncoderConfig(**{k: getattr(text, k) for k in TextEncoderConfig.__dataclass_fields__})
+    where = "random preset weights" if bundle is None else f"model {bundle.path}"
+    line = f"{where}: {', '.join(filled) or 'nothing filled'}"
+    if kept:
+        line += f"; overridden by the settings given: {'; '.join(kept)}"
+    if bundle is not None and bundle.notes:
+        line += f" ({'; '.join(bundle.notes)})"
+    return cfg, text_config, line
+
+
 def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
-    """Load, warm up (first kernels, vocabulary embeddings) and wrap; errors name the missing piece."""
+    """Load the model folder, resolve the settings, build and check the text encoder, warm up, wrap.
+
+    Errors name the missing or mismatched piece (weights file, text encoder, text space)."""
+    config.validate()
     m = config.model
     device = resolve_device(m.device)
-    if m.weights:
-        model = EPS3D.from_pretrained(m.weights, device=device, config=m.config or None)
+    bundle = ModelBundle.load(m.weights) if m.weights else None
+    cfg, text_config, line = resolve_config(config, bundle)
+    log.info("%s", line)
+    if bundle is not None:
+        model = bundle.load_network(device=device, config=m.config or None)
     else:
         log.warning("model.weights is empty: RANDOM weights of preset %r (tests only)", m.preset)
         model = EPS3D(EPS3DConfig.from_preset(m.preset)).to(device).eval()
-    text = TextEncoder(config.text)
-    p = config.pipeline
+    text = TextEncoder(text_config)
+    if bundle is not None:
+        bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
+    elif text.dim != model.config.gaussians.semantic_expanded_dim:
+        raise ValueError(f"text encoder {text.arch} embeds into {text.dim} dimensions but the model predicts "
+                         f"{model.config.gaussians.semantic_expanded_dim}")
+    p = cfg.pipeline
     t0 = time.perf_counter()
     with torch.inference_mode():
         model(torch.zeros(1, min(2, p.window_size), 3, p.image_height, p.image_width, device=device))
-    text.prototypes(config.panoptic.vocabulary)
+    text.prototypes(cfg.panoptic.vocabulary)
     log.info("model on %s, warm-up %.2f s", device, time.perf_counter() - t0)
-    return Reconstructor(model, text, config)
+    return Reconstructor(model, text, cfg, bundle)
 
 
 def release_cuda_cache() -> None:

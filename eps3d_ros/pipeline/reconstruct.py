@@ -1,6 +1,7 @@
 """One reconstruction: a window of frames → the network → a metric panoptic scene in the output frame.
 
-Stages (each timed): preprocess (resize to the network size, stack, upload), network (EPS3D forward
+Stages (each timed): preprocess (the intake: frames fitted to one network size, aspect kept — see
+:mod:`eps3d_ros.pipeline.intake` —, stacked, uploaded), network (EPS3D forward
 under ``torch.inference_mode``), alignment (prediction world → map or camera frame, see
 :func:`~eps3d_ros.pipeline.alignment.metric_alignment`, then the Gaussians are transformed and,
 optionally, their centres replaced by measured depth), panoptic (labels, instances, objects).
@@ -25,7 +26,7 @@ from .alignment import Alignment, metric_alignment, transform_gaussians
 from .cameras import Cameras, cameras_from_prediction
 from .config import Eps3dConfig
 from .frames import Frame
-from .images import resize_frame
+from .intake import window_frames
 
 __all__ = ["SceneSnapshot", "Reconstructor", "measured_world_points"]
 
@@ -46,9 +47,14 @@ class SceneSnapshot:
 
 class Reconstructor:
     """Runs ``model`` on windows of frames. ``config``: the whole :class:`Eps3dConfig` (reads ``pipeline``,
-    ``output`` and ``panoptic``). Puts ``model`` in eval mode. Not thread-safe: one caller (the worker)."""
+    ``output`` and ``panoptic``), resolved (``pipeline.image_height/width`` set: see
+    :func:`~eps3d_ros.pipeline.loading.resolve_config`). ``bundle``: the model folder it came from, if any.
+    Puts ``model`` in eval mode. Not thread-safe: one caller (the worker)."""
 
-    def __init__(self, model: torch.nn.Module, text_encoder: Any, config: Eps3dConfig) -> None:
+    def __init__(self, model: torch.nn.Module, text_encoder: Any, config: Eps3dConfig, bundle: Any = None) -> None:
+        if not config.pipeline.image_height:
+            raise ValueError("pipeline.image_height/width are 0 (the model's native size): resolve the config with "
+                             "its model bundle first (eps3d_ros.pipeline.loading.resolve_config / load_reconstructor)")
         config.pipeline.validate()
         config.output.validate()
         config.panoptic.validate()
@@ -57,6 +63,12 @@ class Reconstructor:
         self.config = config
         self.space = SemanticSpace.from_model(model)  # the expansion into the text space, read once
         self.device = next(model.parameters()).device
+        self.bundle = bundle
+
+    @property
+    def input_box(self) -> tuple[int, int]:
+        """The box frames are fitted into (the model's native size unless the user gave another)."""
+        return self.config.pipeline.image_height, self.config.pipeline.image_width
 
     def run(self, frames: Sequence[Frame]) -> SceneSnapshot:
         frames = list(frames)
@@ -69,8 +81,7 @@ class Reconstructor:
         pc = cfg.pipeline
         t0 = time.perf_counter()
 
-        H, W = pc.image_height, pc.image_width
-        small = [resize_frame(f, H, W) for f in frames]
+        small = window_frames(frames, self.input_box)
         rgb = np.stack([f.rgb for f in small])  # [V, H, W, 3] uint8
         images = torch.from_numpy(rgb).to(self.device).permute(0, 3, 1, 2)[None].float().div_(255.0)  # [1, V, 3, H, W]
         t1 = self._tick()
@@ -82,7 +93,7 @@ class Reconstructor:
             g = transform_gaussians(pred.gaussians, align.sim3)
             notes = list(align.notes)
             used_depth = False
-            if pc.use_measured_depth and pc.use_depth and align.method in ("tf", "tf+depth"):  # map frame via TF
+            if pc.use_measured_depth and pc.depth_enabled and align.method in ("tf", "tf+depth"):  # map frame via TF
                 g, used_depth, note = _replace_with_measured_depth(g, small)
                 if note:
                     notes.append(note)
@@ -108,16 +119,18 @@ class Reconstructor:
 
 
 def _scene_cameras(pred: Any, align: Alignment, frames: list[Frame]) -> Cameras:
-    """The predicted cameras in the output frame; their depth measured where a frame has it, else predicted."""
+    """The window's cameras in the output frame: the predicted poses moved by the alignment, the frames' own
+    intrinsics at the network size (the calibration; the network's guess is kept as ``predicted_intrinsics``),
+    depth measured where a frame has it, else predicted."""
     H, W = frames[0].size
     scale = float(align.sim3.scale)
     depth = pred.depth[0, ..., 0].detach().float().cpu().numpy() * np.float32(scale)  # [S, H, W] scene units
     for i, f in enumerate(frames):
         if f.depth is not None and align.scale_known:
             depth[i] = np.where(np.isfinite(f.depth), f.depth, depth[i])
-    return cameras_from_prediction(pred.extrinsics[0].detach().double().cpu().numpy(),
-                                   pred.intrinsics[0].detach().double().cpu().numpy(), align.sim3, H, W,
-                                   [f.stamp for f in frames], depth)
+    moved = cameras_from_prediction(pred.extrinsics[0].detach().double().cpu().numpy(),
+                                    np.stack([f.K for f in frames]), align.sim3, H, W, [f.stamp for f in frames], depth)
+    return replace(moved, predicted_intrinsics=pred.intrinsics[0].detach().double().cpu().numpy())
 
 
 def measured_world_points(frame: Frame) -> np.ndarray:

@@ -1,15 +1,19 @@
-"""ONE inference thread with a one-slot queue: the node never blocks on the network, and never runs two windows at once.
+"""ONE inference thread with an ordered job queue: the caller never blocks on the network, and never runs two
+windows at once.
 
-* :meth:`InferenceWorker.submit` puts a window in the slot; a window still waiting there (not
-  started) is replaced by the newer one and counted as ``replaced`` — a late reconstruction of
-  old frames is worth less than a fresh one;
-* the thread takes the slot, runs ``reconstructor.run(frames)`` (or calls the reconstructor when
-  it has no ``run``), then ``on_result(snapshot)``; an exception goes to
-  ``on_error(exception, frames)`` and the thread keeps serving (exceptions raised by the callbacks
-  themselves are logged and swallowed, for the same reason);
+* :meth:`InferenceWorker.submit` queues a window; a window still waiting (not started) is dropped for
+  the newer one and counted as ``replaced`` — a late reconstruction of old frames is worth less than a
+  fresh one;
+* :meth:`InferenceWorker.call` queues any other job (relabelling with a new vocabulary, loading a map):
+  jobs run strictly in the order they were queued, so a job queued after a window sees that window's
+  result — there is no second thread to race with;
+* for a window the thread runs ``reconstructor.run(frames)`` (or calls the reconstructor when it has no
+  ``run``), then ``on_result(snapshot)``; an exception goes to ``on_error(exception, frames)`` and the
+  thread keeps serving (exceptions raised by callbacks and jobs are logged and swallowed, for the same
+  reason);
 * :attr:`latest` is the last snapshot (one reference assignment: atomic for readers).
 
-Callbacks run on the worker thread.
+Callbacks and jobs run on the worker thread.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,36 +47,47 @@ class InferenceWorker:
         self._on_result = on_result
         self._on_error = on_error
         self._cv = threading.Condition()
-        self._pending: list[Frame] | None = None
+        self._jobs: deque[tuple[str, Any]] = deque()  # ("window", frames) | ("call", fn)
         self._running = False
         self._stopping = False
         self._latest: Any = None
         self._stats = {"submitted": 0, "runs": 0, "failures": 0, "replaced": 0, "discarded_on_stop": 0,
-                       "last_duration": None, "last_error": None}
+                       "jobs": 0, "last_duration": None, "last_error": None}
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     # -------------------------------------------------------------------------------- client
     def submit(self, frames: Sequence[Frame]) -> bool:
-        """Queue a window (replacing a waiting one); False when the worker is stopped."""
+        """Queue a window (dropping a waiting one); False when the worker is stopped."""
         frames = list(frames)
         if not frames:
             raise ValueError("cannot submit an empty window of frames")
         with self._cv:
             if self._stopping:
                 return False
-            if self._pending is not None:
-                self._stats["replaced"] += 1
-            self._pending = frames
+            waiting = [j for j in self._jobs if j[0] == "window"]
+            for j in waiting:
+                self._jobs.remove(j)
+            self._stats["replaced"] += len(waiting)
+            self._jobs.append(("window", frames))
             self._stats["submitted"] += 1
+            self._cv.notify_all()
+        return True
+
+    def call(self, fn: Callable[[], None]) -> bool:
+        """Queue ``fn()`` to run on the worker thread after everything queued before it; False when stopped."""
+        with self._cv:
+            if self._stopping:
+                return False
+            self._jobs.append(("call", fn))
             self._cv.notify_all()
         return True
 
     @property
     def busy(self) -> bool:
-        """A window is running or waiting."""
+        """A job is running or waiting."""
         with self._cv:
-            return self._running or self._pending is not None
+            return self._running or bool(self._jobs)
 
     @property
     def running(self) -> bool:
@@ -91,20 +107,19 @@ class InferenceWorker:
     def stats(self) -> dict:
         """``submitted, runs, failures, replaced, discarded_on_stop, last_duration`` (s), ``last_error`` (str), ``busy``."""
         with self._cv:
-            return {**self._stats, "busy": self._running or self._pending is not None}
+            return {**self._stats, "busy": self._running or bool(self._jobs)}
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing runs or waits; False on timeout."""
         with self._cv:
-            return self._cv.wait_for(lambda: not self._running and self._pending is None, timeout)
+            return self._cv.wait_for(lambda: not self._running and not self._jobs, timeout)
 
     def stop(self, timeout: float | None = 5.0) -> bool:
-        """Refuse new windows, drop a waiting one, let a running one finish, join; True when the thread ended."""
+        """Refuse new work, drop what waits, let a running job finish, join; True when the thread ended."""
         with self._cv:
             self._stopping = True
-            if self._pending is not None:
-                self._pending = None
-                self._stats["discarded_on_stop"] += 1
+            self._stats["discarded_on_stop"] += len(self._jobs)
+            self._jobs.clear()
             self._cv.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -114,34 +129,44 @@ class InferenceWorker:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._stopping or self._pending is not None)
+                self._cv.wait_for(lambda: self._stopping or bool(self._jobs))
                 if self._stopping:
                     self._cv.notify_all()
                     return
-                frames, self._pending = self._pending, None
+                kind, payload = self._jobs.popleft()
                 self._running = True
-            t0 = time.perf_counter()
-            result, error = None, None
             try:
-                result = self._run(frames)
-            except Exception as e:  # noqa: BLE001 - any failure of one window must not end the service
-                error = e
-            dt = time.perf_counter() - t0
-            with self._cv:
-                self._stats["last_duration"] = dt
-                if error is None:
-                    self._stats["runs"] += 1
-                    self._latest = result
+                if kind == "window":
+                    self._window(payload)
                 else:
-                    self._stats["failures"] += 1
-                    self._stats["last_error"] = f"{type(error).__name__}: {error}"
+                    self._call(payload)
+                    with self._cv:
+                        self._stats["jobs"] += 1
+            finally:
+                with self._cv:
+                    self._running = False
+                    self._cv.notify_all()
+
+    def _window(self, frames: list[Frame]) -> None:
+        t0 = time.perf_counter()
+        result, error = None, None
+        try:
+            result = self._run(frames)
+        except Exception as e:  # noqa: BLE001 - any failure of one window must not end the service
+            error = e
+        dt = time.perf_counter() - t0
+        with self._cv:
+            self._stats["last_duration"] = dt
             if error is None:
-                self._call(self._on_result, result)
+                self._stats["runs"] += 1
+                self._latest = result
             else:
-                self._call(self._on_error, error, frames)
-            with self._cv:
-                self._running = False
-                self._cv.notify_all()
+                self._stats["failures"] += 1
+                self._stats["last_error"] = f"{type(error).__name__}: {error}"
+        if error is None:
+            self._call(self._on_result, result)
+        else:
+            self._call(self._on_error, error, frames)
 
     def _call(self, fn: Callable[..., None] | None, *args: Any) -> None:
         if fn is None:

@@ -49,15 +49,18 @@ __all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir
            "markdown_table", "panoptic_config"]
 
 
+DEFAULT_MIN_CLUSTER = 100  # HDBSCAN min_cluster_size for 4 views of 112x112 (~50k Gaussians)
+
+
 @dataclass
 class EvalConfig:
     seed_start: int = 100_000
     num_scenes: int = 20
     num_views: int = 4
-    height: int = 112
+    height: int = 112  # evaluate_model_dir: 0 = the model's native size
     width: int = 112
     scene_options: dict[str, Any] = field(default_factory=dict)
-    min_cluster_size: int = 100  # HDBSCAN, in Gaussians of the scene (see ClusteringConfig)
+    min_cluster_size: int = DEFAULT_MIN_CLUSTER  # HDBSCAN, in Gaussians of the scene; evaluate_model_dir: 0 = the model's
     max_samples: int = 10_000
     min_similarity: float = 0.5
     min_object_points: int = 30
@@ -84,13 +87,18 @@ def panoptic_config(class_names: list[str], stuff: list[int], cfg: EvalConfig):
 
 
 def load_model_dir(path: str | Path, device: str = "cpu"):
-    """``(EPS3D, TextEncoder)`` of a model folder that ships its text encoder (``text_encoder.json``)."""
-    from eps3d_ros.model import EPS3D
+    """``(EPS3D, TextEncoder)`` of a model folder that ships its text encoder (``text_encoder.json``), through
+    its :class:`~eps3d_ros.model.bundle.ModelBundle` (the text space is checked against the folder's)."""
+    from eps3d_ros.model.bundle import ModelBundle
 
     from .teachers import load_text_encoder
 
-    model = EPS3D.from_pretrained(path, device=device).eval()
-    return model, load_text_encoder(path)
+    model = ModelBundle.load(path).load_network(device=device).eval()
+    text = load_text_encoder(path)
+    if text.dim != model.config.gaussians.semantic_expanded_dim:
+        raise ValueError(f"{path}: text encoder width {text.dim} != the model's semantic width "
+                         f"{model.config.gaussians.semantic_expanded_dim}")
+    return model, text
 
 
 def _depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -309,8 +317,16 @@ def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progre
 
 
 def evaluate_model_dir(path: str | Path, config: EvalConfig | None = None, progress: bool = False) -> dict[str, Any]:
-    """Load a model folder (with its text encoder) and :func:`evaluate_model` it."""
-    cfg = config or EvalConfig()
+    """Load a model folder (with its text encoder) and :func:`evaluate_model` it; ``height``/``width`` 0 = the
+    model's native size and ``min_cluster_size`` 0 = its recommendation (from its bundle)."""
+    from eps3d_ros.model.bundle import ModelBundle
+
+    cfg = dataclasses.replace(config or EvalConfig())
+    bundle = ModelBundle.load(path)
+    if not cfg.height or not cfg.width:
+        cfg.height, cfg.width = bundle.input_size
+    if not cfg.min_cluster_size:
+        cfg.min_cluster_size = int(bundle.settings.get("panoptic.clustering.min_cluster_size", DEFAULT_MIN_CLUSTER))
     model, text = load_model_dir(path, device=cfg.device)
     return evaluate_model(model, text, cfg, progress=progress)
 

@@ -334,25 +334,22 @@ def save_text_encoder_files(directory: str | Path, weights: str | Path, model: s
 
 
 def load_text_encoder(path: str | Path, **overrides):
-    """A :class:`~eps3d_ros.panoptic.TextEncoder` from a model folder's ``text_encoder.json`` (or the JSON itself).
-
-    Registers the tiny open_clip architecture when the JSON says so; ``pretrained`` is resolved
-    relative to the JSON. ``overrides`` go to ``TextEncoderConfig`` (e.g. ``device``).
-    """
-    from eps3d_ros.panoptic.text import TextEncoder, TextEncoderConfig, register_tiny_test_model
+    """The :class:`~eps3d_ros.panoptic.TextEncoder` of a model folder (or its ``text_encoder.json``), read through
+    its :class:`~eps3d_ros.model.bundle.ModelBundle` and checked against the folder's text fingerprint; never
+    downloads. ``overrides`` go to ``TextEncoderConfig`` (e.g. ``device``)."""
+    from eps3d_ros.model.bundle import ModelBundle
+    from eps3d_ros.panoptic.text import TextEncoder
 
     p = Path(path)
-    j = p / TEXT_ENCODER_JSON if p.is_dir() else p
-    if not j.is_file():
-        raise FileNotFoundError(f"{j} not found: a model folder with its own text encoder has {TEXT_ENCODER_JSON}")
-    desc = json.loads(j.read_text())
-    if desc.get("register_tiny_model") or desc.get("model") == "eps3d-tiny-clip":
-        register_tiny_test_model()
-    weights = Path(desc["pretrained"])
-    if not weights.is_absolute():
-        weights = j.parent / weights
-    cfg = TextEncoderConfig(model=desc["model"], pretrained=str(weights),
-                            templates=list(desc.get("templates", ["{}"])), allow_download=False)
+    folder = p if p.is_dir() else p.parent
+    if not (folder / TEXT_ENCODER_JSON).is_file():
+        raise FileNotFoundError(f"{folder / TEXT_ENCODER_JSON} not found: a model folder with its own text encoder "
+                                f"has {TEXT_ENCODER_JSON}")
+    bundle = ModelBundle.load(folder)
+    cfg = bundle.text_encoder_config()
+    cfg.allow_download = False
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    return TextEncoder(cfg)
+    encoder = TextEncoder(cfg)
+    bundle.check_text_encoder(encoder)
+    return encoder

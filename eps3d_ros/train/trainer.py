@@ -131,7 +131,9 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)  # the fresh model's initialisation
 
         if cfg.model.init_from:
-            self.model = EPS3D.from_pretrained(cfg.model.init_from)
+            from ..model.bundle import ModelBundle
+
+            self.model = ModelBundle.load(cfg.model.init_from).load_network()
             if cfg.model.overrides:
                 raise ValueError("model.overrides cannot change a model loaded with model.init_from")
         else:
@@ -508,7 +510,12 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def export(self, directory: str | Path) -> Path:
-        """``save_pretrained`` + the text encoder files + the training config, in ``directory``."""
+        """A model folder in ``directory``: ``save_pretrained``, the text encoder files with the text space's
+        fingerprint, ``bundle.json`` (the training size as the native input size; the HDBSCAN setting the
+        held-out evaluation uses) and the training config."""
+        from ..model.bundle import write_bundle_files
+        from .evaluate import DEFAULT_MIN_CLUSTER
+
         d = Path(directory)
         meta = {"trained_steps": str(self.step), "train_seed": str(self.config.run.seed),
                 "data": self.config.data.kind}
@@ -517,6 +524,9 @@ class Trainer:
             save_text_encoder_files(d, self.text_weights, self.config.text.model, list(self.config.text.templates))
         else:
             log.warning("the text encoder has no local weights file (random): not exported with the model")
+        data = self.config.data
+        write_bundle_files(d, (data.height, data.width), {"panoptic.clustering.min_cluster_size": DEFAULT_MIN_CLUSTER},
+                           self.text_encoder if self.text_weights else None)
         self.config.to_yaml(d / "train_config.yaml")
         return d
 
