@@ -3,7 +3,8 @@
     ros2 launch eps3d_ros eps3d.launch.py model:=/path/to/eps3d namespace:=head_camera rviz:=true
 
 Arguments: config_file (parameters YAML, default the package's config/eps3d.yaml), namespace,
-model (weights path; empty keeps the YAML's model.weights), use_depth, rviz. Topics are relative
+model (a model folder; empty keeps the YAML's model.weights), use_depth (auto | true | false; empty keeps
+the YAML's), rviz. Topics are relative
 (rgb/image, rgb/camera_info, depth/image): remap them or use the namespace.
 """
 
@@ -16,7 +17,10 @@ from launch_ros.substitutions import FindPackageShare
 
 
 def _node(context):
-    overrides = {"pipeline.use_depth": LaunchConfiguration("use_depth").perform(context).lower() == "true"}
+    overrides = {}
+    use_depth = LaunchConfiguration("use_depth").perform(context).strip().lower()
+    if use_depth:  # auto | true | false; empty keeps the YAML's pipeline.use_depth
+        overrides["pipeline.use_depth"] = use_depth
     model = LaunchConfiguration("model").perform(context)
     if model:
         overrides["model.weights"] = model
@@ -39,8 +43,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("config_file", default_value=PathJoinSubstitution([share, "config", "eps3d.yaml"]),
                               description="parameters YAML (see config/eps3d.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
-        DeclareLaunchArgument("model", default_value="", description="EPS3D weights (directory or file)"),
-        DeclareLaunchArgument("use_depth", default_value="true", description="subscribe to depth/image"),
+        DeclareLaunchArgument("model", default_value="", description="model folder (model.safetensors + config.json, "
+                              "with its text encoder and bundle.json when it has them)"),
+        DeclareLaunchArgument("use_depth", default_value="", description="auto (use depth/image when it arrives), true "
+                              "(wait for it) or false; empty keeps the YAML's (auto)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz with the eps3d view"),
         OpaqueFunction(function=_node),
         Node(

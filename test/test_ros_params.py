@@ -46,7 +46,8 @@ def test_values_validate_with_named_errors() -> None:
     values = {k: v for k, v in yaml_values().items() if k not in NODE_ONLY}
     values["model.allow_random_weights"] = True
     cfg = config_from_values(values)
-    assert cfg.pipeline.window_size == 4 and cfg.panoptic.clustering.min_cluster_size == 400
+    assert cfg.pipeline.window_size == 4 and cfg.panoptic.clustering.min_cluster_size == 0  # 0: the model's
+    assert cfg.pipeline.use_depth == "auto" and cfg.pipeline.image_height == 0 and cfg.text.model == ""
     with pytest.raises(ValueError, match="model.weights is empty"):
         config_from_values({**values, "model.allow_random_weights": False})
     with pytest.raises(ValueError, match="pipeline.image_height must be a positive multiple of 14"):
@@ -57,8 +58,13 @@ def test_values_validate_with_named_errors() -> None:
         config_from_values({**values, "pipeline.nope": 1})
     with pytest.raises(ValueError, match="vocabulary must be a non-empty list"):
         config_from_values({**values, "panoptic.vocabulary": []})
-    # YAML writes 1 for 1.0: integers are accepted for doubles.
+    with pytest.raises(ValueError, match="give both, or neither"):
+        config_from_values({**values, "pipeline.image_height": 112})
+    with pytest.raises(ValueError, match="pipeline.use_depth must be one of auto, true, false"):
+        config_from_values({**values, "pipeline.use_depth": "maybe"})
+    # YAML writes 1 for 1.0: integers are accepted for doubles; older files say `use_depth: true`
     assert config_from_values({**values, "pipeline.sync_slop": 1}).pipeline.sync_slop == 1.0
+    assert config_from_values({**values, "pipeline.use_depth": True}).pipeline.use_depth == "true"
 
 
 def test_declared_on_a_real_node_and_read_back() -> None:
@@ -73,6 +79,8 @@ def test_declared_on_a_real_node_and_read_back() -> None:
         assert cfg.panoptic.vocabulary[:3] == ["floor", "wall", "table"]
         node.set_parameters([Parameter("pipeline.sync_slop", Parameter.Type.INTEGER, 1)])
         assert config_from_node(node).pipeline.sync_slop == 1.0
+        node.set_parameters([Parameter("pipeline.use_depth", Parameter.Type.BOOL, False)])  # an older YAML's bool
+        assert config_from_node(node).pipeline.use_depth == "false"
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)

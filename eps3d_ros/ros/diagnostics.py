@@ -6,16 +6,27 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
 
-def diagnostics_message(values: dict, snapshot, last_error: str, degraded: bool, stamp) -> DiagnosticArray:
-    """One ``DiagnosticStatus`` "eps3d_node: pipeline"; WARN after bad input or failures, "scale unknown" noted."""
+def diagnostics_message(values: dict, snapshot, last_error: str, degraded: bool, stamp,
+                        problems: list[str] | None = None) -> DiagnosticArray:
+    """One ``DiagnosticStatus`` "eps3d_node: pipeline": WARN with the first input problem, an alignment that fell
+    back (TF or depth disagreeing with the images), or after bad input / failures; "scale unknown" noted."""
     values = dict(values)
     if snapshot is not None:
         values.update({f"latency_{k}_s": round(v, 4) for k, v in snapshot.timings.items()})
         values["scene_frame"] = snapshot.frame_id
         values["scale"] = "known" if snapshot.scale_known else "scale unknown"
+        a = snapshot.alignment
+        values["alignment"] = a.method
+        values["alignment_residual_m"] = None if a.residual_m != a.residual_m else round(a.residual_m, 4)
+        values["alignment_warning"] = a.warning
+    if problems:
+        values["input_problems"] = " | ".join(problems)
     st = DiagnosticStatus(name="eps3d_node: pipeline", hardware_id="eps3d", level=DiagnosticStatus.OK)
     st.message = "ok" if snapshot is None or snapshot.scale_known else "scale unknown"
-    if degraded:
+    warning = (problems[0] if problems else "") or (snapshot.alignment.warning if snapshot is not None else "")
+    if warning:
+        st.level, st.message = DiagnosticStatus.WARN, warning[:200]
+    elif degraded:
         st.level, st.message = DiagnosticStatus.WARN, last_error[:200] or st.message
     st.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
     return DiagnosticArray(header=Header(stamp=stamp), status=[st])

@@ -1,4 +1,8 @@
-"""Forward the core's ``logging`` records (``eps3d_ros.*``) to the node's ROS logger."""
+"""Forward the core's ``logging`` records (``eps3d_ros.*``) to the node's ROS logger.
+
+While forwarding, the records do not also propagate to Python's root logger: a line would otherwise be
+printed twice (once by the ROS logger, once by a root handler such as ``logging.basicConfig``'s).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ class RosLogHandler(logging.Handler):
     def __init__(self, ros_logger) -> None:
         super().__init__()
         self._ros = ros_logger
+        self.previous = (logging.NOTSET, True)  # the core logger's level and propagation before forwarding
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -28,6 +33,17 @@ class RosLogHandler(logging.Handler):
 def forward_core_logs(ros_logger, level: int = logging.INFO) -> RosLogHandler:
     handler = RosLogHandler(ros_logger)
     core = logging.getLogger("eps3d_ros")
+    handler.previous = (core.level, core.propagate)
     core.addHandler(handler)
     core.setLevel(level)
+    core.propagate = False
     return handler
+
+
+def stop_forwarding(handler: RosLogHandler) -> None:
+    """Remove ``handler`` and restore the core logger's level and propagation."""
+    core = logging.getLogger("eps3d_ros")
+    core.removeHandler(handler)
+    if not any(isinstance(h, RosLogHandler) for h in core.handlers):
+        core.setLevel(handler.previous[0])
+        core.propagate = handler.previous[1]

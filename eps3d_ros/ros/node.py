@@ -31,11 +31,13 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from ..pipeline.frames import Frame
+from ..pipeline.input_health import InputHealth
+from ..pipeline.intake import prepare_frame
 from ..pipeline.loading import gpu_memory, load_reconstructor, release_cuda_cache
 from ..pipeline.frame_buffer import FrameBuffer
 from .diagnostics import diagnostics_message
 from .frame_input import FrameInput
-from .log_forwarding import forward_core_logs
+from .log_forwarding import forward_core_logs, stop_forwarding
 from .messages import camera_info_to_k, image_to_depth, image_to_rgb, seconds_to_stamp, stamp_to_seconds
 from .params import RUNTIME_PARAMETERS, config_from_node, config_from_values, declare_parameters, leaves
 from .poses import make_pose_source
@@ -57,6 +59,8 @@ class Eps3dNode(LifecycleNode):
         self.snapshot = None  # latest SceneSnapshot; replaced atomically, never mutated
         self._entities: list = []
         self._input: FrameInput | None = None
+        self._health: InputHealth | None = None
+        self._warned: dict[str, float] = {}  # problem key -> monotonic time it was last logged
         self._poses = None
         self._stats = {"frames": 0, "bad_input": 0, "failures": 0, "last_error": "",
                        "convert_s": 0.0, "publish_s": 0.0}  # last frame's conversion, last scene's publishing
@@ -69,10 +73,11 @@ class Eps3dNode(LifecycleNode):
     # ------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.config = config_from_node(self)
-            self.pipeline = load_reconstructor(self.config)
+            self.pipeline = load_reconstructor(config_from_node(self))
+            self.config = self.pipeline.config  # resolved: what the model folder filled, what the user gave
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node unconfigured
             self.get_logger().error(f"configure failed: {e}")
+            self.pipeline = self.config = None
             return TransitionCallbackReturn.FAILURE
         from ..pipeline.worker import InferenceWorker
 
@@ -87,8 +92,11 @@ class Eps3dNode(LifecycleNode):
         p = self.config.pipeline
         qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
         self._poses = make_pose_source(self, self.config.output.map_frame, callback_group=self._input_group)
+        self._health = InputHealth({}, p.use_depth, p.sync_slop)
         self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
-                                 callback_group=self._input_group)
+                                 callback_group=self._input_group, on_message=self._health.received,
+                                 on_synchronised=self._health.synchronised)
+        self._health.topics = dict(self._input.topics)
         from eps3d_ros.srv import QueryObjects
 
         self._entities = [
@@ -97,7 +105,9 @@ class Eps3dNode(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._misc_group),
             self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group),
         ]
-        self.get_logger().info(f"active: sync by {self._input.backend}, poses from {self._poses.kind}")
+        topics = ", ".join(self._input.topics.values())
+        self.get_logger().info(f"active: {topics} (depth: {p.use_depth}), sync by {self._input.backend}, poses from "
+                               f"{self._poses.kind}, network input fitted into {p.image_height}x{p.image_width}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -115,9 +125,7 @@ class Eps3dNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def destroy_node(self) -> None:
-        import logging
-
-        logging.getLogger("eps3d_ros").removeHandler(self._log_handler)
+        stop_forwarding(self._log_handler)
         super().destroy_node()
 
     def autostart(self) -> None:
@@ -136,6 +144,7 @@ class Eps3dNode(LifecycleNode):
         if self._poses is not None:
             self._poses.destroy()
             self._poses = None
+        self._health = None
 
     def _teardown(self) -> None:
         if self.worker is not None:
@@ -148,6 +157,7 @@ class Eps3dNode(LifecycleNode):
         """Convert, attach the pose, buffer; submit a window when enough new frames arrived."""
         p = self.config.pipeline
         stamp = stamp_to_seconds(rgb_msg.header.stamp)
+        health = self._health
         t0 = time.perf_counter()
         try:
             rgb = image_to_rgb(rgb_msg)
@@ -157,18 +167,28 @@ class Eps3dNode(LifecycleNode):
             K = camera_info_to_k(info_msg, rgb.shape[0], rgb.shape[1])
             frame_id = rgb_msg.header.frame_id.lstrip("/") or info_msg.header.frame_id.lstrip("/")
             pose = self._poses.lookup(frame_id, stamp) if self._poses is not None else None
-            frame = Frame(stamp=stamp, rgb=rgb, K=K, frame_id=frame_id, depth=depth, pose=pose)
+            # kept at the network's size (aspect kept, intrinsics exact): the buffer never holds camera resolution
+            frame = prepare_frame(Frame(stamp=stamp, rgb=rgb, K=K, frame_id=frame_id, depth=depth, pose=pose),
+                                  self.pipeline.input_box)
         except ValueError as e:
             self._stats["bad_input"] += 1
             self._stats["last_error"] = str(e)
+            if health is not None:
+                health.refused("bad_input", str(e))
             self.get_logger().error(f"frame at {stamp:.3f} dropped: {e}", throttle_duration_sec=2.0)
             return
         self._stats["convert_s"] = time.perf_counter() - t0
+        if health is not None:
+            (health.without_pose if pose is None else health.with_pose)(frame_id)
         result = self.buffer.offer(frame)
         if result.message:  # a refusal, or what accepting it caused (size change, time jump)
             self.get_logger().warning(result.message, throttle_duration_sec=2.0)
         if not result.accepted:
+            if health is not None:
+                health.refused(result.reason, result.message)
             return
+        if health is not None:
+            health.used(stamp)
         self._stats["frames"] += 1
         if self.buffer.ready():
             self.worker.submit(self.buffer.select_window())
@@ -184,6 +204,8 @@ class Eps3dNode(LifecycleNode):
         note = "" if snapshot.scale_known else " (scale unknown: camera optical frame)"
         self.get_logger().info(f"scene with {len(snapshot.scene.objects)} objects in '{snapshot.frame_id}' "
                                f"in {snapshot.timings.get('total', float('nan')):.2f} s{note}")
+        if snapshot.alignment.warning:
+            self.get_logger().warning(snapshot.alignment.warning, throttle_duration_sec=10.0)
 
     def _on_error(self, error: Exception, frames) -> None:
         self._stats["failures"] += 1
@@ -261,12 +283,30 @@ class Eps3dNode(LifecycleNode):
 
     # ---------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
+        problems = []
+        if self._health is not None:
+            p = self.config.pipeline
+            problems = [m for _, m in self._input_problems()]
+            self._log_problems()
         values = {**self._stats, **(self.buffer.stats() if self.buffer else {}),
                   **{f"worker_{k}": v for k, v in (self.worker.stats() if self.worker else {}).items()},
+                  **(self._health.stats() if self._health else {}),
                   "sync_dropped": self._input.dropped if self._input else 0, **gpu_memory()}
         self._diag.publish(diagnostics_message(values, self.snapshot, self._stats["last_error"],
                                                bool(self._stats["failures"] or self._stats["bad_input"]),
-                                               self.get_clock().now().to_msg()))
+                                               self.get_clock().now().to_msg(), problems))
+
+    def _input_problems(self) -> list[tuple[str, str]]:
+        seen = bool(self._poses is not None and self._poses.frames())
+        return self._health.problems(self.config.output.map_frame, self.config.pipeline.every_n_frames, seen)
+
+    def _log_problems(self, every_s: float = 30.0) -> None:
+        """Each input problem once, then again every ``every_s`` seconds while it lasts."""
+        now = time.monotonic()
+        for key, message in self._input_problems():
+            if now - self._warned.get(key, -float("inf")) >= every_s:
+                self._warned[key] = now
+                self.get_logger().warning(message)
 
 
 def _object_type():

@@ -8,18 +8,16 @@ the parameter.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 
-from ..pipeline.config import Eps3dConfig
+from ..pipeline.config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 
 # Parameters that may change while the node runs; everything else needs a reconfigure.
-RUNTIME_PARAMETERS = frozenset({
-    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold",
-    "output.max_cloud_points", "output.min_opacity", "pipeline.every_n_frames",
-})
+RUNTIME_PARAMETERS = RUNTIME_SETTINGS
+leaves = config_leaves
+BOOL_OR_STRING = frozenset({"pipeline.use_depth"})
 
 _ROS_TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -30,19 +28,6 @@ _ROS_TYPES = {
 }
 
 
-def leaves(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{dotted.name: value}`` of every leaf of a dataclass tree."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        name = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
-            out.update(leaves(value, name + "."))
-        else:
-            out[name] = list(value) if isinstance(value, list) else value
-    return out
-
-
 def declare_parameters(node, config: Eps3dConfig | None = None) -> None:
     """Declare every leaf with its default and type; runtime-changeable ones say so in the description."""
     for name, default in leaves(config or Eps3dConfig()).items():
@@ -50,8 +35,9 @@ def declare_parameters(node, config: Eps3dConfig | None = None) -> None:
         descriptor = ParameterDescriptor(
             type=kind,
             description="changes at runtime" if name in RUNTIME_PARAMETERS else "applies on configure",
-            # YAML writes 1 for 1.0: accept integers for doubles and convert them when reading.
-            dynamic_typing=kind == ParameterType.PARAMETER_DOUBLE,
+            # YAML writes 1 for 1.0: accept integers for doubles and convert them when reading; older files say
+            # `use_depth: true` for what is now auto | true | false.
+            dynamic_typing=kind == ParameterType.PARAMETER_DOUBLE or name in BOOL_OR_STRING,
         )
         node.declare_parameter(name, default, descriptor)
 
@@ -76,6 +62,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     kind = type(default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is str and isinstance(value, bool):  # YAML `use_depth: true` for a "true" / "false" / "auto" setting
+        return "true" if value else "false"
     if kind is list:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"parameter {name} must be a list of strings, got {value!r}")

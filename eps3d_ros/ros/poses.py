@@ -1,65 +1,60 @@
 """Camera poses in the map frame: tf2_ros where importable, else a TransformStamped topic.
 
 Both answer ``lookup(camera_frame, stamp) -> camera-to-map [4, 4] | None``. The topic fallback
-(``camera_pose``, relative, remappable) carries ``geometry_msgs/TransformStamped`` with
-``header.frame_id`` = the map frame and ``child_frame_id`` = the camera's optical frame, i.e. the
-same transform TF would hold; samples are interpolated at the image stamp (see PoseHistory).
+(``camera_pose``, relative, remappable) carries ``geometry_msgs/TransformStamped`` edges with TF's
+meaning (``header.frame_id`` = parent, ``child_frame_id`` = child): ``map → camera_optical`` directly, or
+a chain such as ``map → base_link`` + ``base_link → camera_optical``. They build the same
+:class:`~eps3d_ros.pipeline.transform_tree.TransformTree` the bag reader uses; samples are interpolated
+at the image stamp.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from geometry_msgs.msg import TransformStamped
 
-from ..conventions import quat_xyzw_to_matrix
-from ..pipeline.pose_history import PoseHistory
+from ..pipeline.transform_tree import TransformTree, transform_to_matrix
 from .messages import stamp_to_seconds
 
-
-def transform_to_matrix(t) -> np.ndarray:
-    """``geometry_msgs/Transform`` → ``[4, 4]``."""
-    q = torch.tensor([t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w], dtype=torch.float64)
-    if float(q.norm()) < 1e-9:
-        raise ValueError("transform has a zero quaternion")
-    m = np.eye(4)
-    m[:3, :3] = quat_xyzw_to_matrix(q).numpy()
-    m[:3, 3] = [t.translation.x, t.translation.y, t.translation.z]
-    return m
+# the camera_pose stream: a few minutes at 30 Hz per edge, interpolated like tf2 (50 ms tolerance at the ends)
+_HISTORY, _TOLERANCE, _MAX_GAP = 10_000, 0.05, 0.5
 
 
 class TopicPoses:
-    """Fallback pose source: a ``TransformStamped`` topic into a :class:`PoseHistory`."""
+    """Fallback pose source: a ``TransformStamped`` topic into a :class:`TransformTree`."""
 
     kind = "topic"
 
     def __init__(self, node, map_frame: str, topic: str = "camera_pose", qos=10, callback_group=None) -> None:
         self.map_frame = map_frame
-        self.history = PoseHistory()
+        self.tree = TransformTree(tolerance=_TOLERANCE, max_gap=_MAX_GAP, maxlen=_HISTORY)
         self.rejected = 0
         self._node = node
         self._sub = node.create_subscription(TransformStamped, topic, self._on_pose, qos,
                                              callback_group=callback_group)
 
     def _on_pose(self, msg: TransformStamped) -> None:
-        if msg.header.frame_id.lstrip("/") != self.map_frame:
-            self.rejected += 1
-            self._node.get_logger().warning(
-                f"camera_pose in frame '{msg.header.frame_id}', expected the map frame '{self.map_frame}'",
-                throttle_duration_sec=5.0)
-            return
+        parent, child = msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/")
         try:
-            self.history.add(msg.child_frame_id.lstrip("/"), stamp_to_seconds(msg.header.stamp),
-                             transform_to_matrix(msg.transform))
+            added = self.tree.add(parent, child, stamp_to_seconds(msg.header.stamp), transform_to_matrix(msg.transform))
         except ValueError as e:
+            added, why = False, str(e)
+        else:
+            why = f"'{child}' already has another parent" if child in self.tree.conflicts else \
+                f"empty or equal frame names ('{parent}' -> '{child}')"
+        if not added:
             self.rejected += 1
-            self._node.get_logger().warning(f"camera_pose rejected: {e}", throttle_duration_sec=5.0)
+            self._node.get_logger().warning(f"camera_pose {parent} -> {child} rejected: {why}",
+                                            throttle_duration_sec=5.0)
 
     def lookup(self, camera_frame: str, stamp: float) -> np.ndarray | None:
-        return self.history.lookup(camera_frame.lstrip("/"), stamp)
+        return self.tree.lookup(self.map_frame, camera_frame, stamp)
+
+    def frames(self) -> set[str]:
+        return self.tree.frames()
 
     def clear(self) -> None:
-        self.history.clear()
+        self.tree.clear()
 
     def destroy(self) -> None:
         self._node.destroy_subscription(self._sub)
@@ -88,6 +83,12 @@ class TfPoses:
         except (self._tf2.LookupException, self._tf2.ExtrapolationException, self._tf2.ConnectivityException):
             return None
         return transform_to_matrix(t.transform)
+
+    def frames(self) -> set[str]:
+        import yaml
+
+        known = yaml.safe_load(self.buffer.all_frames_as_yaml()) or {}
+        return set(known) | {v.get("parent", "") for v in known.values() if isinstance(v, dict)} - {""}
 
     def clear(self) -> None:
         self.buffer.clear()
