@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from eps3d_ros.conventions import extrinsics_to_poses, poses_to_extrinsics
-from eps3d_ros.data.raycast import LIGHT_DIRECTION, render_view
+from eps3d_ros.data.raycast import LIGHT_DIRECTION, label_images, render_views
 from eps3d_ros.data.scene_layout import (
     CLASS_NAMES,
     COLOURS,
@@ -253,22 +253,10 @@ def generate_scene(
                                              float(table_fit))
 
     prims = layout.primitives
-    # Lookup tables from primitive index (+1, so that -1 = nothing hit maps to row 0).
-    sem_lut = np.array([0] + [p.surface.class_id for p in prims], np.int64)
-    inst_lut = np.array([0] + [p.surface.instance_id for p in prims], np.int64)
     S = num_views
-    rgb = np.empty((S, height, width, 3), np.uint8)
-    depth = np.empty((S, height, width), np.float32)
-    pid = np.empty((S, height, width), np.int32)
-    for s in range(S):
-        # Render with the stored (float32) cameras so the ground truth matches them exactly.
-        view = render_view(prims, intrinsics[s].astype(np.float64), extrinsics[s].astype(np.float64), height, width,
-                           offset=0.5, shading=bool(shading))
-        rgb[s] = np.round(view.rgb * 255.0).astype(np.uint8)
-        depth[s] = view.depth
-        pid[s] = view.primitive_id
-    semantic = sem_lut[pid + 1]
-    instance = inst_lut[pid + 1]
+    # Rendered with the stored (float32) cameras so the ground truth matches them exactly.
+    rgb, depth, pid = render_views(prims, intrinsics, extrinsics, height, width, shading=bool(shading))
+    semantic, instance = label_images(prims, pid)
 
     counts = np.stack([np.bincount(instance[s].ravel(), minlength=len(layout.objects) + 1) for s in range(S)], 1)
     objects = [replace(o, pixels_per_view=tuple(int(c) for c in counts[o.instance_id])) for o in layout.objects]
