@@ -61,9 +61,12 @@ def pixel_rays(K: np.ndarray, extrinsics: np.ndarray, height: int, width: int, o
     return origin, d[0], d[1], d[2]
 
 
+_CORNER_SIGNS = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], bool)  # the 8 corners of a box
+
+
 def _pixel_rect(lo: np.ndarray, hi: np.ndarray, K, extrinsics, height: int, width: int, offset: float):
     """Slices of the pixels whose centres can see the box ``[lo, hi]`` (None if none can)."""
-    corners = np.stack(np.meshgrid([lo[0], hi[0]], [lo[1], hi[1]], [lo[2], hi[2]], indexing="ij"), -1).reshape(8, 3)
+    corners = np.where(_CORNER_SIGNS, hi, lo)  # [8, 3]
     cam = corners @ extrinsics[:3, :3].T + extrinsics[:3, 3]
     z = cam[:, 2]
     if (z <= 1e-3).any():  # straddles the camera plane: test every pixel
@@ -103,7 +106,7 @@ def _hit_box(o, dx, dy, dz, p: Box):
     hit = (tnear <= tfar) & (tnear > _EPS_T)
     t = np.where(hit, tnear, np.inf)
     axis = np.where((tn[0] >= tn[1]) & (tn[0] >= tn[2]), 0, np.where(tn[1] >= tn[2], 1, 2))
-    d_axis = np.choose(axis, dl)
+    d_axis = np.where(axis == 0, dl[0], np.where(axis == 1, dl[1], dl[2]))
     part = (2 * axis + (d_axis < 0)).astype(np.int8)  # outward normal is + along the axis when d < 0
     return t, part
 
