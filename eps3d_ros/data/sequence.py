@@ -137,6 +137,14 @@ class SyntheticSequence:
             stamps = [self.stamp(loop * T + i) for i in range(T)]
             yield from synthetic_frames(self, stamps, frame_id=frame_id, with_depth=with_depth, with_pose=with_pose)
 
+    def with_removed(self, removed: Mapping[int, int]) -> "SyntheticSequence":
+        """The same sequence (seed, size, options) with objects removed from the world: instance id → first
+        frame without it (see :func:`~eps3d_ros.data.synthetic.generate_sequence`)."""
+        from eps3d_ros.data.synthetic import generate_sequence  # synthetic imports this module
+
+        return generate_sequence(self.seed, self.num_frames, self.height, self.width,
+                                 **{**self.options, "removed": removed})
+
     # ------------------------------------------------------------------------------ ground truth
     def object(self, instance_id: int) -> SceneObject:
         """The record of thing ``instance_id``."""
