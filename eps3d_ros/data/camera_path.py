@@ -1,11 +1,12 @@
 """Camera poses: one look-at pose, and the path of a robot's head through a room with furniture groups.
 
 The path (:func:`sample_robot_path`) is what a mobile robot with a pan-tilt head does: it visits the
-tables of a :class:`~eps3d_ros.data.room_layout.RoomLayout` in slot order, stops at each (it looks at
-the table top and pans across it while sliding a little along the wall), turns in place towards the
-next stop, walks there looking ahead and down at the floor, and turns to the next table. After the
-last table it turns round and comes back the same way (tables ``0 1 .. n-1 .. 1 0``), so every table
-but the farthest is seen on the way out and again on the way back, and the path ends where it began.
+tables of a :class:`~eps3d_ros.data.room_layout.RoomLayout` in their order, stops at each (it looks at
+the table top and pans across it while sliding along the wall), lowers its head, turns in place towards
+the next stop, walks there looking ahead and down at the floor, turns to the next table and raises its
+head. After the last table it turns round and comes back the same way (tables ``0 1 .. n-1 .. 1 0``),
+so every table but the farthest is seen on the way out and again on the way back (the farthest gets a
+stop twice as long), and the path ends close to where it began.
 
 The head stays at one height (no roll, world z up). Frames are spread evenly in the path's time
 (walking speed, turning rate and stop duration set the share of each part).

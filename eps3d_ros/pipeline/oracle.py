@@ -60,8 +60,8 @@ class OracleReconstructor:
         config: reads ``panoptic`` and ``output.map_frame``; default :meth:`default_config`.
         text_encoder: anything with ``prototypes(names) -> [K, D]`` unit rows (a
             :class:`~eps3d_ros.panoptic.TextEncoder`); default: the tiny CLIP of ``models/demo_tiny``.
-        pixel_stride: one Gaussian per ``stride × stride`` pixels (1 = every pixel; 2 keeps a 4-frame
-            window of 112² images at ~12k Gaussians, below HDBSCAN's default 10k-sample budget plus a bit).
+        pixel_stride: one Gaussian per ``stride × stride`` pixels, at the cell centre (1 = every pixel; 2
+            gives ~12.5k Gaussians for a window of four 112² frames, of which HDBSCAN samples 10k).
         position_noise: standard deviation (m) of seeded Gaussian noise on the centres (robustness tests).
         feature_noise: standard deviation of the noise on instance features (before normalising).
         instance_dim: instance feature width; default (and at least) half the number of things + stuff
@@ -81,7 +81,8 @@ class OracleReconstructor:
         if not (position_noise >= 0 and np.isfinite(position_noise)):
             raise ValueError(f"position_noise must be a non-negative number of metres, got {position_noise!r}")
         if not (0 <= feature_noise < 0.5):
-            raise ValueError(f"feature_noise must be in [0, 0.5) (larger noise merges instances), got {feature_noise!r}")
+            raise ValueError(f"feature_noise must be in [0, 0.5) (larger noise merges instances), "
+                             f"got {feature_noise!r}")
         self.sequence = sequence
         self.config = config if config is not None else self.default_config()
         self.config.output.validate()
@@ -110,7 +111,10 @@ class OracleReconstructor:
 
     # ------------------------------------------------------------------------------------------ run
     def run(self, frames: Sequence[Frame]) -> SceneSnapshot:
-        """The snapshot of a window of the sequence's frames (oldest → newest), in the map frame."""
+        """The snapshot of a window of the sequence's frames (oldest → newest), in the map frame.
+
+        ``timings`` has the Reconstructor's keys; "network" is the time to make the ground-truth Gaussians.
+        """
         frames = list(frames)
         if not frames:
             raise ValueError("cannot reconstruct from an empty window of frames")
