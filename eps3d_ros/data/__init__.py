@@ -1,4 +1,4 @@
-"""Data for tests, benchmarks and demos: seeded synthetic tabletop scenes with exact ground truth."""
+"""Data for tests, benchmarks and demos: seeded synthetic tabletop scenes and room sequences with exact ground truth."""
 
 from eps3d_ros.data.scene_layout import (
     CLASS_NAMES,
@@ -11,7 +11,7 @@ from eps3d_ros.data.scene_layout import (
     Sphere,
     Surface,
 )
-from eps3d_ros.data.synthetic import SyntheticScene, generate_scene, look_at_pose
+from eps3d_ros.data.synthetic import SyntheticScene, SyntheticSequence, generate_scene, generate_sequence, look_at_pose
 
 __all__ = [
     "CLASS_NAMES",
@@ -24,6 +24,8 @@ __all__ = [
     "Sphere",
     "Surface",
     "SyntheticScene",
+    "SyntheticSequence",
     "generate_scene",
+    "generate_sequence",
     "look_at_pose",
 ]

@@ -14,13 +14,22 @@ Conventions (``eps3d_ros.conventions``): ``K`` in pixels, ``extrinsics`` camera-
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from eps3d_ros.data.scene_layout import Box, Frustum, Primitive, Sphere, Surface
+from eps3d_ros.data.primitives import Box, Frustum, Primitive, Sphere, Surface
 
-__all__ = ["LIGHT_DIRECTION", "RenderedView", "render_view", "pixel_rays", "primitive_normals"]
+__all__ = [
+    "LIGHT_DIRECTION",
+    "RenderedView",
+    "render_view",
+    "render_views",
+    "label_images",
+    "pixel_rays",
+    "primitive_normals",
+]
 
 # Unit vector towards the light (world, z up): from above, a little to the side.
 LIGHT_DIRECTION = np.array([0.35, -0.25, 0.90]) / np.linalg.norm([0.35, -0.25, 0.90])
@@ -52,9 +61,12 @@ def pixel_rays(K: np.ndarray, extrinsics: np.ndarray, height: int, width: int, o
     return origin, d[0], d[1], d[2]
 
 
+_CORNER_SIGNS = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], bool)  # the 8 corners of a box
+
+
 def _pixel_rect(lo: np.ndarray, hi: np.ndarray, K, extrinsics, height: int, width: int, offset: float):
     """Slices of the pixels whose centres can see the box ``[lo, hi]`` (None if none can)."""
-    corners = np.stack(np.meshgrid([lo[0], hi[0]], [lo[1], hi[1]], [lo[2], hi[2]], indexing="ij"), -1).reshape(8, 3)
+    corners = np.where(_CORNER_SIGNS, hi, lo)  # [8, 3]
     cam = corners @ extrinsics[:3, :3].T + extrinsics[:3, 3]
     z = cam[:, 2]
     if (z <= 1e-3).any():  # straddles the camera plane: test every pixel
@@ -94,7 +106,7 @@ def _hit_box(o, dx, dy, dz, p: Box):
     hit = (tnear <= tfar) & (tnear > _EPS_T)
     t = np.where(hit, tnear, np.inf)
     axis = np.where((tn[0] >= tn[1]) & (tn[0] >= tn[2]), 0, np.where(tn[1] >= tn[2], 1, 2))
-    d_axis = np.choose(axis, dl)
+    d_axis = np.where(axis == 0, dl[0], np.where(axis == 1, dl[1], dl[2]))
     part = (2 * axis + (d_axis < 0)).astype(np.int8)  # outward normal is + along the axis when d < 0
     return t, part
 
@@ -212,8 +224,13 @@ def _shade(normals: np.ndarray, light: np.ndarray) -> np.ndarray:
 
 
 def render_view(primitives: list[Primitive], K: np.ndarray, extrinsics: np.ndarray, height: int, width: int,
-                offset: float = 0.5, light: np.ndarray = LIGHT_DIRECTION, shading: bool = True) -> RenderedView:
-    """Ray-cast every pixel of one camera against all primitives (nearest hit wins) and shade it."""
+                offset: float = 0.5, light: np.ndarray = LIGHT_DIRECTION, shading: bool = True,
+                exclude: Collection[int] = ()) -> RenderedView:
+    """Ray-cast every pixel of one camera against all primitives (nearest hit wins) and shade it.
+
+    ``exclude``: indices of primitives that are not in the world for this view (removed objects);
+    primitive ids stay indices into the full ``primitives`` list.
+    """
     K = np.asarray(K, np.float64)
     extrinsics = np.asarray(extrinsics, np.float64)
     o, dx, dy, dz = pixel_rays(K, extrinsics, height, width, offset)
@@ -221,6 +238,8 @@ def render_view(primitives: list[Primitive], K: np.ndarray, extrinsics: np.ndarr
     pid = np.full((height, width), -1, np.int32)
     part = np.zeros((height, width), np.int8)
     for i, prim in enumerate(primitives):
+        if i in exclude:
+            continue
         rect = _pixel_rect(*prim.aabb(), K, extrinsics, height, width, offset)
         if rect is None:
             continue
@@ -259,3 +278,36 @@ def render_view(primitives: list[Primitive], K: np.ndarray, extrinsics: np.ndarr
             colour = colour * _shade(primitive_normals(prim, pts, pc), light)[:, None]
         rgb_flat[idx] = colour
     return RenderedView(depth=depth, primitive_id=pid, part=part, rgb=np.clip(rgb, 0.0, 1.0))
+
+
+def render_views(primitives: list[Primitive], intrinsics: np.ndarray, extrinsics: np.ndarray, height: int, width: int,
+                 shading: bool = True, exclude: Sequence[Collection[int]] | None = None,
+                 offset: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray-cast ``S`` cameras: ``intrinsics [S, 3, 3]``, camera-from-world ``extrinsics [S, 3, 4]`` (cast to
+    float64 as given, so the ground truth matches the stored cameras exactly).
+
+    Returns ``rgb [S, H, W, 3]`` uint8, ``depth [S, H, W]`` float32 (0 = nothing hit) and
+    ``primitive_id [S, H, W]`` int32 (-1 = nothing hit). ``exclude[s]``: primitives absent from view ``s``.
+    """
+    S = int(extrinsics.shape[0])
+    if exclude is not None and len(exclude) != S:
+        raise ValueError(f"exclude has {len(exclude)} entries for {S} views")
+    rgb = np.empty((S, height, width, 3), np.uint8)
+    depth = np.empty((S, height, width), np.float32)
+    pid = np.empty((S, height, width), np.int32)
+    for s in range(S):
+        view = render_view(primitives, np.asarray(intrinsics[s], np.float64), np.asarray(extrinsics[s], np.float64),
+                           height, width, offset=offset, shading=shading, exclude=() if exclude is None else exclude[s])
+        rgb[s] = np.round(view.rgb * 255.0).astype(np.uint8)
+        depth[s] = view.depth
+        pid[s] = view.primitive_id
+    return rgb, depth, pid
+
+
+def label_images(primitives: list[Primitive], primitive_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``semantic`` and ``instance`` images (int64, same shape as ``primitive_id``; 0 where nothing is hit)
+    from the primitive ids of a render."""
+    # Lookup tables from primitive index (+1, so that -1 = nothing hit maps to row 0).
+    sem_lut = np.array([0] + [p.surface.class_id for p in primitives], np.int64)
+    inst_lut = np.array([0] + [p.surface.instance_id for p in primitives], np.int64)
+    return sem_lut[primitive_id + 1], inst_lut[primitive_id + 1]

@@ -1,7 +1,11 @@
-"""Seeded procedural tabletop scenes with exact ground truth, ray-cast on the CPU.
+"""Seeded procedural scenes and sequences with exact ground truth, ray-cast on the CPU.
 
-    from eps3d_ros.data.synthetic import generate_scene, SyntheticScene, CLASS_NAMES
+    from eps3d_ros.data.synthetic import generate_scene, generate_sequence, CLASS_NAMES
     scene = generate_scene(seed=0, num_views=4, height=224, width=224)
+    sequence = generate_sequence(seed=0, num_frames=60, height=112, width=112)  # a robot walking through a room
+
+Sequences (:func:`generate_sequence`, :class:`~eps3d_ros.data.sequence.SyntheticSequence`) are
+described there; the rest of this docstring is about single tabletop scenes.
 
 A room (floor, 2–4 walls), a table and 3–8 things on it (plus 0–2 chairs beside it), seen by
 ``num_views`` cameras that move around the table on a ring (azimuth steps of 20–40°, 0.8–1.6 m
@@ -28,13 +32,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from eps3d_ros.conventions import extrinsics_to_poses, poses_to_extrinsics
-from eps3d_ros.data.raycast import LIGHT_DIRECTION, render_view
+from eps3d_ros.data.camera_path import look_at_pose, sample_robot_path
+from eps3d_ros.data.raycast import LIGHT_DIRECTION, label_images, render_view, render_views
+from eps3d_ros.data.room_layout import sample_room_layout
+from eps3d_ros.data.sequence import SyntheticSequence
 from eps3d_ros.data.scene_layout import (
     CLASS_NAMES,
     COLOURS,
@@ -46,7 +54,8 @@ from eps3d_ros.data.scene_layout import (
     sample_layout,
 )
 
-__all__ = ["CLASS_NAMES", "COLOURS", "SyntheticScene", "generate_scene", "look_at_pose"]
+__all__ = ["CLASS_NAMES", "COLOURS", "SyntheticScene", "SyntheticSequence", "generate_scene", "generate_sequence",
+           "look_at_pose"]
 
 
 @dataclass
@@ -121,21 +130,6 @@ class SyntheticScene:
             if o.instance_id == instance_id:
                 return o
         raise KeyError(f"no object with instance id {instance_id}")
-
-
-def look_at_pose(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Camera-to-world ``[4, 4]`` (OpenCV axes) at ``eye`` looking at ``target``, no roll (world z up)."""
-    z = np.asarray(target, np.float64) - np.asarray(eye, np.float64)
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    nx = np.linalg.norm(x)
-    if nx < 1e-9:
-        raise ValueError("look_at_pose: viewing direction is vertical, roll is undefined")
-    x /= nx
-    y = np.cross(z, x)  # points down in the image
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
-    return pose
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -253,22 +247,10 @@ def generate_scene(
                                              float(table_fit))
 
     prims = layout.primitives
-    # Lookup tables from primitive index (+1, so that -1 = nothing hit maps to row 0).
-    sem_lut = np.array([0] + [p.surface.class_id for p in prims], np.int64)
-    inst_lut = np.array([0] + [p.surface.instance_id for p in prims], np.int64)
     S = num_views
-    rgb = np.empty((S, height, width, 3), np.uint8)
-    depth = np.empty((S, height, width), np.float32)
-    pid = np.empty((S, height, width), np.int32)
-    for s in range(S):
-        # Render with the stored (float32) cameras so the ground truth matches them exactly.
-        view = render_view(prims, intrinsics[s].astype(np.float64), extrinsics[s].astype(np.float64), height, width,
-                           offset=0.5, shading=bool(shading))
-        rgb[s] = np.round(view.rgb * 255.0).astype(np.uint8)
-        depth[s] = view.depth
-        pid[s] = view.primitive_id
-    semantic = sem_lut[pid + 1]
-    instance = inst_lut[pid + 1]
+    # Rendered with the stored (float32) cameras so the ground truth matches them exactly.
+    rgb, depth, pid = render_views(prims, intrinsics, extrinsics, height, width, shading=bool(shading))
+    semantic, instance = label_images(prims, pid)
 
     counts = np.stack([np.bincount(instance[s].ravel(), minlength=len(layout.objects) + 1) for s in range(S)], 1)
     objects = [replace(o, pixels_per_view=tuple(int(c) for c in counts[o.instance_id])) for o in layout.objects]
@@ -278,3 +260,122 @@ def generate_scene(
         class_names=list(CLASS_NAMES), things=list(THING_CLASSES), stuff=list(STUFF_CLASSES), objects=objects,
         primitives=prims, primitive_id=pid, layout=layout, seed=seed,
     )
+
+
+def generate_sequence(
+    seed: int,
+    num_frames: int = 60,
+    height: int = 112,
+    width: int = 112,
+    *,
+    num_tables: int | None = None,
+    things_per_table: tuple[int, int] = (4, 7),
+    min_things: int = 20,
+    chairs_per_table: tuple[int, int] = (0, 2),
+    hfov_deg: float = 60.0,
+    fps: float = 2.0,
+    eye_height: tuple[float, float] = (1.3, 1.6),
+    distance: tuple[float, float] = (0.9, 1.2),
+    walk_pitch_deg: float = 45.0,
+    walk_speed: float = 0.7,
+    turn_rate_deg: float = 60.0,
+    stop_seconds: float = 6.0,
+    removed: Mapping[int, int] | None = None,
+    textures: bool = True,
+    shading: bool = True,
+) -> SyntheticSequence:
+    """Sample a room with several furniture groups and ray-cast a robot's walk through it.
+
+    The room (:func:`~eps3d_ros.data.room_layout.sample_room_layout`): 4–5 tables against the walls
+    (``num_tables`` 4–6), ``things_per_table`` things on each and ``chairs_per_table`` chairs at their
+    ends, at least ``min_things`` things in all. The path (:func:`~eps3d_ros.data.camera_path.sample_robot_path`):
+    a head at ``eye_height`` that stops at each table, walks to the next, turns round after the last
+    and comes back; ``num_frames`` frames spread evenly over it. Same seed and options → bit-identical
+    sequence; ``removed`` does not change the room or the path.
+
+    Args:
+        seed: non-negative integer; the only source of randomness.
+        num_frames, height, width: frames and image size (>= 1; at least 2 frames).
+        hfov_deg: horizontal field of view (square pixels, principal point at the image centre).
+        fps: frame rate of the stamps (frame ``k`` at ``k / fps`` s).
+        eye_height, distance, walk_pitch_deg, walk_speed, turn_rate_deg, stop_seconds: the path
+            (see :func:`~eps3d_ros.data.camera_path.sample_robot_path`).
+        removed: instance id → first frame index from which that object is no longer in the world
+            (the "moved object"); the ground truth says so (``presence``, ``place_pixels``).
+        textures, shading: switch off solid textures / Lambertian shading (flat albedo).
+
+    Raises:
+        ValueError: a bad argument (the message names it).
+    """
+    options = {k: v for k, v in locals().items() if k not in ("seed", "num_frames", "height", "width")}
+    seed = _check_int("seed", seed, 0)
+    num_frames = _check_int("num_frames", num_frames, 2)
+    height = _check_int("height", height, 1)
+    width = _check_int("width", width, 1)
+    if not 1.0 <= float(hfov_deg) <= 150.0:
+        raise ValueError(f"hfov_deg must be in [1, 150], got {hfov_deg}")
+    if not (float(fps) > 0 and math.isfinite(float(fps))):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    eye_height = _check_range("eye_height", eye_height, 0.9, 2.0)
+    distance = _check_range("distance", distance, 0.9, 2.0)
+    if not 0.0 <= float(walk_pitch_deg) <= 60.0:
+        raise ValueError(f"walk_pitch_deg must be in [0, 60], got {walk_pitch_deg}")
+    for name, value in (("walk_speed", walk_speed), ("turn_rate_deg", turn_rate_deg), ("stop_seconds", stop_seconds)):
+        if not (float(value) > 0 and math.isfinite(float(value))):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+
+    rng = np.random.default_rng(seed)
+    layout = sample_room_layout(rng, num_tables=num_tables, things_per_table=things_per_table,
+                                min_things=min_things, chairs_per_table=chairs_per_table, textures=bool(textures))
+    path = sample_robot_path(rng, layout, num_frames, eye_height=eye_height, distance=distance,
+                             walk_pitch_deg=float(walk_pitch_deg), walk_speed=float(walk_speed),
+                             turn_rate_deg=float(turn_rate_deg), stop_seconds=float(stop_seconds))
+    n = len(layout.objects)
+    gone = _check_removed(removed, n, num_frames)
+
+    fx = 0.5 * width / math.tan(math.radians(float(hfov_deg)) / 2)
+    K = np.array([[fx, 0.0, 0.5 * width], [0.0, fx, 0.5 * height], [0.0, 0.0, 1.0]])
+    intrinsics = np.repeat(K[None].astype(np.float32), num_frames, axis=0)
+    extrinsics = poses_to_extrinsics(torch.from_numpy(path.poses)).numpy().astype(np.float32)
+
+    prims = layout.primitives
+    exclude = [frozenset(i for inst, first in gone.items() if t >= first
+                         for i in layout.objects[inst - 1].primitive_indices) for t in range(num_frames)]
+    rgb, depth, pid = render_views(prims, intrinsics, extrinsics, height, width, shading=bool(shading),
+                                   exclude=exclude)
+    semantic, instance = label_images(prims, pid)
+    counts = np.stack([np.bincount(instance[t].ravel(), minlength=n + 1) for t in range(num_frames)]).astype(np.int64)
+    place = counts.copy()
+    for inst, first in gone.items():
+        own = [prims[i] for i in layout.objects[inst - 1].primitive_indices]
+        for t in range(first, num_frames):  # where the object would show in front of what is there now
+            ghost = render_view(own, intrinsics[t].astype(np.float64), extrinsics[t].astype(np.float64), height,
+                                width, offset=0.5, shading=False)
+            hit = ghost.primitive_id >= 0
+            place[t, inst] = int((hit & ((depth[t] <= 0) | (ghost.depth < depth[t]))).sum())
+
+    objects = [replace(o, pixels_per_view=tuple(int(c) for c in counts[:, o.instance_id])) for o in layout.objects]
+    layout.objects = objects
+    return SyntheticSequence(
+        rgb=rgb, depth=depth, semantic=semantic, instance=instance, intrinsics=intrinsics, extrinsics=extrinsics,
+        class_names=list(CLASS_NAMES), things=list(THING_CLASSES), stuff=list(STUFF_CLASSES), objects=objects,
+        primitives=prims, primitive_id=pid, layout=layout, path=path, seed=seed, fps=float(fps), removed=gone,
+        pixel_counts=counts, place_pixels=place, options=options,
+    )
+
+
+def _check_removed(removed: Mapping[int, int] | None, num_objects: int, num_frames: int) -> dict[int, int]:
+    if removed is None:
+        return {}
+    if not isinstance(removed, Mapping):
+        raise ValueError(f"removed must map instance id → first frame without the object, got {removed!r}")
+    out = {}
+    for inst, first in removed.items():
+        inst = _check_int("removed instance id", inst, 1)
+        if inst > num_objects:
+            raise ValueError(f"removed: no object with instance id {inst} (ids are 1..{num_objects})")
+        first = _check_int(f"removed[{inst}] (first frame without it)", first, 0)
+        if first >= num_frames:
+            raise ValueError(f"removed[{inst}] = {first} is not a frame index (0..{num_frames - 1})")
+        out[inst] = first
+    return dict(sorted(out.items()))
