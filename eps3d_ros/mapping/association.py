@@ -1,0 +1,145 @@
+"""Which window detection is which map thing, and which map things are one.
+
+Overlap of two point sets ``A``, ``B`` (a detection and a map thing, or two map things)::
+
+    overlap = max(|keys(A) ∩ keys(B)| / min(|keys(A)|, |keys(B)|),  IoU(aabb(A), aabb(B)))
+
+with ``keys`` the occupied voxels on the grid of edge ``max(association_voxel_size, voxel sizes of A
+and B)``. The first term is 1 when a partial view of an object lies inside the object's map points.
+
+A detection ``d`` and a map thing ``t`` are a *candidate* pair when (all of)
+
+* ``overlap >= min_overlap``,
+* ``cos(embedding d, embedding t) >= min_embedding_similarity``,
+* the labels are equal, or ``overlap >= label_mismatch_overlap`` (a label that flips between windows
+  does not split an object that is clearly the same one);
+
+pairs score ``overlap + embedding_weight * cos + label_weight * [same label]`` and the assignment
+maximising the total score over candidate pairs is taken (``scipy.optimize.linear_sum_assignment``): each
+detection matches at most one thing and each thing at most one detection.
+
+Two map things are *merged* when they have the same label and ``overlap >= merge_overlap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .config import MapConfig
+from .detections import Detection
+from .map_object import MapObject
+from .voxels import overlap_coefficient, unique_keys
+
+_FORBIDDEN = 1e9  # cost of a pair that is not a candidate
+
+
+@dataclass(frozen=True)
+class Match:
+    detection: int  # index into the detections given to associate()
+    object_id: int
+    overlap: float
+    similarity: float  # cosine of the embeddings
+
+
+class KeyCache:
+    """Sorted voxel keys of map objects per grid size, kept while the object (by identity) is unchanged."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, float], tuple[MapObject, np.ndarray]] = {}
+
+    def keys(self, obj: MapObject, size: float) -> np.ndarray:
+        hit = self._cache.get((obj.id, size))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        k = unique_keys(obj.points, size)
+        self._cache[(obj.id, size)] = (obj, k)
+        return k
+
+    def prune(self, live: Iterable[MapObject]) -> None:
+        """Forget every entry whose object is not one of ``live`` (replaced or removed objects)."""
+        alive = {id(o) for o in live}
+        self._cache = {k: v for k, v in self._cache.items() if id(v[0]) in alive}
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(v[1].nbytes for v in self._cache.values()))
+
+
+def box_iou(amin: np.ndarray, amax: np.ndarray, bmin: np.ndarray, bmax: np.ndarray) -> np.ndarray:
+    """IoU ``[A, B]`` of axis-aligned boxes given by corners ``[A, 3]``/``[B, 3]`` (degenerate boxes: 0)."""
+    lo = np.maximum(amin[:, None], bmin[None])
+    hi = np.minimum(amax[:, None], bmax[None])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
+    va = np.prod(amax - amin, axis=-1)[:, None]
+    vb = np.prod(bmax - bmin, axis=-1)[None]
+    union = va + vb - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def boxes_touch(amin: np.ndarray, amax: np.ndarray, bmin: np.ndarray, bmax: np.ndarray, margin: float) -> np.ndarray:
+    """``[A, B]`` True where the boxes, grown by ``margin``, intersect (a cheap filter before voxel overlaps)."""
+    return np.all((amin[:, None] - margin <= bmax[None]) & (bmin[None] - margin <= amax[:, None]), axis=-1)
+
+
+def associate(detections: Sequence[Detection], things: Sequence[MapObject], config: MapConfig,
+              cache: KeyCache) -> list[Match]:
+    """The optimal one-to-one matches between thing detections and map things (see the module docstring)."""
+    dets = [d for d in detections if d.is_thing]
+    if not dets or not things:
+        return []
+    dmin, dmax = np.stack([d.aabb_min for d in dets]), np.stack([d.aabb_max for d in dets])
+    tmin, tmax = np.stack([t.aabb_min for t in things]), np.stack([t.aabb_max for t in things])
+    near = boxes_touch(dmin, dmax, tmin, tmax, config.association_voxel_size)
+    iou = box_iou(dmin, dmax, tmin, tmax)
+    demb = np.stack([d.embedding for d in dets])  # [nD, D]
+    temb = np.stack([t.embedding for t in things]).astype(np.float64)  # [nT, D]
+    cos = demb @ temb.T
+    score = np.full(near.shape, -np.inf)
+    overlap = np.zeros(near.shape)
+    for i, j in zip(*np.nonzero(near & (cos >= config.min_embedding_similarity))):
+        d, t = dets[i], things[j]
+        size = max(config.association_voxel_size, d.voxel_size, t.voxel_size)
+        ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(iou[i, j]))
+        same = d.label == t.label
+        if ov >= config.min_overlap and (same or ov >= config.label_mismatch_overlap):
+            overlap[i, j] = ov
+            score[i, j] = ov + config.embedding_weight * cos[i, j] + config.label_weight * same
+    ok = np.isfinite(score)
+    rows, cols = np.nonzero(ok.any(1))[0], np.nonzero(ok.any(0))[0]
+    if not len(rows):
+        return []
+    sub = score[np.ix_(rows, cols)]
+    r, c = linear_sum_assignment(np.where(np.isfinite(sub), -sub, _FORBIDDEN))
+    index = {id(d): k for k, d in enumerate(detections)}
+    out = []
+    for a, b in zip(r, c):
+        i, j = rows[a], cols[b]
+        if np.isfinite(score[i, j]):
+            out.append(Match(index[id(dets[i])], things[j].id, float(overlap[i, j]), float(cos[i, j])))
+    return sorted(out, key=lambda m: m.detection)
+
+
+def merge_pairs(things: Sequence[MapObject], touched: set[int], config: MapConfig,
+                cache: KeyCache) -> list[tuple[int, int, float]]:
+    """Pairs ``(a id, b id, overlap)`` of map things with the same label and ``overlap >= merge_overlap``,
+    at least one of them in ``touched`` (the only ones whose overlap can have changed), best overlap first."""
+    if len(things) < 2 or not touched:
+        return []
+    tmin, tmax = np.stack([t.aabb_min for t in things]), np.stack([t.aabb_max for t in things])
+    near = boxes_touch(tmin, tmax, tmin, tmax, config.association_voxel_size)
+    iou = box_iou(tmin, tmax, tmin, tmax)
+    is_touched = np.array([t.id in touched for t in things])
+    out = []
+    for i, j in zip(*np.nonzero(np.triu(near, k=1))):
+        a, b = things[i], things[j]
+        if a.label != b.label or not (is_touched[i] or is_touched[j]):
+            continue
+        size = max(config.association_voxel_size, a.voxel_size, b.voxel_size)
+        ov = max(overlap_coefficient(cache.keys(a, size), cache.keys(b, size)), float(iou[i, j]))
+        if ov >= config.merge_overlap:
+            out.append((a.id, b.id, ov))
+    return sorted(out, key=lambda p: (-p[2], p[0], p[1]))
