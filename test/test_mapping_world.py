@@ -137,17 +137,19 @@ def window(world: World, eyes, targets, stamp: float, **kw) -> SceneSnapshot:
         torch.set_num_threads(threads)
 
 
-def make_window(world: World, eyes, targets, stamp: float, height: int = 48, width: int = 64, offset=(0.0, 0.0, 0.0),
-           seed: int = 0, frame_id: str = "map", scale_known: bool = True, noise: float = 0.05,
-           min_object_points: int = 10, features: dict[int, dict[str, float]] | None = None,
-           split: dict[int, tuple[float, str]] | None = None, with_depth: bool = True) -> SceneSnapshot:
-    """One window: a camera per (eye, target); Gaussians = the ray hits of all its views (see the module doc).
+@dataclass
+class RawWindow:
+    """The ray hits of a window's views (map frame, the offset applied) and its cameras."""
 
-    ``features``: thing index → class weights: that thing's semantic features are this mix of prototypes
-    (a detection whose label and embedding differ from the truth). ``split``: thing index → ``(x, part)``:
-    the panoptic stage sees only the part of the thing below (``"low"``) or above (``"high"``) ``x``, or both
-    halves as two objects (``"both"``)."""
-    rng = np.random.default_rng(seed)
+    means: np.ndarray  # [N, 3] float32
+    classes: np.ndarray  # [N] index into VOCAB
+    things: np.ndarray  # [N] int64 thing index + 1 (0: stuff)
+    colors: np.ndarray  # [N, 3] float32
+    cameras: Cameras
+
+
+def cast_window(world: World, eyes, targets, stamp: float, height: int = 48, width: int = 64,
+                offset=(0.0, 0.0, 0.0), with_depth: bool = True) -> RawWindow:
     K = intrinsics(height, width)
     Es = np.stack([look_at(e, t) for e, t in zip(eyes, targets)])
     depths, pts, labels, things = [], [], [], []
@@ -158,43 +160,75 @@ def make_window(world: World, eyes, targets, stamp: float, height: int = 48, wid
         pts.append(p[ok])
         labels.append(lab[ok])
         things.append(th[ok])
-    means = np.concatenate(pts)
     cls = np.concatenate(labels)
-    thing = np.concatenate(things)
     off = np.asarray(offset, float)
-    means = (means + off).astype(np.float32)
     Es_off = Es.copy()
     Es_off[:, :, 3] = Es[:, :, 3] - np.einsum("sij,j->si", Es[:, :, :3], off)  # the same error on the cameras
-    n = len(means)
-    protos = TEXT.prototypes(VOCAB).numpy()
-    sem = protos[cls]
+    cams = Cameras(Es_off, np.repeat(K[None], len(Es), 0), height, width,
+                   stamps=np.full(len(Es), stamp), depth=np.stack(depths) if with_depth else None)
+    return RawWindow((np.concatenate(pts) + off).astype(np.float32), cls, np.concatenate(things).astype(np.int64),
+                     np.array([COLOURS[VOCAB[c]] for c in cls], np.float32).reshape(-1, 3), cams)
+
+
+def prototype_space(text=TEXT) -> SemanticSpace:
+    """A semantic space whose first columns are the vocabulary prototypes: feature e_k embeds to class k
+    (plus 8 weak random columns), for a text space of any dimension."""
+    protos = text.prototypes(VOCAB)  # [K, D]
+    rest = torch.nn.functional.normalize(torch.randn(protos.shape[1], 8, generator=torch.Generator().manual_seed(0)),
+                                         dim=0)
+    return SemanticSpace(torch.cat([protos.T, 0.01 * rest], dim=1), torch.zeros(protos.shape[1]))
+
+
+def class_features(classes: np.ndarray, things: np.ndarray, rng: np.random.Generator, noise: float = 0.05,
+                   features: dict[int, dict[str, float]] | None = None) -> np.ndarray:
+    """``[N, K + 8]`` semantic features: one-hot class (or a thing's class mix) + noise."""
+    sem = np.zeros((len(classes), len(VOCAB) + 8))
+    sem[np.arange(len(classes)), classes] = 1.0
     for i, mix in (features or {}).items():
-        sel = thing == i + 1
-        sem[sel] = sum(w * protos[VOCAB.index(c)] for c, w in mix.items())
-    sem = (sem + noise * rng.normal(size=(n, DIM))).astype(np.float32)
-    thing = thing.astype(np.int64)
+        sel = things == i + 1
+        sem[sel] = 0.0
+        for c, w in mix.items():
+            sem[sel, VOCAB.index(c)] = w
+    return (sem + noise * rng.normal(size=sem.shape)).astype(np.float32)
+
+
+def snapshot_of(scene, cameras: Cameras, stamp: float, frame_id: str = "map", scale_known: bool = True
+                ) -> SceneSnapshot:
+    align = Alignment(Sim3.identity(), frame_id, scale_known, "tf" if frame_id == "map" else "none", 0.0, 0)
+    return SceneSnapshot(scene=scene, frame_id=frame_id, stamp=stamp, scale_known=scale_known, alignment=align,
+                         timings=MappingProxyType({}), window_stamps=(stamp,), cameras=cameras)
+
+
+def make_window(world: World, eyes, targets, stamp: float, height: int = 48, width: int = 64, offset=(0.0, 0.0, 0.0),
+                seed: int = 0, frame_id: str = "map", scale_known: bool = True, noise: float = 0.05,
+                min_object_points: int = 10, features: dict[int, dict[str, float]] | None = None,
+                split: dict[int, tuple[float, str]] | None = None, with_depth: bool = True) -> SceneSnapshot:
+    """One window: a camera per (eye, target); Gaussians = the ray hits of all its views (see the module doc).
+
+    ``features``: thing index → class weights: that thing's semantic features are this mix of prototypes
+    (a detection whose label and embedding differ from the truth). ``split``: thing index → ``(x, part)``:
+    the panoptic stage sees only the part of the thing below (``"low"``) or above (``"high"``) ``x``, or both
+    halves as two objects (``"both"``)."""
+    raw = cast_window(world, eyes, targets, stamp, height, width, offset, with_depth)
+    n = len(raw.means)
+    sem = class_features(raw.classes, raw.things, np.random.default_rng(seed), noise, features)
+    thing = raw.things.copy()
     for i, (x, part) in (split or {}).items():
         sel = thing == i + 1
-        high = sel & (means[:, 0] >= x)
+        high = sel & (raw.means[:, 0] >= x)
         if part == "low":
             thing[high] = 0
         elif part == "high":
             thing[sel & ~high] = 0
         else:
             thing[high] = 1000 + i  # a second cluster
-    colors = np.array([COLOURS[VOCAB[c]] for c in cls], np.float32).reshape(-1, 3)
     cfg = PanopticConfig(vocabulary=list(VOCAB), stuff=list(STUFF), min_object_points=min_object_points,
                          outlier_removal=False, clustering=ClusteringConfig(min_cluster_size=5)).validate()
     scene = assemble_scene(
-        means=means, opacities=np.full(n, 0.9, np.float32), colors=colors, weights=np.ones(n, np.float32),
+        means=raw.means, opacities=np.full(n, 0.9, np.float32), colors=raw.colors, weights=np.ones(n, np.float32),
         semantic_features=sem, instance_features=np.zeros((n, 4), np.float32), cluster_ids=thing,
-        space=SemanticSpace(torch.eye(DIM), torch.zeros(DIM)), text_encoder=TEXT, config=cfg,
-        metadata={"frame_id": frame_id, "stamp": stamp})
-    cams = Cameras(Es_off, np.repeat(K[None], len(Es), 0), height, width,
-                   stamps=np.full(len(Es), stamp), depth=np.stack(depths) if with_depth else None)
-    align = Alignment(Sim3.identity(), frame_id, scale_known, "tf" if frame_id == "map" else "none", 0.0, 0)
-    return SceneSnapshot(scene=scene, frame_id=frame_id, stamp=stamp, scale_known=scale_known, alignment=align,
-                         timings=MappingProxyType({}), window_stamps=(stamp,), cameras=cams)
+        space=prototype_space(), text_encoder=TEXT, config=cfg, metadata={"frame_id": frame_id, "stamp": stamp})
+    return snapshot_of(scene, raw.cameras, stamp, frame_id, scale_known)
 
 
 def ring(centre, radius: float, height: float, count: int, start_deg: float = 0.0, span_deg: float = 90.0):

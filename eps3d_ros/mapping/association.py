@@ -95,19 +95,26 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
     tmin, tmax = np.stack([t.aabb_min for t in things]), np.stack([t.aabb_max for t in things])
     near = boxes_touch(dmin, dmax, tmin, tmax, config.association_voxel_size)
     iou = box_iou(dmin, dmax, tmin, tmax)
-    demb = np.stack([d.embedding for d in dets])  # [nD, D]
-    temb = np.stack([t.embedding for t in things]).astype(np.float64)  # [nT, D]
-    cos = demb @ temb.T
+    ii, jj = np.nonzero(near)
+    if not len(ii):
+        return []
+    # cosines of the nearby pairs only, without BLAS (its threads cost more than they give on such small
+    # products, and many times more on a busy CPU)
+    cos = np.einsum("pd,pd->p", np.stack([dets[i].embedding for i in ii]).reshape(len(ii), -1),
+                    np.stack([things[j].embedding for j in jj]).reshape(len(jj), -1).astype(np.float64))
     score = np.full(near.shape, -np.inf)
     overlap = np.zeros(near.shape)
-    for i, j in zip(*np.nonzero(near & (cos >= config.min_embedding_similarity))):
+    similarity = np.zeros(near.shape)
+    for i, j, c in zip(ii, jj, cos):
+        if c < config.min_embedding_similarity:
+            continue
         d, t = dets[i], things[j]
         size = max(config.association_voxel_size, d.voxel_size, t.voxel_size)
         ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(iou[i, j]))
         same = d.label == t.label
         if ov >= config.min_overlap and (same or ov >= config.label_mismatch_overlap):
-            overlap[i, j] = ov
-            score[i, j] = ov + config.embedding_weight * cos[i, j] + config.label_weight * same
+            overlap[i, j], similarity[i, j] = ov, c
+            score[i, j] = ov + config.embedding_weight * c + config.label_weight * same
     ok = np.isfinite(score)
     rows, cols = np.nonzero(ok.any(1))[0], np.nonzero(ok.any(0))[0]
     if not len(rows):
@@ -119,7 +126,7 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
     for a, b in zip(r, c):
         i, j = rows[a], cols[b]
         if np.isfinite(score[i, j]):
-            out.append(Match(index[id(dets[i])], things[j].id, float(overlap[i, j]), float(cos[i, j])))
+            out.append(Match(index[id(dets[i])], things[j].id, float(overlap[i, j]), float(similarity[i, j])))
     return sorted(out, key=lambda m: m.detection)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..panoptic.geometry import OrientedBox, oriented_box
+from ..panoptic.geometry import OrientedBox
 from .voxels import VoxelSet
 
 
@@ -56,6 +56,24 @@ def label_from_evidence(evidence: Mapping[str, float], current: str | None = Non
     return min(k for k, v in evidence.items() if v >= best)
 
 
+def pca_box(points: np.ndarray) -> OrientedBox:
+    """The PCA box of :func:`eps3d_ros.panoptic.geometry.oriented_box` (axes = principal directions, largest
+    first, right-handed; tight extents), a few times faster on large point sets (no ``np.cov`` copies)."""
+    pts = np.asarray(points, dtype=np.float64)
+    mean = pts.mean(0)
+    x = pts - mean
+    if len(pts) < 3:
+        rot = np.eye(3)
+    else:
+        _, vecs = np.linalg.eigh(x.T @ x)  # the scatter matrix: the covariance's eigenvectors
+        rot = vecs[:, ::-1].copy()  # descending variance
+        if np.linalg.det(rot) < 0:
+            rot[:, 2] *= -1
+    local = x @ rot
+    lo, hi = local.min(0), local.max(0)
+    return OrientedBox(center=mean + rot @ ((lo + hi) / 2), rotation=rot, extent=hi - lo)
+
+
 def make_map_object(*, id: int, is_thing: bool, voxels: VoxelSet, voxel_size: float, embedding: np.ndarray,
                     class_evidence: Mapping[str, float], evidence_weight: float, observations: int,
                     first_seen: float, last_seen: float, misses: int, label: str | None = None) -> MapObject:
@@ -77,7 +95,7 @@ def make_map_object(*, id: int, is_thing: bool, voxels: VoxelSet, voxel_size: fl
     obj = MapObject(
         id=int(id), label=name, is_thing=bool(is_thing), centroid=pts64.mean(0), point_count=int(len(pts)),
         observations=int(observations), first_seen=float(first_seen), last_seen=float(last_seen),
-        aabb_min=pts64.min(0), aabb_max=pts64.max(0), obb=oriented_box(pts64),
+        aabb_min=pts64.min(0), aabb_max=pts64.max(0), obb=pca_box(pts64),
         score=float(evidence.get(name, 0.0) / evidence_weight) if evidence_weight > 0 else 0.0,
         embedding=np.array(emb, dtype=np.float32), class_evidence=evidence, points=pts,
         colors=np.ascontiguousarray(np.clip(voxels.colors, 0.0, 1.0), dtype=np.float32), misses=int(misses),

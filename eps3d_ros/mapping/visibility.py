@@ -102,3 +102,4 @@ def zbuffer(points: np.ndarray, cameras) -> np.ndarray:
         np.minimum.at(out[s], flat, z[inside])
     out[~np.isfinite(out)] = np.nan
     return out.reshape(cameras.num_views, H, W).astype(np.float32)
+
