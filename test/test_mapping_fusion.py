@@ -207,3 +207,17 @@ def test_detections_follow_the_scene() -> None:
         assert d.area == len(d.voxels) and d.voxels.weights.sum() == o.num_points
         np.testing.assert_allclose(d.embedding, o.embedding, atol=1e-6)
     assert TEXT.encode("mug").shape == (1, 16)
+
+
+def test_pca_box_is_the_panoptic_box() -> None:
+    from eps3d_ros.mapping.map_object import pca_box
+    from eps3d_ros.panoptic.geometry import oriented_box
+
+    rng = np.random.default_rng(3)
+    for pts in (rng.normal(size=(500, 3)) * [0.3, 0.1, 0.02] + [1.0, 2.0, 0.5], rng.normal(size=(2, 3)),
+                rng.uniform(size=(40, 3))):
+        a, b = pca_box(pts), oriented_box(pts)
+        np.testing.assert_allclose(a.center, b.center, atol=1e-9)
+        np.testing.assert_allclose(a.extent, b.extent, atol=1e-9)
+        np.testing.assert_allclose(np.abs(a.rotation), np.abs(b.rotation), atol=1e-7)  # axes up to sign
+        assert np.linalg.det(a.rotation) == pytest.approx(1.0)

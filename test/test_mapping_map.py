@@ -36,9 +36,9 @@ def test_without_metric_poses_the_map_holds_the_latest_window_only() -> None:
         assert set(up.removed) == (metric_ids if k == 0 else prev) and min(up.added) > max(metric_ids)
         prev = {o.id for o in m.objects}
         assert prev == set(up.added) and all(o.observations == 1 for o in m.objects)  # only this window
+        assert m.frame_id == kw.get("frame_id", "map")  # the objects are in the window's frame
         notes += up.notes
     assert len(notes) == 1 and "latest window only" in notes[0]  # said once
-    assert m.frame_id == "camera" or m.frame_id == "map" or True
     assert not m.fused and m.stats()["fused"] is False
     # metric again: the unfused window is replaced, fusion resumes (and says so once)
     up = m.integrate(around(table_world(), 0, 20.0))
@@ -230,4 +230,39 @@ def test_bad_input_is_named() -> None:
         m.integrate(dataclasses.replace(snap, stamp=float("nan")))
     with pytest.raises(ValueError, match="map_frame"):
         ObjectMap(map_frame="")
-    assert sorted(STUFF) == sorted(m.integrate(snap) and [s for s in STUFF])
+    m.integrate(snap)
+    other_space = dataclasses.replace(snap, scene=dataclasses.replace(snap.scene, prototypes=torch.ones(len(VOCAB), 5)))
+    with pytest.raises(ValueError, match="text space has 5 dimensions but the map's has 16"):
+        m.integrate(other_space)
+    assert sorted(m.stuff) == sorted(STUFF)
+
+
+def test_readers_never_wait_for_or_see_half_an_update() -> None:
+    """Queries, stats and scenes from another thread while windows are fused: always one consistent state."""
+    import threading
+
+    m = built(windows=(0,))
+    snaps = [around(table_world(), s, 10.0 + k) for k, s in enumerate((45, 90, 135, 180, 225, 270))]
+    errors, seen = [], set()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                objs = m.objects
+                assert [o.id for o in objs] == sorted(o.id for o in objs)
+                res = m.query("mug", max_results=50)
+                assert len(res) <= 8 and res[0].score == 1.0
+                st = m.stats()
+                assert st["objects"] == st["things"] + st["stuff_classes"]
+                seen.add(st["version"])
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=read)
+    t.start()
+    for s in snaps:
+        m.integrate(s)
+    stop.set()
+    t.join(timeout=30)
+    assert not errors and not t.is_alive() and len(seen) >= 1

@@ -45,6 +45,9 @@ def test_round_trip_is_exact(tmp_path) -> None:
     assert {k: sa[k] for k in ("objects", "things", "points", "windows", "next_id", "frame_id", "fused")} == \
            {k: sb[k] for k in ("objects", "things", "points", "windows", "next_id", "frame_id", "fused")}
     assert back.config == cfg and back.stamp == m.stamp and back.vocabulary == m.vocabulary
+    smaller = load_map(path, config=MapConfig(max_points_per_object=20))
+    assert all(o.point_count <= 20 for o in smaller.objects if o.is_thing)
+    assert [o.id for o in smaller.objects] == [o.id for o in m.objects]
     # both continue identically: the same ids, misses and removals
     w = table_world().without(0)
     for k in range(3):

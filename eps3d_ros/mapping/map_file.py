@@ -43,7 +43,7 @@ def save_map(path: str | Path, m: ObjectMap) -> Path:
         state = {
             "format": MAP_FORMAT, "version": MAP_VERSION, "map_frame": m.map_frame, "frame_id": m.frame_id,
             "fused": m.fused, "next_id": m.next_id, "windows": m.stats()["windows"],
-            "stamp": None if math.isnan(m.stamp) else m.stamp, "logit_scale": m._logit_scale,
+            "stamp": None if math.isnan(m.stamp) else m.stamp, "logit_scale": m.logit_scale,
             "config": dataclasses.asdict(m.config),
             "objects": [{"id": o.id, "observations": o.observations, "misses": o.misses, "first_seen": o.first_seen,
                          "last_seen": o.last_seen, "voxel_size": o.voxel_size, "evidence_weight": o.evidence_weight,
@@ -59,7 +59,8 @@ def save_map(path: str | Path, m: ObjectMap) -> Path:
 
 
 def load_map(path: str | Path, config: MapConfig | None = None, text_encoder: Any = None) -> ObjectMap:
-    """Read a map file. ``config``: the configuration to continue with (default: the one saved);
+    """Read a map file. ``config``: the configuration to continue with (default: the one saved; a given one's
+    point budgets and voxel sizes apply to the loaded objects at once, as :meth:`ObjectMap.set_config`);
     ``text_encoder``: as :func:`~eps3d_ros.io.scene_file.load_scene` (None: queries need one passed)."""
     sf = load_scene(path, text_encoder=text_encoder)
     state = sf.info.get("map")
@@ -76,6 +77,7 @@ def load_map(path: str | Path, config: MapConfig | None = None, text_encoder: An
     weights = sf.extra.get("map_point_weights")
     if weights is None or weights.shape != (scene.num_gaussians,):
         raise SceneFileError(f"{path}: corrupt map file: extra/map_point_weights missing or not one per point")
+    given = config
     if config is None:
         names = {f.name for f in dataclasses.fields(MapConfig)}
         saved = state.get("config") or {}
@@ -105,4 +107,6 @@ def load_map(path: str | Path, config: MapConfig | None = None, text_encoder: An
                stamp=math.nan if stamp is None else float(stamp), vocabulary=scene.vocabulary, stuff=scene.stuff,
                prototypes=scene.prototypes, text_encoder=scene.text_encoder, cameras=sf.cameras,
                logit_scale=float(state.get("logit_scale", 1 / 0.07)))
+    if given is not None:
+        m.set_config(given)  # its point budgets and voxel sizes apply to the loaded objects at once
     return m

@@ -61,11 +61,23 @@ DEFAULT_LOGIT_SCALE = 1 / 0.07  # CLIP's; used when the text encoder does not sa
 
 @dataclass(frozen=True, eq=False)
 class _View:
-    """What readers see: one immutable state per map version."""
+    """What readers see: one immutable, consistent state per map version (published after each change)."""
 
     version: int
     objects: tuple[MapObject, ...]  # sorted by id
     embeddings: np.ndarray  # [M, D] float32, rows in the order of ``objects`` (the query matrix)
+    vocabulary: tuple[str, ...]
+    stuff: frozenset[str]
+    prototypes: torch.Tensor | None  # [K, D]
+    text_encoder: Any
+    logit_scale: float
+    frame_id: str
+    fused: bool
+    windows: int
+    stamp: float
+    next_id: int
+    cameras: Any
+    aux_bytes: int  # numpy/torch bytes held besides the objects (query matrix, voxel-key cache, cameras, prototypes)
 
 
 class ObjectMap:
@@ -94,8 +106,24 @@ class ObjectMap:
         self._stamp = math.nan
         self._keys = KeyCache()
         self._noted: set[str] = set()
-        self._view = _View(getattr(self, "_view", _View(0, (), np.zeros((0, 0), np.float32))).version, (),
-                           np.zeros((0, 0), np.float32))
+        view = getattr(self, "_view", None)
+        self._publish(0 if view is None else view.version + 1)
+
+    def _publish(self, version: int) -> None:
+        """Make the current state what readers see (one attribute assignment: atomic for readers)."""
+        objs = tuple(self._objects[k] for k in sorted(self._objects))
+        emb = np.stack([o.embedding for o in objs]).astype(np.float32) if objs else np.zeros((0, 0), np.float32)
+        emb.setflags(write=False)
+        self._keys.prune(objs)
+        aux = emb.nbytes + self._keys.nbytes
+        if self._cameras is not None:
+            aux += sum(a.nbytes for a in (self._cameras.extrinsics, self._cameras.intrinsics, self._cameras.stamps)
+                       if a is not None)
+        if self._prototypes is not None:
+            aux += self._prototypes.numel() * self._prototypes.element_size()
+        self._view = _View(version, objs, emb, self._vocabulary, self._stuff, self._prototypes, self._text_encoder,
+                           self._logit_scale, self._frame_id, self._fused_mode is not False, self._windows,
+                           self._stamp, self._next_id, self._cameras, int(aux))
 
     # ----------------------------------------------------------------------------- reading
     @property
@@ -114,42 +142,49 @@ class ObjectMap:
     @property
     def frame_id(self) -> str:
         """The frame of the objects: ``map_frame``, or the latest window's frame while the map is not fused."""
-        return self._frame_id
+        return self._view.frame_id
 
     @property
     def fused(self) -> bool:
         """True while the map fuses windows in ``map_frame`` (False: it holds the latest window only)."""
-        return self._fused_mode is not False
+        return self._view.fused
 
     @property
     def stamp(self) -> float:
         """Stamp (s) of the latest window integrated (NaN before the first)."""
-        return self._stamp
+        return self._view.stamp
 
     @property
     def cameras(self) -> Any:
         """The latest window's cameras (extrinsics, intrinsics, stamps; no depth), in ``frame_id``."""
-        return self._cameras
+        return self._view.cameras
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
-        return self._vocabulary
+        return self._view.vocabulary
 
     @property
     def stuff(self) -> frozenset[str]:
-        return self._stuff
+        return self._view.stuff
 
     @property
     def prototypes(self) -> torch.Tensor | None:
-        return self._prototypes
+        """``[K, D]`` unit text embeddings of the vocabulary (None before the first window)."""
+        return self._view.prototypes
 
     @property
     def text_encoder(self) -> Any:
-        return self._text_encoder
+        """The latest window's text encoder (used by text queries)."""
+        return self._view.text_encoder
+
+    @property
+    def logit_scale(self) -> float:
+        return self._view.logit_scale
 
     @property
     def next_id(self) -> int:
-        return self._next_id
+        """The id the next new object will get (ids are never reused)."""
+        return self._view.next_id
 
     def object_by_id(self, object_id: int) -> MapObject:
         for o in self._view.objects:
@@ -158,20 +193,14 @@ class ObjectMap:
         raise KeyError(f"no map object with id {object_id}")
 
     def stats(self) -> dict[str, Any]:
-        """Counts and memory: objects, things, stuff classes, points, bytes (numpy data held), windows."""
-        with self._lock:
-            objs = list(self._objects.values())
-            held = sum(o.nbytes for o in objs) + self._view.embeddings.nbytes + self._keys.nbytes
-            if self._cameras is not None:
-                held += sum(a.nbytes for a in (self._cameras.extrinsics, self._cameras.intrinsics,
-                                               self._cameras.stamps) if a is not None)
-            if self._prototypes is not None:
-                held += self._prototypes.numel() * self._prototypes.element_size()
-            things = sum(o.is_thing for o in objs)
-            return {"objects": len(objs), "things": things, "stuff_classes": len(objs) - things,
-                    "points": int(sum(o.point_count for o in objs)), "bytes": int(held), "windows": self._windows,
-                    "next_id": self._next_id, "version": self._view.version, "frame_id": self._frame_id,
-                    "fused": self.fused}
+        """Counts and memory of the published state: objects, things, stuff classes, points, bytes (numpy and
+        torch data held: points, colours, weights, embeddings, geometry, query matrix, caches, cameras), windows."""
+        v = self._view
+        things = sum(o.is_thing for o in v.objects)
+        return {"objects": len(v.objects), "things": things, "stuff_classes": len(v.objects) - things,
+                "points": int(sum(o.point_count for o in v.objects)),
+                "bytes": int(sum(o.nbytes for o in v.objects) + v.aux_bytes), "windows": v.windows,
+                "next_id": v.next_id, "version": v.version, "frame_id": v.frame_id, "fused": v.fused}
 
     # ---------------------------------------------------------------------------- queries
     def query(self, text_or_embedding: str | torch.Tensor | np.ndarray, text_encoder: Any = None,
@@ -186,7 +215,7 @@ class ObjectMap:
         if isinstance(text_or_embedding, str):
             if not text_or_embedding.strip():
                 raise ValueError("empty query text: give an object description such as 'red mug'")
-            encoder = text_encoder or self._text_encoder
+            encoder = text_encoder or view.text_encoder
             if encoder is None:
                 raise RuntimeError("the map has no text encoder: pass text_encoder=, or query with an embedding")
             t = encoder.encode([text_or_embedding.strip()])[0].detach().float().cpu().numpy()
@@ -209,13 +238,12 @@ class ObjectMap:
 
     def to_scene(self, text_encoder: Any = None):
         """The map as a panoptic :class:`~eps3d_ros.panoptic.Scene` (see :mod:`.map_scene`); the same ids."""
-        with self._lock:
-            if self._prototypes is None:
-                raise ValueError("the map has not integrated any window yet: nothing to make a scene of")
-            return map_scene(self._view.objects, self._vocabulary, self._stuff, self._prototypes,
-                             text_encoder or self._text_encoder,
-                             {"frame_id": self._frame_id, "stamp": self._stamp, "map": True,
-                              "windows": self._windows, "fused": self.fused})
+        v = self._view
+        if v.prototypes is None:
+            raise ValueError("the map has not integrated any window yet: nothing to make a scene of")
+        return map_scene(v.objects, v.vocabulary, v.stuff, v.prototypes, text_encoder or v.text_encoder,
+                         {"frame_id": v.frame_id, "stamp": v.stamp, "map": True, "windows": v.windows,
+                          "fused": v.fused})
 
     # --------------------------------------------------------------------------- changing
     def set_config(self, config: MapConfig) -> MapUpdate:
@@ -474,12 +502,9 @@ class ObjectMap:
         removed_l = sorted(set(removed) - born_and_gone - set(merged))
         updated_s = (set(updated) | set(merged.values())) & live - added_s
         objs = tuple(self._objects[k] for k in sorted(self._objects))
-        emb = np.stack([o.embedding for o in objs]).astype(np.float32) if objs else np.zeros((0, 0), np.float32)
-        emb.setflags(write=False)
         changed = bool(added_s or updated_s or merged or removed_l or missed or gone)
         version = self._view.version + 1 if changed or objs != self._view.objects else self._view.version
-        self._view = _View(version, objs, emb)
-        self._keys.prune(objs)
+        self._publish(version)
         return MapUpdate(added=tuple(sorted(added_s)), updated=tuple(sorted(updated_s)),
                          merged=MappingProxyType(dict(sorted(merged.items()))), removed=tuple(removed_l),
                          missed=tuple(sorted(set(missed) & live)), metric=metric, fused=fused, notes=tuple(notes),
@@ -508,4 +533,4 @@ class ObjectMap:
             self._text_encoder = text_encoder
             self._cameras = cameras
             self._logit_scale = float(logit_scale)
-            self._finish()
+            self._publish(self._view.version + 1)
