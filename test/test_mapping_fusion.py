@@ -177,12 +177,13 @@ def test_association_is_optimal_and_one_to_one() -> None:
 
 
 def test_merging_keeps_the_older_id() -> None:
-    """A thing seen in two halves on two windows (two ids), then whole: one object, the older id."""
+    """A thing seen as its low half, then over-segmented into two halves (the high half becomes a second
+    object: the low one is taken), then whole: one object, the older id."""
     w = World([Thing("ball", (0.0, 0.0, 0.15), 0.15)])
     m = ObjectMap(MapConfig())
-    m.integrate(around(w, 0, 1.0, split={0: (-0.03, "low")}))
+    m.integrate(around(w, 0, 1.0, split={0: (0.0, "low")}))
     older = things(m)[0]
-    up = m.integrate(around(w, 0, 2.0, split={0: (0.03, "high")}))
+    up = m.integrate(around(w, 0, 2.0, split={0: (0.0, "both")}))
     assert len(up.added) == 1 and len(things(m)) == 2  # the halves barely overlap: two objects
     newer = next(o for o in things(m) if o.id != older.id)
     assert newer.id > older.id
@@ -221,3 +222,16 @@ def test_pca_box_is_the_panoptic_box() -> None:
         np.testing.assert_allclose(a.extent, b.extent, atol=1e-9)
         np.testing.assert_allclose(np.abs(a.rotation), np.abs(b.rotation), atol=1e-7)  # axes up to sign
         assert np.linalg.det(a.rotation) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("r", [0.03, 0.1, 0.3])
+def test_opposite_views_of_a_thing_are_one_object(r: float) -> None:
+    """Front and back share no surface; the same label close enough (proximity) still makes them one object,
+    while a same-label neighbour 1 cm away stays another; the fused centroid is the true centre."""
+    w = World([Thing("mug", (0.0, 0.0, r), r), Thing("mug", (0.0, 2 * r + 0.01, r), r)], wall=False)
+    m = ObjectMap(MapConfig())
+    a = m.integrate(window(w, [(1.2, 0.0, r)], [(0.0, 0.0, r)], stamp=1.0, height=96, width=128))
+    b = m.integrate(window(w, [(-1.2, 0.0, r)], [(0.0, 0.0, r)], stamp=2.0, height=96, width=128))
+    assert len(a.added) == 3 and b.added == () and len(things(m)) == 2
+    first = nearest(m, (0.0, 0.0))
+    assert first.observations == 2 and np.linalg.norm(first.centroid - [0.0, 0.0, r]) < 0.1 * r

@@ -7,9 +7,18 @@ Overlap of two point sets ``A``, ``B`` (a detection and a map thing, or two map 
 with ``keys`` the occupied voxels on the grid of edge ``max(association_voxel_size, voxel sizes of A
 and B)``. The first term is 1 when a partial view of an object lies inside the object's map points.
 
+Views from opposite sides of an object share no surface (its front and its back), so a detection with
+the *same label* as a map thing may also match by proximity::
+
+    proximity = max(0, 1 - |centroid(A) - centroid(B)| / reach),  reach = (size(A) + size(B)) / 2
+
+(``size`` = the largest side of the axis-aligned box of the voxels, i.e. of the points plus one voxel): the
+two halves of a 10 cm ball seen from opposite sides are 7 cm apart for a reach of 10 cm (0.3), two whole
+10 cm balls side by side are 10 cm or more apart (0). Proximity only adds candidates with the same label; merging uses the overlap alone.
+
 A detection ``d`` and a map thing ``t`` are a *candidate* pair when (all of)
 
-* ``overlap >= min_overlap``,
+* ``overlap >= min_overlap`` (for the same label: ``max(overlap, proximity) >= min_overlap``),
 * ``cos(embedding d, embedding t) >= min_embedding_similarity``,
 * the labels are equal, or ``overlap >= label_mismatch_overlap`` (a label that flips between windows
   does not split an object that is clearly the same one);
@@ -85,6 +94,14 @@ def boxes_touch(amin: np.ndarray, amax: np.ndarray, bmin: np.ndarray, bmax: np.n
     return np.all((amin[:, None] - margin <= bmax[None]) & (bmin[None] - margin <= amax[:, None]), axis=-1)
 
 
+def proximity(ca: np.ndarray, sa: np.ndarray, cb: np.ndarray, sb: np.ndarray) -> np.ndarray:
+    """``[A, B]`` ``max(0, 1 - distance / reach)`` of centroids ``ca [A, 3]``, ``cb [B, 3]`` with sizes ``sa [A]``,
+    ``sb [B]`` (reach = the mean of the two sizes)."""
+    d = np.sqrt(((ca[:, None] - cb[None]) ** 2).sum(-1))
+    reach = (sa[:, None] + sb[None]) / 2
+    return np.clip(1.0 - d / np.maximum(reach, 1e-9), 0.0, 1.0)
+
+
 def associate(detections: Sequence[Detection], things: Sequence[MapObject], config: MapConfig,
               cache: KeyCache) -> list[Match]:
     """The optimal one-to-one matches between thing detections and map things (see the module docstring)."""
@@ -93,7 +110,10 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
         return []
     dmin, dmax = np.stack([d.aabb_min for d in dets]), np.stack([d.aabb_max for d in dets])
     tmin, tmax = np.stack([t.aabb_min for t in things]), np.stack([t.aabb_max for t in things])
-    near = boxes_touch(dmin, dmax, tmin, tmax, config.association_voxel_size)
+    prox = proximity(np.stack([d.centroid for d in dets]), (dmax - dmin).max(1) + [d.voxel_size for d in dets],
+                     np.stack([t.centroid for t in things]), (tmax - tmin).max(1) + [t.voxel_size for t in things])
+    prox *= np.array([d.label for d in dets])[:, None] == np.array([t.label for t in things])[None]
+    near = boxes_touch(dmin, dmax, tmin, tmax, config.association_voxel_size) | (prox > 0)
     iou = box_iou(dmin, dmax, tmin, tmax)
     ii, jj = np.nonzero(near)
     if not len(ii):
@@ -110,7 +130,7 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
             continue
         d, t = dets[i], things[j]
         size = max(config.association_voxel_size, d.voxel_size, t.voxel_size)
-        ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(iou[i, j]))
+        ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(iou[i, j]), float(prox[i, j]))
         same = d.label == t.label
         if ov >= config.min_overlap and (same or ov >= config.label_mismatch_overlap):
             overlap[i, j], similarity[i, j] = ov, c

@@ -28,6 +28,7 @@ class Detection:
     area: float  # occupied voxels: the fusion weight
     aabb_min: np.ndarray  # [3] of the voxel points
     aabb_max: np.ndarray  # [3]
+    centroid: np.ndarray  # [3] mean of the voxel points (each voxel once, as a map object's)
     _keys: dict[float, np.ndarray] = field(default_factory=dict, repr=False)  # voxel size → sorted distinct keys
 
     def keys(self, size: float) -> np.ndarray:
@@ -59,5 +60,5 @@ def window_detections(scene, config: MapConfig) -> list[Detection]:
             continue  # no usable embedding: nothing to fuse it by
         out.append(Detection(index=i, label=str(o.label), is_thing=bool(o.is_thing), score=float(o.score),
                              embedding=emb / n, voxels=vs, voxel_size=size, area=float(len(vs)),
-                             aabb_min=vs.points.min(0), aabb_max=vs.points.max(0)))
+                             aabb_min=vs.points.min(0), aabb_max=vs.points.max(0), centroid=vs.points.mean(0)))
     return out
