@@ -79,13 +79,9 @@ class KeyCache:
 
 
 def box_iou(amin: np.ndarray, amax: np.ndarray, bmin: np.ndarray, bmax: np.ndarray) -> np.ndarray:
-    """IoU ``[A, B]`` of axis-aligned boxes given by corners ``[A, 3]``/``[B, 3]`` (degenerate boxes: 0)."""
-    lo = np.maximum(amin[:, None], bmin[None])
-    hi = np.minimum(amax[:, None], bmax[None])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
-    va = np.prod(amax - amin, axis=-1)[:, None]
-    vb = np.prod(bmax - bmin, axis=-1)[None]
-    union = va + vb - inter
+    """IoU ``[P]`` of pairs of axis-aligned boxes given by corners ``[P, 3]`` each (degenerate boxes: 0)."""
+    inter = np.prod(np.clip(np.minimum(amax, bmax) - np.maximum(amin, bmin), 0.0, None), axis=-1)
+    union = np.prod(amax - amin, axis=-1) + np.prod(bmax - bmin, axis=-1) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
@@ -114,10 +110,10 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
                      np.stack([t.centroid for t in things]), (tmax - tmin).max(1) + [t.voxel_size for t in things])
     prox *= np.array([d.label for d in dets])[:, None] == np.array([t.label for t in things])[None]
     near = boxes_touch(dmin, dmax, tmin, tmax, config.association_voxel_size) | (prox > 0)
-    iou = box_iou(dmin, dmax, tmin, tmax)
     ii, jj = np.nonzero(near)
     if not len(ii):
         return []
+    iou = box_iou(dmin[ii], dmax[ii], tmin[jj], tmax[jj])  # [P] per nearby pair
     # cosines of the nearby pairs only, without BLAS (its threads cost more than they give on such small
     # products, and many times more on a busy CPU)
     cos = np.einsum("pd,pd->p", np.stack([dets[i].embedding for i in ii]).reshape(len(ii), -1),
@@ -125,12 +121,12 @@ def associate(detections: Sequence[Detection], things: Sequence[MapObject], conf
     score = np.full(near.shape, -np.inf)
     overlap = np.zeros(near.shape)
     similarity = np.zeros(near.shape)
-    for i, j, c in zip(ii, jj, cos):
+    for i, j, c, box in zip(ii, jj, cos, iou):
         if c < config.min_embedding_similarity:
             continue
         d, t = dets[i], things[j]
         size = max(config.association_voxel_size, d.voxel_size, t.voxel_size)
-        ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(iou[i, j]), float(prox[i, j]))
+        ov = max(overlap_coefficient(d.keys(size), cache.keys(t, size)), float(box), float(prox[i, j]))
         same = d.label == t.label
         if ov >= config.min_overlap and (same or ov >= config.label_mismatch_overlap):
             overlap[i, j], similarity[i, j] = ov, c
@@ -157,16 +153,25 @@ def merge_pairs(things: Sequence[MapObject], touched: set[int], config: MapConfi
     if len(things) < 2 or not touched:
         return []
     tmin, tmax = np.stack([t.aabb_min for t in things]), np.stack([t.aabb_max for t in things])
-    near = boxes_touch(tmin, tmax, tmin, tmax, config.association_voxel_size)
-    iou = box_iou(tmin, tmax, tmin, tmax)
-    is_touched = np.array([t.id in touched for t in things])
+    rows = np.array([k for k, t in enumerate(things) if t.id in touched], dtype=np.int64)
+    if not len(rows):
+        return []
+    labels = np.array([t.label for t in things])
+    near = boxes_touch(tmin[rows], tmax[rows], tmin, tmax, config.association_voxel_size)  # [R, T]
+    near &= labels[rows][:, None] == labels[None]
+    near[np.arange(len(rows)), rows] = False
+    ri, jj = np.nonzero(near)
+    ii = rows[ri]
+    pairs = {(min(i, j), max(i, j)) for i, j in zip(ii.tolist(), jj.tolist())}  # each pair once
+    if not pairs:
+        return []
+    ii, jj = (np.array(x, dtype=np.int64) for x in zip(*sorted(pairs)))
+    iou = box_iou(tmin[ii], tmax[ii], tmin[jj], tmax[jj])
     out = []
-    for i, j in zip(*np.nonzero(np.triu(near, k=1))):
+    for i, j, box in zip(ii, jj, iou):
         a, b = things[i], things[j]
-        if a.label != b.label or not (is_touched[i] or is_touched[j]):
-            continue
         size = max(config.association_voxel_size, a.voxel_size, b.voxel_size)
-        ov = max(overlap_coefficient(cache.keys(a, size), cache.keys(b, size)), float(iou[i, j]))
+        ov = max(overlap_coefficient(cache.keys(a, size), cache.keys(b, size)), float(box))
         if ov >= config.merge_overlap:
             out.append((a.id, b.id, ov))
     return sorted(out, key=lambda p: (-p[2], p[0], p[1]))

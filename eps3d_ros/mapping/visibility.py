@@ -35,7 +35,8 @@ def sample_points(objects: Sequence[MapObject], samples: int) -> tuple[np.ndarra
     for k, o in enumerate(objects):
         p = o.points
         if len(p) > samples:
-            p = p[np.linspace(0, len(p) - 1, samples).round().astype(np.int64)]
+            den = max(samples - 1, 1)
+            p = p[(np.arange(samples) * (len(p) - 1) + den // 2) // den]  # evenly spread, rounded
         pts.append(p)
         owner.append(np.full(len(p), k, np.int64))
     if not pts:
