@@ -151,7 +151,8 @@ def bench_fusion(sizes: list[int], thing_counts: list[int], panoptic_windows: in
             key = f"size={size},things={things}"
             out[key] = {"windows_per_pass": len(snaps), "gaussians_per_window": int(statistics.median(
                 r["gaussians"] for r in rows)), "map_objects": len(m.objects), "map_things": m.stats()["things"],
-                "fusion_median_s": statistics.median(fusion), "fusion_p95_s": sorted(fusion)[int(0.95 * (len(fusion) - 1))],
+                "fusion_median_s": statistics.median(fusion),
+                "fusion_p95_s": sorted(fusion)[int(0.95 * (len(fusion) - 1))],
                 "fusion_max_s": max(fusion), "panoptic_median_s": pan, "panoptic_runs": len(panoptic),
                 "fusion_over_panoptic_median": statistics.median(fusion) / pan,
                 "fusion_over_panoptic_max": max(fusion) / pan, "target_ratio": 0.10, "windows": rows}
@@ -222,7 +223,7 @@ def main() -> None:
     p.add_argument("--query-repeats", type=int, default=2000)
     p.add_argument("--panoptic-windows", type=int, default=2, help="windows per world timed through build_scene")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared 2-core machine OpenMP's spinning threads distort timings)")
+                   help="torch threads (default 1: on a shared 2-core machine waiting OpenMP threads distort timings)")
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/mapping.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -14,7 +14,8 @@ the *same label* as a map thing may also match by proximity::
 
 (``size`` = the largest side of the axis-aligned box of the voxels, i.e. of the points plus one voxel): the
 two halves of a 10 cm ball seen from opposite sides are 7 cm apart for a reach of 10 cm (0.3), two whole
-10 cm balls side by side are 10 cm or more apart (0). Proximity only adds candidates with the same label; merging uses the overlap alone.
+10 cm balls side by side are 10 cm or more apart (0). Proximity only adds candidates with the same label;
+merging uses the overlap alone.
 
 A detection ``d`` and a map thing ``t`` are a *candidate* pair when (all of)
 

@@ -15,7 +15,7 @@ class MapConfig:
     enabled: bool = True
 
     # ---- memory bounds
-    voxel_size: float = 0.02  # m; a thing's points are one weighted mean per voxel of this size (grown when over budget)
+    voxel_size: float = 0.02  # m; a thing's points: one weighted mean per voxel of this size (grown over budget)
     max_points_per_object: int = 2000  # points kept per thing; beyond it the thing's voxel size grows until it fits
     stuff_voxel_size: float = 0.05  # m; the same for stuff (floor, wall, table ...), one voxel set per class
     max_stuff_points: int = 20000  # points kept per stuff class
@@ -56,7 +56,8 @@ class MapConfig:
             if not (isinstance(v, (int, float)) and 0.0 < v <= 1.0):
                 raise ValueError(f"map.{name} is a fraction in (0, 1], got {v!r}")
         if not -1.0 <= self.min_embedding_similarity <= 1.0:
-            raise ValueError(f"map.min_embedding_similarity is a cosine in [-1, 1], got {self.min_embedding_similarity!r}")
+            raise ValueError("map.min_embedding_similarity is a cosine in [-1, 1], "
+                             f"got {self.min_embedding_similarity!r}")
         if self.embedding_weight < 0 or self.label_weight < 0:
             raise ValueError("map.embedding_weight and map.label_weight must be >= 0")
         if not 0 <= self.visibility_min_range < self.visibility_max_range:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..panoptic.slerp import slerp, weighted_slerp_pool
+from .association import KeyCache, merge_pairs
 from .config import MapConfig
 from .detections import Detection
 from .map_object import MapObject, make_map_object, voxels_of
@@ -90,6 +91,32 @@ def merge_objects(survivor: MapObject, absorbed: MapObject, config: MapConfig) -
         observations=max(survivor.observations, absorbed.observations),
         first_seen=min(survivor.first_seen, absorbed.first_seen), last_seen=max(survivor.last_seen, absorbed.last_seen),
         misses=min(survivor.misses, absorbed.misses), label=survivor.label)
+
+
+def merge_overlapping(objects: dict[int, MapObject], touched: set[int], config: MapConfig,
+                      cache: KeyCache) -> dict[int, int]:
+    """Merge same-label things of ``objects`` (changed in place) that overlap by ``merge_overlap`` or more, at
+    least one of them in ``touched``, until no such pair is left. The older one survives (earlier
+    ``first_seen``, then smaller id). Returns ``{absorbed id: surviving id}`` (chains resolved)."""
+    merged: dict[int, int] = {}
+    touched = set(touched)
+    while touched:
+        things = [o for o in objects.values() if o.is_thing]
+        next_touched: set[int] = set()
+        for a, b, _ in merge_pairs(things, touched, config, cache):
+            if a not in objects or b not in objects or a in next_touched or b in next_touched:
+                continue  # already merged this round: its overlaps are checked again in the next round
+            oa, ob = objects[a], objects[b]
+            survivor, absorbed = (oa, ob) if (oa.first_seen, oa.id) <= (ob.first_seen, ob.id) else (ob, oa)
+            objects[survivor.id] = merge_objects(survivor, absorbed, config)
+            del objects[absorbed.id]
+            merged[absorbed.id] = survivor.id
+            next_touched.add(survivor.id)
+        touched = next_touched
+    for k in merged:  # a → b → c: report the final survivor
+        while merged[k] in merged:
+            merged[k] = merged[merged[k]]
+    return merged
 
 
 def refit(obj: MapObject, config: MapConfig) -> MapObject:

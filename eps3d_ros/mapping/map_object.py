@@ -30,7 +30,7 @@ class MapObject:
     obb: OrientedBox  # PCA box of ``points``
     score: float  # class_evidence[label] / evidence_weight: the area-weighted mean detection score of the label
     embedding: np.ndarray  # [D] float32 unit, text space: PE3R area-weighted slerp of its detections' embeddings
-    class_evidence: dict[str, float]  # class name → sum over detections of score x area weight (read-only by convention)
+    class_evidence: dict[str, float]  # class → sum over detections of score x area weight (read-only by convention)
     points: np.ndarray  # [P, 3] float32, map frame: one weighted mean per voxel of ``voxel_size``
     colors: np.ndarray  # [P, 3] float32 RGB in [0, 1]
     misses: int  # windows in a row that saw its place without detecting it (0 after each detection)

@@ -46,13 +46,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .association import KeyCache, associate, merge_pairs
+from .association import KeyCache, associate
 from .config import MapConfig
 from .detections import Detection, window_detections
-from .fusion import fuse_detections, merge_objects, new_object, refit
+from .fusion import fuse_detections, merge_overlapping, new_object, refit
 from .map_object import MapObject
 from .map_scene import map_scene
 from .relabel import relabel_objects
+from .query import query_vector, rank
 from .results import MapMatch, MapUpdate
 from .visibility import seen_places
 
@@ -207,34 +208,9 @@ class ObjectMap:
               max_results: int = 5, min_score: float = 0.0) -> list[MapMatch]:
         """Map objects ranked by relevance: cosine with the query, min-max normalised over all map objects (PE3R),
         then ``score >= min_score``; ``text_encoder`` (or the one of the latest window) embeds a text query."""
-        if max_results < 1:
-            raise ValueError(f"max_results must be >= 1, got {max_results}")
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score is a normalised score in [0, 1], got {min_score}")
         view = self._view
-        if isinstance(text_or_embedding, str):
-            if not text_or_embedding.strip():
-                raise ValueError("empty query text: give an object description such as 'red mug'")
-            encoder = text_encoder or view.text_encoder
-            if encoder is None:
-                raise RuntimeError("the map has no text encoder: pass text_encoder=, or query with an embedding")
-            t = encoder.encode([text_or_embedding.strip()])[0].detach().float().cpu().numpy()
-        else:
-            t = np.asarray(text_or_embedding.detach().cpu() if isinstance(text_or_embedding, torch.Tensor)
-                           else text_or_embedding, dtype=np.float32).reshape(-1)
-        if not view.objects:
-            return []
-        if t.shape != (view.embeddings.shape[1],):
-            raise ValueError(f"a query embedding must be [{view.embeddings.shape[1]}] (the map's text space), "
-                             f"got {list(t.shape)}")
-        n = float(np.linalg.norm(t))
-        if not np.isfinite(n) or n < 1e-12:
-            raise ValueError("the query embedding is zero or not finite")
-        sims = view.embeddings @ (t / n)
-        lo, hi = float(sims.min()), float(sims.max())
-        scores = (sims - lo) / (hi - lo) if hi - lo >= 1e-12 else np.ones_like(sims, dtype=np.float64)
-        order = np.argsort(-scores, kind="stable")[:max_results]
-        return [MapMatch(view.objects[i], float(scores[i]), float(sims[i])) for i in order if scores[i] >= min_score]
+        t = query_vector(text_or_embedding, text_encoder or view.text_encoder)
+        return rank(view.objects, view.embeddings, t, max_results, min_score)
 
     def to_scene(self, text_encoder: Any = None):
         """The map as a panoptic :class:`~eps3d_ros.panoptic.Scene` (see :mod:`.map_scene`); the same ids."""
@@ -450,34 +426,11 @@ class ObjectMap:
                 missed.append(o.id)
         t["visibility"] = time.perf_counter()
 
-        merged = self._merge(updated | added)
+        merged = merge_overlapping(self._objects, updated | added, cfg, self._keys)
         t["merging"] = time.perf_counter()
         removed += self._enforce_max_objects()
         t["bounds"] = time.perf_counter()
         return {"added": added, "updated": updated, "merged": merged, "removed": removed, "missed": missed}
-
-    def _merge(self, touched: set[int]) -> dict[int, int]:
-        """Merge overlapping same-label things until none is left; ``{absorbed: survivor}``."""
-        merged: dict[int, int] = {}
-        touched = set(touched)
-        while touched:
-            things = [o for o in self._objects.values() if o.is_thing]
-            next_touched: set[int] = set()
-            for a, b, _ in merge_pairs(things, touched, self._config, self._keys):
-                if a not in self._objects or b not in self._objects or a in next_touched or b in next_touched:
-                    continue  # already merged this round: its overlaps are re-checked in the next round
-                oa, ob = self._objects[a], self._objects[b]
-                survivor, absorbed = (oa, ob) if (oa.first_seen, oa.id) <= (ob.first_seen, ob.id) else (ob, oa)
-                self._objects[survivor.id] = merge_objects(survivor, absorbed, self._config)
-                del self._objects[absorbed.id]
-                merged[absorbed.id] = survivor.id
-                next_touched.add(survivor.id)
-            touched = next_touched
-        # chains a → b → c: report the final survivor
-        for k in merged:
-            while merged[k] in merged:
-                merged[k] = merged[merged[k]]
-        return merged
 
     def _enforce_max_objects(self) -> list[int]:
         things = [o for o in self._objects.values() if o.is_thing]

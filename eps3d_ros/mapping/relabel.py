@@ -21,7 +21,7 @@ from .map_object import MapObject, make_map_object, voxels_of
 
 
 def class_distribution(embeddings: np.ndarray, prototypes: torch.Tensor, logit_scale: float) -> np.ndarray:
-    """``[M, K]`` softmax over the classes of the cosines between unit ``embeddings [M, D]`` and ``prototypes [K, D]``."""
+    """``[M, K]`` softmax over the classes of the cosines of unit ``embeddings [M, D]`` with ``prototypes [K, D]``."""
     e = torch.nn.functional.normalize(torch.from_numpy(np.asarray(embeddings, np.float32)), dim=-1)
     p = torch.nn.functional.normalize(prototypes.float(), dim=-1)
     return torch.softmax(float(logit_scale) * (e @ p.T), dim=-1).double().numpy()
@@ -60,7 +60,8 @@ def relabel_objects(objects: Mapping[int, MapObject], vocabulary: Sequence[str],
         if len(group) < 2:
             continue
         # the object that was already this stuff class survives, else the oldest
-        group.sort(key=lambda o: (not (not objects[o.id].is_thing and objects[o.id].label == label), o.first_seen, o.id))
+        was_this_stuff = {o.id: not objects[o.id].is_thing and objects[o.id].label == label for o in group}
+        group.sort(key=lambda o: (not was_this_stuff[o.id], o.first_seen, o.id))
         survivor = group[0]
         for other in group[1:]:
             survivor = merge_objects(survivor, other, config)

@@ -85,7 +85,7 @@ def seen_places(objects: Sequence[MapObject], cameras, config: MapConfig, gaussi
 
 
 def zbuffer(points: np.ndarray, cameras) -> np.ndarray:
-    """``[S, H, W]`` float32 nearest camera depth of ``points [N, 3]`` splatted to their nearest pixel; NaN elsewhere."""
+    """``[S, H, W]`` float32 nearest camera depth of ``points [N, 3]`` splatted to their nearest pixel (NaN: none)."""
     H, W = cameras.height, cameras.width
     out = np.full((cameras.num_views, H * W), np.inf)
     pts = np.asarray(points, dtype=np.float64)
