@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 
 from eps3d_ros.mapping import MapConfig, ObjectMap
-from eps3d_ros.mapping.visibility import seen_places, zbuffer
-from test_mapping_world import Thing, World, ring, table_world, window
+from eps3d_ros.mapping.visibility import points_seen, seen_places, zbuffer
+from test_mapping_world import Thing, World, map_config, ring, table_world, window
 
 MUG = 0  # index of the mug at the origin in table_world()
 MUG_AT = np.array([0.0, 0.0, 0.08])
@@ -21,7 +21,7 @@ def around(world: World, start: float, stamp: float, **kw):
 
 def mapped(config: MapConfig | None = None) -> tuple[ObjectMap, int]:
     """A map of the table world seen from two sides, and the id of the mug at the origin."""
-    m = ObjectMap(config or MapConfig())
+    m = ObjectMap(config or map_config())
     w = table_world()
     m.integrate(around(w, 0, 1.0))
     m.integrate(around(w, 180, 2.0))
@@ -30,7 +30,7 @@ def mapped(config: MapConfig | None = None) -> tuple[ObjectMap, int]:
 
 
 def test_a_moved_object_is_forgotten_after_k_windows_that_see_its_place() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=3))
+    m, mug = mapped(map_config(remove_after_misses=3))
     others = {o.id for o in m.objects} - {mug}
     gone = table_world().without(MUG)
     for k, start in enumerate((0, 90, 200)):
@@ -44,7 +44,7 @@ def test_a_moved_object_is_forgotten_after_k_windows_that_see_its_place() -> Non
 
 
 def test_a_detection_resets_the_misses() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=2))
+    m, mug = mapped(map_config(remove_after_misses=2))
     w, gone = table_world(), table_world().without(MUG)
     for k in range(4):  # gone, back, gone, back: never two misses in a row
         up = m.integrate(around(gone if k % 2 == 0 else w, 30 * k, 3.0 + k))
@@ -52,7 +52,7 @@ def test_a_detection_resets_the_misses() -> None:
 
 
 def test_an_object_out_of_view_stays_forever() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=1))
+    m, mug = mapped(map_config(remove_after_misses=1))
     before = {o.id for o in m.objects}
     gone = World([])  # everything was taken away, but the cameras look at the wall, away from the table
     for k in range(5):
@@ -63,7 +63,7 @@ def test_an_object_out_of_view_stays_forever() -> None:
 
 
 def test_an_occluded_object_stays() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=1))
+    m, mug = mapped(map_config(remove_after_misses=1))
     # the mug is gone, but a big ball between the camera and its place hides where it was
     rest = table_world().without(MUG).things
     hidden = World([Thing("ball", (0.75, 0.0, 0.29), 0.2)] + rest)
@@ -79,7 +79,7 @@ def test_an_occluded_object_stays() -> None:
 
 
 def test_an_object_beyond_range_is_not_missed() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=1, visibility_max_range=1.0))
+    m, mug = mapped(map_config(remove_after_misses=1, visibility_max_range=1.0))
     gone = table_world().without(MUG)
     up = m.integrate(window(gone, [(2.5, 0.0, 1.0)], [tuple(MUG_AT)], stamp=3.0))  # 2.7 m away
     assert mug not in up.removed and m.object_by_id(mug).misses == 0
@@ -88,7 +88,7 @@ def test_an_object_beyond_range_is_not_missed() -> None:
 
 
 def test_without_camera_depth_the_window_gaussians_are_the_evidence() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=2))
+    m, mug = mapped(map_config(remove_after_misses=2))
     gone = table_world().without(MUG)
     for k in range(2):
         up = m.integrate(around(gone, 30 + 90 * k, 3.0 + k, with_depth=False))
@@ -103,7 +103,7 @@ def test_without_camera_depth_the_window_gaussians_are_the_evidence() -> None:
 
 
 def test_without_cameras_nothing_is_forgotten_and_a_note_says_so() -> None:
-    m, mug = mapped(MapConfig(remove_after_misses=1))
+    m, mug = mapped(map_config(remove_after_misses=1))
     gone = table_world().without(MUG)
     notes = []
     for k in range(3):
@@ -123,3 +123,31 @@ def test_seen_places_fraction_rule() -> None:
     assert seen_places([obj], snap.cameras, cfg)[0]
     assert not seen_places([obj], snap.cameras, dataclasses.replace(cfg, min_visible_fraction=0.95))[0]
     assert not seen_places([obj], None, cfg)[0] and seen_places([], snap.cameras, cfg).shape == (0,)
+
+
+def test_a_thing_too_small_in_the_images_is_not_missed() -> None:
+    """Far away in small images a thing covers too few pixels for a detection to be expected: its empty place
+    does not count as seen (default min_visible_pixels: 60); close up it does."""
+    m, mug = mapped(MapConfig(remove_after_misses=1))
+    gone = table_world().without(MUG)
+    far = window(gone, [(1.8, 0.0, 1.0)], [tuple(MUG_AT)], stamp=3.0)
+    obj = m.object_by_id(mug)
+    assert seen_places([obj], far.cameras, map_config(min_visible_pixels=0.0))[0]  # in view, nothing in front
+    assert not seen_places([obj], far.cameras, MapConfig())[0]  # but ~14 pixels of a 48 x 64 image
+    up = m.integrate(far)
+    assert up.removed == () and m.object_by_id(mug).misses == 0
+    up = m.integrate(window(gone, [(0.6, 0.0, 0.5)], [tuple(MUG_AT)], stamp=4.0))
+    assert up.removed == (mug,)
+
+
+def test_pixel_support_of_a_seen_point() -> None:
+    """A voxel of edge s at depth z seen face-on covers fx fy (s / z)^2 pixels, summed over the cameras."""
+    from eps3d_ros.pipeline.cameras import Cameras
+
+    K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
+    E = np.tile(np.eye(4)[:3], (2, 1, 1))
+    depth = np.full((2, 48, 64), 5.0, np.float32)
+    cams = Cameras(E, np.stack([K, K]), 48, 64, depth=depth)
+    seen, pixels = points_seen(np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 6.0]]), cams, depth, map_config(), 0.02)
+    assert seen.tolist() == [True, False]  # the second is behind the depth: occluded
+    np.testing.assert_allclose(pixels, [2 * 100 * 100 * 0.02 ** 2 / 4, 0.0])

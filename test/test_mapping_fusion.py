@@ -8,7 +8,7 @@ import pytest
 from eps3d_ros.mapping import MapConfig, MapObject, ObjectMap
 from eps3d_ros.mapping.association import KeyCache, associate
 from eps3d_ros.mapping.detections import window_detections
-from test_mapping_world import TEXT, Thing, World, ring, table_world, window
+from test_mapping_world import TEXT, Thing, World, map_config, ring, table_world, window
 
 CENTRE = (0.1, 0.0, 0.0)
 
@@ -84,7 +84,7 @@ def test_point_budgets_bound_every_object() -> None:
 
 def test_new_object_gets_a_new_id_and_ids_are_never_reused() -> None:
     w = table_world()
-    m = ObjectMap(MapConfig(remove_after_misses=1))
+    m = ObjectMap(map_config(remove_after_misses=1))
     m.integrate(around(w, 0, 1.0))
     ids = {o.id for o in m.objects}
     w2 = World(w.things + [Thing("ball", (0.2, 0.3, 0.06), 0.06)])

@@ -199,7 +199,7 @@ def test_set_config_applies_budgets_now_and_validates() -> None:
                        (dict(remove_after_misses=2.5), "remove_after_misses"),
                        (dict(visibility_min_range=5.0), "visibility_min_range"),
                        (dict(label_mismatch_overlap=0.1), "label_mismatch_overlap"),
-                       (dict(enabled="yes"), "enabled")):
+                       (dict(enabled="yes"), "enabled"), (dict(min_visible_pixels=-1), "min_visible_pixels")):
         with pytest.raises(ValueError, match=field):
             MapConfig(**bad).validate()
     for f in dataclasses.fields(MapConfig):  # every field is a ROS-parameter type
@@ -234,6 +234,8 @@ def test_bad_input_is_named() -> None:
     other_space = dataclasses.replace(snap, scene=dataclasses.replace(snap.scene, prototypes=torch.ones(len(VOCAB), 5)))
     with pytest.raises(ValueError, match="text space has 5 dimensions but the map's has 16"):
         m.integrate(other_space)
+    m.clear()  # as the message says: an empty map takes any text space
+    assert m.integrate(around(table_world(), 0, 2.0)).added
     assert sorted(m.stuff) == sorted(STUFF)
 
 

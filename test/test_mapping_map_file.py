@@ -9,7 +9,7 @@ import pytest
 
 from eps3d_ros.io.scene_file import SceneFileError, load_scene, read_scene_header, save_scene
 from eps3d_ros.mapping import MapConfig, ObjectMap, load_map, save_map
-from test_mapping_world import TEXT, Thing, ring, table_world, window
+from test_mapping_world import TEXT, Thing, map_config, ring, table_world, window
 
 
 def around(world, start: float, stamp: float, **kw):
@@ -25,7 +25,7 @@ def history(m: ObjectMap) -> None:
 
 
 def test_round_trip_is_exact(tmp_path) -> None:
-    cfg = MapConfig(max_points_per_object=150, remove_after_misses=3)
+    cfg = map_config(max_points_per_object=150, remove_after_misses=3)
     m = ObjectMap(cfg)
     history(m)
     assert any(o.misses == 1 for o in m.objects)
@@ -58,7 +58,7 @@ def test_round_trip_is_exact(tmp_path) -> None:
 
 
 def test_a_map_file_is_a_scene_file(tmp_path) -> None:
-    m = ObjectMap()
+    m = ObjectMap(map_config())
     history(m)
     path = save_map(tmp_path / "room.eps3d", m)
     sf = load_scene(path)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from eps3d_ros.mapping import MapConfig
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, TextEncoderConfig
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
@@ -26,6 +27,7 @@ from eps3d_ros.pipeline.reconstruct import SceneSnapshot
 from eps3d_ros.similarity import Sim3
 
 VOCAB = ["floor", "wall", "table", "mug", "ball", "box", "bowl", "lamp"]
+MIN_OBJECT_POINTS = 10  # the windows' panoptic min_object_points (small images: 48 x 64 by default)
 STUFF = ["floor", "wall", "table"]
 DIM = 16
 WALL_X = 3.0
@@ -201,7 +203,7 @@ def snapshot_of(scene, cameras: Cameras, stamp: float, frame_id: str = "map", sc
 
 def make_window(world: World, eyes, targets, stamp: float, height: int = 48, width: int = 64, offset=(0.0, 0.0, 0.0),
                 seed: int = 0, frame_id: str = "map", scale_known: bool = True, noise: float = 0.05,
-                min_object_points: int = 10, features: dict[int, dict[str, float]] | None = None,
+                min_object_points: int = MIN_OBJECT_POINTS, features: dict[int, dict[str, float]] | None = None,
                 split: dict[int, tuple[float, str]] | None = None, with_depth: bool = True) -> SceneSnapshot:
     """One window: a camera per (eye, target); Gaussians = the ray hits of all its views (see the module doc).
 
@@ -229,6 +231,12 @@ def make_window(world: World, eyes, targets, stamp: float, height: int = 48, wid
         semantic_features=sem, instance_features=np.zeros((n, 4), np.float32), cluster_ids=thing,
         space=prototype_space(), text_encoder=TEXT, config=cfg, metadata={"frame_id": frame_id, "stamp": stamp})
     return snapshot_of(scene, raw.cameras, stamp, frame_id, scale_known)
+
+
+def map_config(**kw) -> MapConfig:
+    """The map configuration for these windows: the pixel support a detection needs follows their panoptic
+    ``min_object_points`` as the defaults do (``min_visible_pixels`` 60 for ``min_object_points`` 30)."""
+    return MapConfig(**{"min_visible_pixels": 2.0 * MIN_OBJECT_POINTS, **kw})
 
 
 def ring(centre, radius: float, height: float, count: int, start_deg: float = 0.0, span_deg: float = 90.0):

@@ -13,10 +13,11 @@ One window (``integrate``), when it is metric in the map frame (``snapshot.scale
    with a new id the first time the class is seen);
 3. *things*: optimal one-to-one association of thing detections with map things (:mod:`.association`);
    matched → fused (:mod:`.fusion`), unmatched → new things with new ids;
-4. *forgetting*: every map thing not matched in this window whose place the window sees
-   (:mod:`.visibility`) gets ``misses += 1``; a matched one gets ``misses = 0``; a thing reaching
-   ``misses >= remove_after_misses`` is removed (it was moved or taken away). A thing out of view,
-   out of range or occluded is untouched: it is never removed for not being seen;
+4. *forgetting*: every map thing not matched in this window whose place the window sees (in view, in
+   range, not occluded by what the window's depth shows, and large enough in the images for a detection
+   to be expected: :mod:`.visibility`) gets ``misses += 1``; a matched one gets ``misses = 0``; a thing
+   reaching ``misses >= remove_after_misses`` is removed (it was moved or taken away). A thing out of
+   view, out of range, occluded or too small in the images is untouched: never removed for not being seen;
 5. *merging*: map things with the same label that overlap by ``merge_overlap`` or more (at least one
    of them changed in this window) become one; the older id (earlier ``first_seen``, then smaller id)
    survives; repeated until no pair is left;
@@ -275,8 +276,8 @@ class ObjectMap:
             t = {"start": time.perf_counter()}
             notes: list[str] = []
             cfg = self._config
+            dets = window_detections(scene, cfg)  # first: bad input fails before the map changes
             relabelled = self._adopt_vocabulary(scene, notes)
-            dets = window_detections(scene, cfg)
             t["detections"] = time.perf_counter()
             metric = bool(snapshot.scale_known) and snapshot.frame_id == self.map_frame
             if metric and cfg.enabled:
@@ -315,7 +316,7 @@ class ObjectMap:
         """Take the window's vocabulary; relabel the map first when it differs (the changes, else {})."""
         vocab, stuff = tuple(scene.vocabulary), frozenset(scene.stuff)
         protos = scene.prototypes.detach().float().cpu()
-        if self._prototypes is not None and protos.shape[1] != self._prototypes.shape[1]:
+        if self._objects and protos.shape[1] != self._prototypes.shape[1]:
             raise ValueError(f"the window's text space has {protos.shape[1]} dimensions but the map's has "
                              f"{self._prototypes.shape[1]}: use the same text encoder, or clear() the map first")
         enc = getattr(scene, "text_encoder", None)

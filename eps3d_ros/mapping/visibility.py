@@ -10,9 +10,15 @@ A point ``p`` of a map thing is *seen* by a window when, for at least one of the
    ``d >= z - occlusion_tolerance``. (``d`` much larger: the camera saw through the place — the object
    is gone; ``d ≈ z``: it saw a surface there; ``d`` smaller: something nearer hides it — occluded.)
 
-A thing's place is seen when the fraction of its sampled points (``visibility_samples``, evenly
-spread over its points) that are seen reaches ``min_visible_fraction``. A present object hides its own
-far side (about half its points), so the default fraction (0.3) stays below one half.
+A thing's place is seen when both
+
+* the fraction of its sampled points (``visibility_samples``, evenly spread over its points) that are
+  seen reaches ``min_visible_fraction`` (a present object hides its own far side, about half its points,
+  so the default 0.3 stays below one half), and
+* the seen part would cover at least ``min_visible_pixels`` pixels, summed over the cameras: each seen
+  point stands for ``P / samples`` map points, each a voxel of edge ``voxel_size`` seen face-on at depth
+  ``z``, i.e. ``fx fy (voxel_size / z)^2`` pixels. A thing that small or that far in the images may be
+  missed by the panoptic stage (``panoptic.min_object_points``), so not detecting it is no evidence.
 
 Depth: the window's camera depth (``Cameras.depth``: measured where the frames had it, else the
 network's); without it, a z-buffer of the window's Gaussian centres splatted to their nearest pixel
@@ -44,10 +50,15 @@ def sample_points(objects: Sequence[MapObject], samples: int) -> tuple[np.ndarra
     return np.concatenate(pts).astype(np.float64), np.concatenate(owner)
 
 
-def points_seen(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfig) -> np.ndarray:
-    """``[Q]`` bool: which map-frame ``points [Q, 3]`` any camera sees (rules 1-3 above); ``depth [S, H, W]``."""
+def points_seen(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfig,
+                voxel_size: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(seen [Q] bool, pixels [Q])`` for map-frame ``points [Q, 3]``: whether any camera sees each one (rules 1-3
+    above; ``depth [S, H, W]``), and the pixels its voxel (edge ``voxel_size``, scalar or ``[Q]``) covers face-on,
+    summed over the cameras that see it."""
     H, W = cameras.height, cameras.width
     seen = np.zeros(len(points), dtype=bool)
+    pixels = np.zeros(len(points))
+    size2 = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64) ** 2, (len(points),))
     for s in range(cameras.num_views):
         E, K = cameras.extrinsics[s], cameras.intrinsics[s]
         pc = points @ E[:, :3].T + E[:, 3]  # [Q, 3] camera frame, OpenCV axes
@@ -62,8 +73,10 @@ def points_seen(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfi
         d = depth[s, row[idx].astype(np.int64), col[idx].astype(np.int64)]
         with np.errstate(invalid="ignore"):
             vis = np.isfinite(d) & (d > 0) & (d >= z[idx] - config.occlusion_tolerance)
-        seen[idx[vis]] = True
-    return seen
+        hit = idx[vis]
+        seen[hit] = True
+        pixels[hit] += K[0, 0] * K[1, 1] * size2[hit] / z[hit] ** 2
+    return seen, pixels
 
 
 def seen_places(objects: Sequence[MapObject], cameras, config: MapConfig, gaussians: np.ndarray | None = None
@@ -78,10 +91,13 @@ def seen_places(objects: Sequence[MapObject], cameras, config: MapConfig, gaussi
             return np.zeros(len(objects), dtype=bool)
         depth = zbuffer(gaussians, cameras)
     pts, owner = sample_points(objects, config.visibility_samples)
-    seen = points_seen(pts, cameras, depth, config)
-    frac = np.bincount(owner, weights=seen, minlength=len(objects)) / np.maximum(
-        np.bincount(owner, minlength=len(objects)), 1)
-    return frac >= config.min_visible_fraction
+    sizes = np.array([o.voxel_size for o in objects])[owner]
+    seen, pixels = points_seen(pts, cameras, depth, config, sizes)
+    m = len(objects)
+    samples = np.maximum(np.bincount(owner, minlength=m), 1)
+    frac = np.bincount(owner, weights=seen, minlength=m) / samples
+    area = np.bincount(owner, weights=pixels, minlength=m) * np.array([o.point_count for o in objects]) / samples
+    return (frac >= config.min_visible_fraction) & (area >= config.min_visible_pixels)
 
 
 def zbuffer(points: np.ndarray, cameras) -> np.ndarray:
