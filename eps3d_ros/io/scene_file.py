@@ -25,6 +25,9 @@ and these tensors (N Gaussians, M objects, S cameras, K classes, D text dim, Cs/
     cameras/intrinsics [S,3,3] f64 pixels of the network image (pixel (u, v)'s centre at (u, v),
                                    as ``Frame.K`` / CameraInfo)                cameras/stamps [S] f64
     cameras/predicted_intrinsics [S,3,3] f64 the network's own guess (optional)
+    extra/<name>  any shape/dtype (optional): state of a writer that builds on scenes (an object map's
+                  per-point weights ...), described by that writer in ``info``; readers that do not
+                  know it ignore it, and a scene file without it is a complete scene
 
 Everything is in the scene's frame ``frame_id`` (the map frame with TF poses, else the newest
 camera's optical frame), in metres when ``scale_known``. Loading rebuilds the :class:`Scene`
@@ -98,6 +101,7 @@ class SceneFile:
     text_encoder: Any  # eps3d_ros.panoptic.TextEncoderConfig: the encoder whose space the prototypes live in
     info: dict[str, Any] = field(default_factory=dict)  # source, alignment, timings, creation time (JSON)
     version: int = FORMAT_VERSION
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # "extra/<name>" tensors (e.g. an object map's state)
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -165,6 +169,10 @@ def _encode(sf: SceneFile) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             t["cameras/stamps"] = np.ascontiguousarray(cams.stamps, dtype=np.float64)
         if cams.predicted_intrinsics is not None:
             t["cameras/predicted_intrinsics"] = np.ascontiguousarray(cams.predicted_intrinsics, dtype=np.float64)
+    for name, a in (sf.extra or {}).items():
+        if not name or "/" in name:
+            raise ValueError(f"extra tensor names must be non-empty and without '/', got {name!r}")
+        t[f"extra/{name}"] = np.ascontiguousarray(a)
     header = {
         "frame_id": sf.frame_id,
         "scale_known": bool(sf.scale_known),
@@ -428,7 +436,8 @@ def _decode(h: dict[str, Any], t: dict[str, np.ndarray]) -> SceneFile:
     return SceneFile(scene=scene, cameras=cameras, frame_id=str(h.get("frame_id", "")),
                      scale_known=bool(h.get("scale_known", False)), stamp=stamp,
                      text_encoder=_text_config(h.get("text_encoder") or {}), info=info,
-                     version=int(h["format_version"]))
+                     version=int(h["format_version"]),
+                     extra={k[len("extra/"):]: np.array(a) for k, a in t.items() if k.startswith("extra/")})
 
 
 def _known(cls: type, values: Mapping[str, Any]) -> Any:

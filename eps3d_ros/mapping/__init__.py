@@ -1,0 +1,18 @@
+"""Scene memory: one persistent object map fused across windows, with stable ids (no ROS here).
+
+    from eps3d_ros.mapping import MapConfig, ObjectMap, save_map, load_map
+    m = ObjectMap(MapConfig(), map_frame="map")
+    update = m.integrate(snapshot)     # per window: ids added / updated / merged / removed
+    m.objects, m.query("red mug"), m.to_scene(), save_map("room.eps3d", m)
+
+The rules (association, fusion, forgetting, merging, bounds) are written out in
+:mod:`eps3d_ros.mapping.object_map` and the modules it names.
+"""
+
+from .config import MapConfig
+from .map_file import load_map, save_map
+from .map_object import MapObject
+from .object_map import ObjectMap
+from .results import MapMatch, MapUpdate
+
+__all__ = ["MapConfig", "MapObject", "MapMatch", "MapUpdate", "ObjectMap", "save_map", "load_map"]
