@@ -1,4 +1,4 @@
-"""Our ROS interfaces (msg/Object3D, msg/ObjectArray, srv/QueryObjects) as built and installed by
+"""Our ROS interfaces (msg/Object3D, msg/ObjectArray, srv/QueryObjects, srv/SaveMap, srv/LoadMap) as built and installed by
 scripts/setup.sh (scripts/build_interfaces.py): fields, serialization, a real service call and a
 latched topic, with real rclpy in an isolated context (no mocks)."""
 
@@ -24,7 +24,7 @@ from std_msgs.msg import Header
 
 try:
     from eps3d_ros.msg import Object3D, ObjectArray
-    from eps3d_ros.srv import QueryObjects
+    from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
 except ImportError as exc:  # fail (not skip): the set-up builds them
     raise ImportError(f"{exc}: eps3d_ros's interfaces are not built/installed: run scripts/setup.sh") from exc
 
@@ -41,6 +41,8 @@ OBJECT3D_FIELDS = {
     "aabb_min": "geometry_msgs/Point",
     "aabb_max": "geometry_msgs/Point",
     "point_count": "uint32",
+    "observations": "uint32",
+    "last_seen": "builtin_interfaces/Time",
 }
 OBJECT_ARRAY_FIELDS = {
     "header": "std_msgs/Header",
@@ -156,8 +158,13 @@ def spin_until(executor, predicate, timeout_s: float = 10.0) -> bool:
         (ObjectArray, OBJECT_ARRAY_FIELDS),
         (QueryObjects.Request, REQUEST_FIELDS),
         (QueryObjects.Response, RESPONSE_FIELDS),
+        (SaveMap.Request, {"path": "string"}),
+        (SaveMap.Response, {"success": "boolean", "message": "string"}),
+        (LoadMap.Request, {"path": "string"}),
+        (LoadMap.Response, {"success": "boolean", "message": "string"}),
     ],
-    ids=["Object3D", "ObjectArray", "QueryObjects.Request", "QueryObjects.Response"],
+    ids=["Object3D", "ObjectArray", "QueryObjects.Request", "QueryObjects.Response", "SaveMap.Request",
+         "SaveMap.Response", "LoadMap.Request", "LoadMap.Response"],
 )
 def test_fields_and_types(cls, fields):
     assert cls.get_fields_and_field_types() == fields

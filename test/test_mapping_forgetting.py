@@ -142,7 +142,7 @@ def test_a_thing_too_small_in_the_images_is_not_missed() -> None:
 
 def test_pixel_support_of_a_seen_point() -> None:
     """A voxel of edge s at depth z seen face-on covers fx fy (s / z)^2 pixels, summed over the cameras."""
-    from eps3d_ros.pipeline.cameras import Cameras
+    from eps3d_ros.cameras import Cameras
 
     K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
     E = np.tile(np.eye(4)[:3], (2, 1, 1))

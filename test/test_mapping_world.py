@@ -22,7 +22,7 @@ from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, TextEncoderConfig
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
 from eps3d_ros.pipeline.alignment import Alignment
-from eps3d_ros.pipeline.cameras import Cameras
+from eps3d_ros.cameras import Cameras
 from eps3d_ros.pipeline.reconstruct import SceneSnapshot
 from eps3d_ros.similarity import Sim3
 

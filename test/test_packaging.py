@@ -94,7 +94,8 @@ def test_cmakelists_matches_package_xml_and_interface_files(package_xml):
     assert m, "CMakeLists.txt does not call rosidl_generate_interfaces(${PROJECT_NAME} ...)"
     args = m.group(1).split()
     files = sorted(a.strip('"') for a in args if a.strip('"').endswith((".msg", ".srv", ".action")))
-    assert files == _interface_files() == ["msg/Object3D.msg", "msg/ObjectArray.msg", "srv/QueryObjects.srv"]
+    assert files == _interface_files() == ["msg/Object3D.msg", "msg/ObjectArray.msg", "srv/LoadMap.srv",
+                                                     "srv/QueryObjects.srv", "srv/SaveMap.srv"]
     assert "DEPENDENCIES" in args
     deps = set(args[args.index("DEPENDENCIES") + 1:])
     assert deps == INTERFACE_DEPS, "rosidl DEPENDENCIES must be the interface packages of package.xml"

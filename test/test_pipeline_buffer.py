@@ -160,3 +160,20 @@ def test_reset_and_thread_safety() -> None:
     buf.reset()
     assert len(buf) == 0 and buf.stats()["dropped"]["reset"] == 32
     assert buf.add(frame(0.0))  # after a reset, older stamps are welcome again
+
+
+def test_stamps_from_the_future_are_refused_and_do_not_block_real_frames() -> None:
+    buf = FrameBuffer(cfg())
+    r = buf.offer(frame(1000.0), now=10.0)  # a clock gone wrong on the sender
+    assert not r.accepted and r.reason == "future" and "990.000 s ahead of the clock" in r.message
+    assert buf.offer(frame(10.5), now=10.0).accepted and buf.offer(frame(11.0), now=11.0).accepted
+    assert buf.stats()["dropped"]["future"] == 1
+
+
+def test_the_buffer_is_bounded_in_bytes_too() -> None:
+    one = frame(0.0).rgb.nbytes
+    buf = FrameBuffer(cfg(buffer_size=100, max_buffer_mb=3.5 * one / 2**20))
+    for i in range(10):
+        buf.add(frame(0.1 * i))
+    s = buf.stats()
+    assert s["size"] == 3 and s["bytes"] == 3 * one and s["dropped"]["overflow"] == 7

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline.cameras import Cameras, cameras_from_prediction
+from ..cameras import Cameras, cameras_from_prediction
 
 log = logging.getLogger(__name__)
 

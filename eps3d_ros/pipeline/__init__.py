@@ -18,7 +18,7 @@ from .alignment import (
     transform_gaussians,
     umeyama_sim3,
 )
-from .cameras import Cameras, cameras_from_prediction
+from ..cameras import Cameras, cameras_from_prediction
 from .clouds import (
     CLOUD_DTYPE,
     UNKNOWN_LABEL,

@@ -33,6 +33,7 @@ __all__ = [
     "voxel_downsample",
     "cloud_points",
     "object_cloud",
+    "map_object_cloud",
     "cloud_fields",
     "cloud_to_bytes",
 ]
@@ -202,6 +203,23 @@ def object_cloud(scene: Any, obj: Any, max_points: int | None = None) -> np.ndar
     color = instance_color(obj.id) if obj.is_thing else label_color(obj.label_id)
     sem, ins = scene.panoptic_labels()
     return _fill(idx, scene, np.tile(np.array(color, dtype=np.uint8), (len(idx), 1)), sem, ins)
+
+
+def map_object_cloud(obj: Any, vocabulary: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+    """The points of one :class:`~eps3d_ros.mapping.MapObject` (a query answer from the map), all in its colour
+    (instance colour for things, class colour for stuff); ``label`` is its index in ``vocabulary`` (unknown when
+    the vocabulary does not name it)."""
+    pts = np.asarray(obj.points, dtype=np.float32).reshape(-1, 3)
+    vocab = list(vocabulary)
+    label = vocab.index(obj.label) if obj.label in vocab else -1
+    color = instance_color(obj.id) if obj.is_thing else label_color(label)
+    out = np.zeros(len(pts), dtype=CLOUD_DTYPE)
+    out["x"], out["y"], out["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
+    out["rgb"] = pack_rgb(np.tile(np.array(color, dtype=np.uint8), (len(pts), 1)))
+    out["label"] = np.uint32(UNKNOWN_LABEL if label < 0 else label)
+    out["instance"] = np.uint32(obj.id if obj.is_thing else 0)
+    out["score"] = np.float32(obj.score)
+    return out
 
 
 def cloud_fields(dtype: np.dtype = CLOUD_DTYPE) -> list[tuple[str, int, int, int]]:

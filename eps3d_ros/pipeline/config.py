@@ -1,4 +1,5 @@
-"""The configuration tree of the perception pipeline (what the ROS node, the CLI and config/*.yaml share).
+"""The configuration tree of the perception pipeline (what the ROS node, the CLI and config/*.yaml share):
+``model``, ``text``, ``panoptic`` (+ ``clustering``), ``pipeline``, ``output``, ``map``.
 
 One dataclass tree; the node declares one ROS parameter per leaf with dotted names
 (``model.weights``, ``pipeline.window_size``, ``panoptic.clustering.min_cluster_size`` ...), and
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..mapping.config import MapConfig
 from ..panoptic.config import PanopticConfig
 from ..panoptic.text import TextEncoderConfig
 
@@ -25,7 +27,7 @@ USE_DEPTH = ("auto", "true", "false")
 RUNTIME_SETTINGS = frozenset({
     "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold",
     "output.max_cloud_points", "output.min_opacity", "pipeline.every_n_frames",
-})
+} | {f"map.{f.name}" for f in dataclasses.fields(MapConfig)})
 
 
 @dataclass
@@ -59,10 +61,12 @@ class PipelineConfig:
     window_size: int = 4  # keyframes per reconstruction (V)
     every_n_frames: int = 8  # reconstruct after this many new synchronized frames (0 = only on request)
     buffer_size: int = 32  # frames kept; older ones are dropped (counted)
+    max_buffer_mb: float = 256.0  # image data kept (frames are held at the network's size); older frames leave
     keyframe_min_interval: float = 0.2  # seconds between keyframes
     keyframe_min_translation: float = 0.05  # metres of camera motion between keyframes (when poses are known)
     keyframe_min_rotation: float = 5.0  # degrees of camera rotation between keyframes (when poses are known)
     max_frame_age: float = 5.0  # seconds; frames older than the newest by more are stale
+    max_future_stamp: float = 2.0  # seconds; frames stamped further ahead of the node's clock are refused
     # "auto": subscribe to depth and use it when it arrives in sync, else work from RGB alone; "true": expect
     # depth (warn when none comes); "false": never use depth
     use_depth: str = "auto"
@@ -108,8 +112,8 @@ class PipelineConfig:
             raise ValueError("pipeline.sync_slop must be > 0 and sync_queue_size >= 1")
         if not 0 < self.depth_min < self.depth_max:
             raise ValueError("pipeline.depth_min must be positive and below depth_max")
-        if self.depth_scale <= 0 or self.max_frame_age <= 0:
-            raise ValueError("pipeline.depth_scale and max_frame_age must be positive")
+        if self.depth_scale <= 0 or self.max_frame_age <= 0 or self.max_future_stamp <= 0 or self.max_buffer_mb <= 0:
+            raise ValueError("pipeline.depth_scale, max_frame_age, max_future_stamp and max_buffer_mb must be positive")
         return self
 
 
@@ -143,12 +147,14 @@ class Eps3dConfig:
     panoptic: PanopticConfig = field(default_factory=PanopticConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    map: MapConfig = field(default_factory=MapConfig)  # the object map (eps3d_ros.mapping), see its fields
 
     def validate(self) -> "Eps3dConfig":
         self.model.validate()
         self.panoptic.validate()
         self.pipeline.validate()
         self.output.validate()
+        self.map.validate()
         return self
 
 

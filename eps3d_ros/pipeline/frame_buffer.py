@@ -6,7 +6,10 @@ Admission rules (each refusal or drop has a reason string the node can log, and 
   behind ``newest - max_frame_age`` when a newer frame arrives are dropped;
 * ``out_of_order``: a frame older than the last accepted one is refused (windows are built from a
   time-ordered buffer); ``duplicate``: same stamp as the last accepted one;
-* ``overflow``: the oldest frame leaves when more than ``buffer_size`` are held;
+* ``future``: a frame stamped more than ``max_future_stamp`` seconds after ``now`` (the caller's clock,
+  when it gives one) is refused — accepted, it would make every real frame after it "out of order";
+* ``overflow``: the oldest frames leave when more than ``buffer_size`` are held, or more than
+  ``max_buffer_mb`` of image data (frames are held at the network's size, so this bounds big windows);
 * ``size_change``: an image size different from the buffered frames' (a camera reconfigured, or two
   cameras) is accepted and noted; a window of mixed sizes is brought to one network size by the
   intake (:mod:`eps3d_ros.pipeline.intake`), so nothing is dropped. Each frame keeps its own K;
@@ -29,7 +32,7 @@ from .intake import select_keyframes
 
 __all__ = ["AddResult", "EmptyBufferError", "FrameBuffer", "DROP_REASONS"]
 
-DROP_REASONS = ("stale", "out_of_order", "duplicate", "overflow", "size_change", "time_jump", "reset")
+DROP_REASONS = ("stale", "future", "out_of_order", "duplicate", "overflow", "size_change", "time_jump", "reset")
 
 
 class EmptyBufferError(LookupError):
@@ -58,19 +61,25 @@ class FrameBuffer:
         self._since_window = 0
         self._stale_run = 0
         self._last_stamp: float | None = None  # survives overflow/staleness drops; cleared by reset
+        self._bytes = 0  # image data held
 
     # ------------------------------------------------------------------------------ admission
     def add(self, frame: Frame) -> bool:
         """Buffer ``frame``; False when refused (see :meth:`offer` for the reason)."""
         return self.offer(frame).accepted
 
-    def offer(self, frame: Frame) -> AddResult:
-        """Buffer ``frame`` and say what happened."""
+    def offer(self, frame: Frame, now: float | None = None) -> AddResult:
+        """Buffer ``frame`` and say what happened; ``now``: the current time on the stamps' clock, if known."""
         if not isinstance(frame, Frame):
             raise TypeError(f"expected a Frame, got {type(frame).__name__}")
         cfg = self.config
         with self._lock:
             reason, message = "", ""
+            if now is not None and frame.stamp > now + cfg.max_future_stamp:
+                self._dropped["future"] += 1
+                return AddResult(False, "future", f"frame at {frame.stamp:.3f} s is {frame.stamp - now:.3f} s ahead "
+                                 f"of the clock ({now:.3f} s), more than pipeline.max_future_stamp "
+                                 f"{cfg.max_future_stamp:g} s (a wrong stamp, or use_sim_time not set?)")
             last = self._last_stamp
             if last is not None and frame.stamp < last - cfg.max_frame_age:
                 self._stale_run += 1
@@ -101,16 +110,19 @@ class FrameBuffer:
             self._accepted += 1
             self._since_window += 1
             while self._frames and self._frames[0].stamp < frame.stamp - cfg.max_frame_age:
-                self._frames.popleft()
+                self._bytes -= _nbytes(self._frames.popleft())
                 self._dropped["stale"] += 1
-            while len(self._frames) > cfg.buffer_size:
-                self._frames.popleft()
+            self._bytes += _nbytes(frame)
+            while len(self._frames) > 1 and (len(self._frames) > cfg.buffer_size
+                                             or self._bytes > cfg.max_buffer_mb * 2**20):
+                self._bytes -= _nbytes(self._frames.popleft())
                 self._dropped["overflow"] += 1
             return AddResult(True, reason, message)
 
     def _clear(self, reason: str) -> int:
         n = len(self._frames)
         self._frames.clear()
+        self._bytes = 0
         self._dropped[reason] += n
         self._since_window = 0
         self._last_stamp = None
@@ -170,6 +182,7 @@ class FrameBuffer:
                 "size": len(self._frames),
                 "capacity": self.config.buffer_size,
                 "fill": len(self._frames) / self.config.buffer_size,
+                "bytes": self._bytes,
                 "accepted": self._accepted,
                 "dropped": {r: int(self._dropped[r]) for r in DROP_REASONS},
                 "dropped_total": int(sum(self._dropped.values())),
@@ -177,3 +190,7 @@ class FrameBuffer:
                 "windows": self._windows,
                 "newest_stamp": self._frames[-1].stamp if self._frames else None,
             }
+
+
+def _nbytes(frame: Frame) -> int:
+    return frame.rgb.nbytes + (frame.depth.nbytes if frame.depth is not None else 0)

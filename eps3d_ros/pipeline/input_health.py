@@ -45,6 +45,7 @@ class InputHealth:
         self._last_refusal = ""
         self._no_pose: dict[str, int] = {}
         self._newest_frame_stamp: float | None = None
+        self._logged: dict[str, float] = {}
 
     # --------------------------------------------------------------------------------- events
     def received(self, key: str, stamp: float) -> None:
@@ -157,3 +158,11 @@ class InputHealth:
             out.append(("no_windows", "frames are buffered but pipeline.every_n_frames is 0: nothing is "
                                       "reconstructed until ~/reconstruct is called"))
         return out
+
+    def log_problems(self, problems: list[tuple[str, str]], warn: Callable[[str], None], every_s: float = 30.0) -> None:
+        """``warn`` each problem once, then again every ``every_s`` seconds while it lasts."""
+        now = self._clock()
+        for key, message in problems:
+            if now - self._logged.get(key, -float("inf")) >= every_s:
+                self._logged[key] = now
+                warn(message)

@@ -41,7 +41,7 @@ from ..panoptic import SemanticSpace, build_scene
 from ..panoptic.build import SH_C0
 from ..similarity import Sim3
 from .alignment import Alignment
-from .cameras import Cameras
+from ..cameras import Cameras
 from .config import Eps3dConfig
 from .frames import Frame
 from .reconstruct import SceneSnapshot

@@ -23,7 +23,7 @@ import torch
 
 from ..panoptic import Scene, SemanticSpace, build_scene
 from .alignment import Alignment, metric_alignment, transform_gaussians
-from .cameras import Cameras, cameras_from_prediction
+from ..cameras import Cameras, cameras_from_prediction
 from .config import Eps3dConfig
 from .frames import Frame
 from .intake import window_frames

@@ -83,6 +83,15 @@ class InferenceWorker:
             self._cv.notify_all()
         return True
 
+    def discard_waiting(self) -> int:
+        """Drop every queued job that has not started (a reset); returns how many."""
+        with self._cv:
+            n = len(self._jobs)
+            self._jobs.clear()
+            self._stats["discarded"] = self._stats.get("discarded", 0) + n
+            self._cv.notify_all()
+        return n
+
     @property
     def busy(self) -> bool:
         """A job is running or waiting."""

@@ -71,7 +71,8 @@ def run_node_demo(
         executor.add_node(node)
         executor.add_node(peer)
         node.autostart()
-        if node.config is None or node.worker is None:
+        session = node.session
+        if session is None:
             raise RuntimeError("eps3d_node did not configure (its log above says why: model or text encoder)")
         timings["node_start"] = time.perf_counter() - t0
         thread = threading.Thread(target=executor.spin, daemon=True)
@@ -118,14 +119,13 @@ def run_node_demo(
             rgb_pub.publish(img)
             time.sleep(0.1)
         end = time.monotonic() + timeout
-        while node.snapshot is None and time.monotonic() < end:
-            if node._stats["failures"]:
-                raise RuntimeError(f"the node's reconstruction failed: {node._stats['last_error']}")
+        while session.snapshot is None and time.monotonic() < end:
+            if session.stats()["failures"]:
+                raise RuntimeError(f"the node's reconstruction failed: {session.stats()['last_error']}")
             time.sleep(0.05)
-        if node.snapshot is None:
-            raise TimeoutError(f"no scene from eps3d_node within {timeout:.0f} s "
-                               f"(buffered {len(node.buffer) if node.buffer else 0} frames; last error: "
-                               f"{node._stats['last_error'] or 'none'})")
+        if session.snapshot is None:
+            raise TimeoutError(f"no scene from eps3d_node within {timeout:.0f} s (buffered {len(session.buffer)} "
+                               f"frames; last error: {session.stats()['last_error'] or 'none'})")
         timings["first_scene"] = time.perf_counter() - t0
 
         if not client.wait_for_service(timeout_sec=10.0):
@@ -151,13 +151,13 @@ def run_node_demo(
                          "box_size": [round(o.box_size.x, 4), round(o.box_size.y, 4), round(o.box_size.z, 4)],
                          "point_count": int(o.point_count)}
                         for o, s in zip(r.objects, r.scores)],
-            "scene_objects": len(node.snapshot.scene.objects),
+            "scene_objects": len(session.snapshot.scene.objects),
+            "map_objects": len(session.map.objects),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }
     finally:
         if node is not None:
-            node._release_inputs()
-            node._teardown()
+            node.close()
         if executor is not None:
             executor.shutdown()
         for n in (node, peer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
@@ -11,6 +13,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ..conventions import matrix_to_quat_xyzw
 from ..pipeline.clouds import label_color
+from ..pipeline.frames import Frame
 from ..pipeline.images import decode_color, decode_depth
 
 _FIELD_TYPES = {np.dtype("float32"): PointField.FLOAT32, np.dtype("uint32"): PointField.UINT32,
@@ -43,11 +46,36 @@ def image_to_depth(msg: Image, depth_scale: float, depth_min: float, depth_max: 
 def camera_info_to_k(msg: CameraInfo, image_height: int, image_width: int) -> np.ndarray:
     """Pixel intrinsics ``[3, 3]`` of the image the info belongs to, checked against the image size."""
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"camera_info has no valid focal length (K = {list(msg.k)}): is the camera calibrated?")
+    values = ", ".join(f"{float(v):g}" for v in msg.k)
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"camera_info has no valid focal length (K = [{values}]): is the camera calibrated?")
     if msg.width and msg.height and (msg.width, msg.height) != (image_width, image_height):
         raise ValueError(f"camera_info is for {msg.width}x{msg.height} but the image is {image_width}x{image_height}")
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    if not (-0.5 <= cx <= image_width - 0.5 and -0.5 <= cy <= image_height - 0.5):
+        raise ValueError(f"camera_info's principal point ({cx:g}, {cy:g}) lies outside the {image_width}x"
+                         f"{image_height} image: K is [{values}] (row-major fx 0 cx 0 fy cy 0 0 1)")
     return K
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe to echo in a log or a message: control characters escaped, cut to ``limit`` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
+def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipeline: Any, poses: Any = None) -> Frame:
+    """One synchronised set → a :class:`~eps3d_ros.pipeline.frames.Frame` (pose looked up at the image stamp when
+    ``poses`` is given); anything unusable raises ``ValueError`` naming the problem."""
+    stamp = stamp_to_seconds(rgb.header.stamp)
+    image = image_to_rgb(rgb)
+    d = None if depth is None else image_to_depth(depth, pipeline.depth_scale, pipeline.depth_min, pipeline.depth_max)
+    K = camera_info_to_k(info, image.shape[0], image.shape[1])
+    frame_id = rgb.header.frame_id.lstrip("/") or info.header.frame_id.lstrip("/")
+    if not frame_id:
+        raise ValueError("the image and its camera_info have no header.frame_id: the camera frame is unknown")
+    pose = poses.lookup(frame_id, stamp) if poses is not None else None
+    return Frame(stamp=stamp, rgb=image, K=K, frame_id=frame_id, depth=d, pose=pose)
 
 
 # ---------------------------------------------------------------------------------- outputs
@@ -79,7 +107,8 @@ def pose_from_box(center: np.ndarray, rotation: np.ndarray) -> Pose:
 
 
 def object_message(obj, msg_type):
-    """An ``eps3d_ros/Object3D`` from a :class:`~eps3d_ros.panoptic.SceneObject`."""
+    """An ``eps3d_ros/Object3D`` from a :class:`~eps3d_ros.mapping.MapObject` (or a window's
+    :class:`~eps3d_ros.panoptic.SceneObject`: seen once, no stamp of its own)."""
     m = msg_type()
     m.id = int(obj.id)
     m.label = obj.label
@@ -90,21 +119,28 @@ def object_message(obj, msg_type):
     m.box_size = Vector3(x=float(obj.obb.extent[0]), y=float(obj.obb.extent[1]), z=float(obj.obb.extent[2]))
     m.aabb_min = _point(obj.aabb_min)
     m.aabb_max = _point(obj.aabb_max)
-    m.point_count = int(obj.num_points)
+    m.point_count = int(getattr(obj, "point_count", getattr(obj, "num_points", 0)))
+    m.observations = int(getattr(obj, "observations", 1))
+    last_seen = getattr(obj, "last_seen", None)
+    if last_seen is not None and np.isfinite(last_seen):
+        m.last_seen = seconds_to_stamp(float(last_seen))
     return m
 
 
-def markers(objects, header: Header, namespace: str = "eps3d") -> MarkerArray:
-    """DELETEALL, then per object a box (id 2k) and a text label (id 2k+1): ids stable for an object id."""
+def markers(objects, header: Header, vocabulary=(), namespace: str = "eps3d") -> MarkerArray:
+    """DELETEALL, then per object a box (id 2k) and a text label (id 2k+1) for object id k: stable marker ids
+    for stable object ids, so rviz updates an object in place and forgets the ones that left."""
+    vocab = list(vocabulary)
     out = [Marker(header=header, ns=namespace, action=Marker.DELETEALL)]
     for o in objects:
-        r, g, b = (c / 255.0 for c in (label_color(o.label_id)))
+        label_id = vocab.index(o.label) if o.label in vocab else int(getattr(o, "label_id", -1))
+        r, g, b = (c / 255.0 for c in (label_color(label_id)))
         box = Marker(header=header, ns=namespace, id=2 * int(o.id), type=Marker.CUBE, action=Marker.ADD,
                      pose=pose_from_box(o.obb.center, o.obb.rotation),
                      scale=Vector3(x=_size(o.obb.extent[0]), y=_size(o.obb.extent[1]), z=_size(o.obb.extent[2])),
                      color=ColorRGBA(r=r, g=g, b=b, a=0.35))
         text = Marker(header=header, ns=namespace, id=2 * int(o.id) + 1, type=Marker.TEXT_VIEW_FACING,
-                      action=Marker.ADD, text=f"{o.label} {o.score:.2f}",
+                      action=Marker.ADD, text=f"{o.label} #{o.id} {o.score:.2f}",
                       scale=Vector3(x=0.0, y=0.0, z=0.05), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0))
         text.pose.position = _point(o.centroid)
         text.pose.orientation.w = 1.0

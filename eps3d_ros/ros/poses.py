@@ -104,3 +104,15 @@ def make_pose_source(node, map_frame: str, callback_group=None):
     except ImportError:
         return TopicPoses(node, map_frame, callback_group=callback_group)
     return TfPoses(node, map_frame)
+
+
+def frame_transform(poses, map_frame: str, target: str, source: str, stamp: float) -> np.ndarray | None:
+    """``[4, 4]`` mapping points in ``source`` to ``target`` through ``map_frame`` at ``stamp``; None when a pose
+    is unknown."""
+    def to_map(frame: str):
+        if frame == map_frame:
+            return np.eye(4)
+        return poses.lookup(frame, stamp) if poses is not None else None
+
+    a, b = to_map(target), to_map(source)
+    return None if a is None or b is None else np.linalg.inv(a) @ b

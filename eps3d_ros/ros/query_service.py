@@ -1,7 +1,7 @@
-"""``~/query_objects``: rank the latest scene's objects for a text, optionally in another frame.
+"""``~/query_objects``: rank the object map's objects for a text, optionally in another frame.
 
-The answer comes from the immutable snapshot the node holds, so it never waits for inference. Every
-refusal is ``success=false`` with a message that names the problem.
+The answer comes from the map's published state (immutable objects, no lock shared with inference), so it
+never waits for a window to finish. Every refusal is ``success=false`` with a message that names the problem.
 """
 
 from __future__ import annotations
@@ -11,49 +11,53 @@ import dataclasses
 import numpy as np
 
 from ..panoptic.geometry import OrientedBox
-from ..pipeline.clouds import object_cloud
-from .messages import object_message, point_cloud, seconds_to_stamp
+from ..pipeline.clouds import map_object_cloud
+from .messages import object_message, point_cloud, printable, seconds_to_stamp
 
 MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; anything this long is a client bug, not a description
-DEFAULT_MAX_RESULTS = 5
 
 
-def answer(snapshot, request, response, object_type, frame_lookup, stamp_header):
-    """Fill ``response`` (a ``QueryObjects.Response``) and return it.
+def answer(session, request, response, object_type, frame_lookup, stamp_header):
+    """Fill ``response`` (a ``QueryObjects.Response``) from ``session``'s map and return it.
 
     ``frame_lookup(target, source, stamp) -> [4, 4] | None`` maps points from ``source`` to ``target``.
     """
     text = request.text.strip()
-    if snapshot is None:
-        return _fail(response, "no scene yet: the node has not finished a reconstruction (send frames or call ~/reconstruct)")
+    m = session.map
+    if not m.objects:
+        return _fail(response, "no scene yet: the map is empty (send frames or call ~/reconstruct; after ~/reset "
+                               "the map starts again)")
     if not text:
         return _fail(response, "empty query text: give an object description such as 'red mug'")
     if len(text) > MAX_QUERY_CHARS:
         return _fail(response, f"query text too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
     if not 0.0 <= request.min_score <= 1.0:
-        return _fail(response, f"min_score must be in [0, 1], got {request.min_score}")
-    target = request.target_frame.strip().lstrip("/") or snapshot.frame_id
+        return _fail(response, f"min_score must be in [0, 1], got {float(request.min_score):g}")
+    frame_id, stamp = m.frame_id, m.stamp
+    target = request.target_frame.strip().lstrip("/") or frame_id
     transform = np.eye(4)
-    if target != snapshot.frame_id:
-        transform = frame_lookup(target, snapshot.frame_id, snapshot.stamp)
+    if target != frame_id:
+        transform = frame_lookup(target, frame_id, stamp)
         if transform is None:
-            return _fail(response, f"no transform from '{snapshot.frame_id}' to '{target}' at the scene stamp")
+            return _fail(response, f"no transform from '{frame_id}' to '{printable(target)}' at the map stamp")
+    limit = int(request.max_results) or max(1, len(m.objects))  # 0 = no limit (QueryObjects.srv)
     try:
-        matches = snapshot.scene.query(text, max_results=request.max_results or DEFAULT_MAX_RESULTS,
-                                       min_score=float(request.min_score))
+        matches = session.query(text, max_results=limit, min_score=float(request.min_score))
     except ValueError as e:
         return _fail(response, str(e))
+    scale_known = session.scale_known
     response.success = True
-    response.scale_known = bool(snapshot.scale_known)
-    response.scene_stamp = seconds_to_stamp(snapshot.stamp)
-    response.header = stamp_header(target, snapshot.stamp)
-    response.objects = [object_message(_moved(m.object, transform), object_type) for m in matches]
-    response.scores = [float(m.score) for m in matches]
+    response.scale_known = bool(scale_known)
+    response.scene_stamp = seconds_to_stamp(stamp)
+    response.header = stamp_header(target, stamp)
+    response.objects = [object_message(_moved(mt.object, transform), object_type) for mt in matches]
+    response.scores = [float(mt.score) for mt in matches]
     if request.return_clouds:
-        response.clouds = [point_cloud(_moved_cloud(object_cloud(snapshot.scene, m.object), transform), response.header)
-                           for m in matches]
-    note = "" if snapshot.scale_known else " (scale unknown: camera optical frame, arbitrary units)"
-    response.message = f"{len(matches)} object(s) for '{text}'{note}"
+        vocabulary = m.vocabulary
+        response.clouds = [point_cloud(_moved_cloud(map_object_cloud(mt.object, vocabulary), transform),
+                                       response.header) for mt in matches]
+    note = "" if scale_known else " (scale unknown: camera optical frame, arbitrary units)"
+    response.message = f"{len(matches)} object(s) for '{printable(text)}'{note}"
     return response
 
 

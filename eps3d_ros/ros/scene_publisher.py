@@ -1,7 +1,9 @@
-"""Publishes a scene snapshot: semantic and instance clouds, objects, markers (and vision_msgs when present).
+"""Publishes the object map: semantic and instance clouds, objects, markers (and vision_msgs when present).
 
-All outputs are reliable + transient_local (depth 1), so rviz gets the last scene whatever QoS it
-subscribes with, and a late subscriber still receives it.
+All outputs are reliable + transient_local (depth 1), so rviz gets the current map whatever QoS it
+subscribes with, and a late subscriber still receives it. Marker ids derive from the map's stable object
+ids (box ``2 id``, label ``2 id + 1``), so rviz updates an object in place; a DELETEALL first removes
+the objects that left the map. :meth:`ScenePublisher.destroy` removes every publisher it created.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ScenePublisher:
         from eps3d_ros.msg import Object3D, ObjectArray
 
         self._Object3D, self._ObjectArray = Object3D, ObjectArray
+        self._node = node
         self.semantic = node.create_lifecycle_publisher(PointCloud2, "~/semantic_cloud", LATCHED)
         self.instance = node.create_lifecycle_publisher(PointCloud2, "~/instance_cloud", LATCHED)
         self.objects = node.create_lifecycle_publisher(ObjectArray, "~/objects", LATCHED)
@@ -34,37 +37,38 @@ class ScenePublisher:
             self.detections = node.create_lifecycle_publisher(Detection3DArray, "~/detections", LATCHED)
         except ImportError:
             pass
-        self._node = node
 
-    def header(self, snapshot) -> Header:
-        return Header(frame_id=snapshot.frame_id, stamp=seconds_to_stamp(snapshot.stamp))
+    def publishers(self) -> list:
+        return [p for p in (self.semantic, self.instance, self.objects, self.markers, self.detections) if p]
 
-    def publish(self, snapshot, max_points: int, min_opacity: float) -> None:
-        header = self.header(snapshot)
-        scene = snapshot.scene
-        self.semantic.publish(point_cloud(cloud_points(scene, "semantic", max_points, min_opacity), header))
-        self.instance.publish(point_cloud(cloud_points(scene, "instance", max_points, min_opacity), header))
-        self.objects.publish(self.object_array(snapshot))
-        self.markers.publish(markers(scene.objects, header))
+    def destroy(self) -> None:
+        for p in self.publishers():
+            self._node.destroy_publisher(p)
+        self.semantic = self.instance = self.objects = self.markers = self.detections = None
+
+    def publish(self, session, max_points: int, min_opacity: float) -> None:
+        """The session's map as it is now (called after each update)."""
+        m = session.map
+        header = Header(frame_id=m.frame_id, stamp=seconds_to_stamp(m.stamp if m.stamp == m.stamp else 0.0))
+        objects = m.objects
+        if m.prototypes is not None:
+            scene = m.to_scene()
+            self.semantic.publish(point_cloud(cloud_points(scene, "semantic", max_points, min_opacity), header))
+            self.instance.publish(point_cloud(cloud_points(scene, "instance", max_points, min_opacity), header))
+        msg = self._ObjectArray(header=header, scale_known=bool(session.scale_known))
+        msg.objects = [object_message(o, self._Object3D) for o in objects]
+        self.objects.publish(msg)
+        self.markers.publish(markers(objects, header, m.vocabulary))
         if self.detections is not None:
-            self.detections.publish(self._detections(snapshot, header))
+            self.detections.publish(self._detections(objects, header))
 
-    def object_array(self, snapshot):
-        msg = self._ObjectArray(header=self.header(snapshot), scale_known=bool(snapshot.scale_known))
-        msg.objects = [object_message(o, self._Object3D) for o in snapshot.scene.objects]
-        return msg
-
-    def clear(self, frame_id: str) -> None:
-        """Remove the scene from rviz (after ~/reset)."""
-        self.markers.publish(markers([], Header(frame_id=frame_id)))
-
-    def _detections(self, snapshot, header: Header):
+    def _detections(self, objects, header: Header):
         from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
         from .messages import pose_from_box
 
         out = Detection3DArray(header=header)
-        for o in snapshot.scene.objects:
+        for o in objects:
             d = Detection3D(header=header, id=str(o.id))
             d.bbox.center = pose_from_box(o.obb.center, o.obb.rotation)
             d.bbox.size.x, d.bbox.size.y, d.bbox.size.z = (float(v) for v in o.obb.extent)

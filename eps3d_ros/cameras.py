@@ -1,4 +1,5 @@
-"""The views a scene was reconstructed from, in the scene's frame (what a snapshot and a scene file carry).
+"""The views a scene was reconstructed from, in the scene's frame (what a snapshot, a map and a scene file carry;
+a plain value type shared by the pipeline, the object map and the file formats).
 
 Conventions (:mod:`eps3d_ros.conventions`): extrinsics are camera-from-world ``[R | t]`` in the scene
 frame with OpenCV axes, in scene units (metres when the scene is metric); intrinsics are pixels of the

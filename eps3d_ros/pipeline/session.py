@@ -1,0 +1,342 @@
+"""A perception session without ROS: frames in, one persistent object map out.
+
+    session = Session.from_model_dir("models/demo_tiny", **{"pipeline.window_size": 4})
+    for frame in frames:                       # pipeline.frames.Frame: rgb, K, depth, camera-to-map pose
+        session.offer(frame)                   # buffered; every pipeline.every_n_frames a window is queued
+    session.wait_idle(60)                      # every queued window reconstructed and fused
+    session.map.objects                        # [MapObject]: stable ids, labels, centroids in the map frame
+    session.query("red mug", max_results=3)    # [MapMatch], from the map
+    session.save_map("room.eps3d"); session.close()
+
+What a session owns, and the rules it keeps:
+
+* the **frame buffer**: frames are fitted to the network's size as they are offered (the intake, aspect
+  kept), so it never holds camera resolution;
+* **one worker thread** with an ordered job queue: each window is reconstructed
+  (``reconstructor.run(frames) -> SceneSnapshot``: the EPS3D :class:`~eps3d_ros.pipeline.Reconstructor`,
+  or any object with that method, e.g. the oracle) and fused into the map; relabelling with a new
+  vocabulary is a job queued after the windows already submitted, so it can never overwrite a newer
+  result with an older relabelled one;
+* the **object map** (:class:`~eps3d_ros.mapping.ObjectMap`): every window fused in the map frame, with
+  stable ids; without metric poses it holds the latest window only (its update says so, the log once);
+* the **runtime configuration**: :meth:`update` swaps in a new config object (the one in use is never
+  edited in place); settings outside :data:`~eps3d_ros.pipeline.config.RUNTIME_SETTINGS` need a new
+  session and are returned as pending;
+* :meth:`reset` empties buffer, map and scene at once; a window that was running finishes but its
+  result is dropped (counted as ``dropped_after_reset``), so an old scene never comes back.
+
+``on_update(SessionUpdate)`` is called on the worker thread after each fused window, relabelling,
+reset or map load; ``on_error(message)`` after a failed window. Both are never called after
+:meth:`close` began. Thread-safe: frames may be offered from one thread while others query.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..mapping import MapMatch, MapUpdate, ObjectMap, load_map, save_map
+from .config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from .frame_buffer import AddResult, FrameBuffer
+from .frames import Frame
+from .intake import prepare_frame
+from .reconstruct import SceneSnapshot
+from .worker import InferenceWorker
+
+__all__ = ["Session", "SessionUpdate", "ConfigChange"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class SessionUpdate:
+    """What changed, for publishers: the map's state after one window, relabelling, reset or load."""
+
+    kind: str  # "window" | "relabel" | "reset" | "load"
+    map_update: MapUpdate | None  # None after a reset of an empty map
+    snapshot: SceneSnapshot | None  # the latest window's snapshot (None after a reset or a load)
+    timings: Mapping[str, float]  # seconds: the window's stages + "fusion"; empty otherwise
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    applied: tuple[str, ...]  # settings now in use
+    pending: tuple[str, ...]  # settings that need a new session (the node: a reconfigure)
+
+
+class Session:
+    """See the module docstring. ``reconstructor``: anything with ``run(frames) -> SceneSnapshot`` (and, for
+    text queries and relabelling, a ``text_encoder``); a ``config`` attribute on it is kept in step."""
+
+    def __init__(self, config: Eps3dConfig, reconstructor: Any,
+                 on_update: Callable[[SessionUpdate], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        if not callable(getattr(reconstructor, "run", None)):
+            raise TypeError(f"reconstructor must have a run(frames) method, got {type(reconstructor).__name__}")
+        self._config = _checked(copy.deepcopy(config))
+        if not self._config.pipeline.image_height:
+            box = getattr(reconstructor, "input_box", None)
+            if not box:
+                raise ValueError("pipeline.image_height/width are 0 and the reconstructor has no input_box: "
+                                 "give the network size")
+            self._config.pipeline.image_height, self._config.pipeline.image_width = box
+        self.reconstructor = reconstructor
+        self._on_update = on_update
+        self._on_error = on_error
+        self.buffer = FrameBuffer(self._config.pipeline)
+        self._map = ObjectMap(self._config.map, map_frame=self._config.output.map_frame)
+        self._lock = threading.Lock()  # fusion, reset, relabel and load take turns
+        self._generation = 0  # bumped by reset: results of windows started before it are dropped
+        self._snapshot: SceneSnapshot | None = None
+        self._closing = False
+        self._stats = {"windows": 0, "failures": 0, "dropped_after_reset": 0, "last_error": "", "last_fusion_s": 0.0}
+        self._last_note: dict[str, float] = {}
+        self.last_offer: AddResult | None = None
+        self._worker = InferenceWorker(self._run_window, self._window_done, self._window_failed)
+
+    @classmethod
+    def from_model_dir(cls, path: str | Path, **overrides: Any) -> "Session":
+        """A session on the model folder ``path`` (see :mod:`eps3d_ros.model.bundle`), with ``overrides`` as
+        dotted settings (``**{"pipeline.window_size": 4}``) or per section (``pipeline={"window_size": 4}``)."""
+        from .loading import load_reconstructor
+
+        config = Eps3dConfig()
+        config.model.weights = str(path)
+        flat: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if isinstance(value, Mapping):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        _assign(config, flat)
+        reconstructor = load_reconstructor(config)
+        return cls(reconstructor.config, reconstructor)
+
+    # ------------------------------------------------------------------------------------ reading
+    @property
+    def config(self) -> Eps3dConfig:
+        """The configuration in use (do not edit it: pass a new one to :meth:`update`)."""
+        return self._config
+
+    @property
+    def map(self) -> ObjectMap:
+        return self._map
+
+    @property
+    def snapshot(self) -> SceneSnapshot | None:
+        """The latest window's reconstruction (None before the first, and after a reset or a load)."""
+        return self._snapshot
+
+    @property
+    def scale_known(self) -> bool:
+        """Is the map metric? Always when it fuses windows in the map frame; else as its latest window."""
+        if self._map.fused:
+            return True
+        snap = self._snapshot
+        return bool(snap is not None and snap.scale_known)
+
+    @property
+    def text_encoder(self) -> Any:
+        return getattr(self.reconstructor, "text_encoder", None)
+
+    def query(self, text: str, max_results: int = 5, min_score: float = 0.0) -> list[MapMatch]:
+        """Map objects ranked by relevance to ``text`` (PE3R global min-max over the map's objects)."""
+        return self._map.query(text, text_encoder=self.text_encoder, max_results=max_results, min_score=min_score)
+
+    def stats(self) -> dict[str, Any]:
+        """For diagnostics: buffer, worker, map and session counters."""
+        out = {f"buffer_{k}": v for k, v in self.buffer.stats().items()}
+        out.update({f"worker_{k}": v for k, v in self._worker.stats().items()})
+        out.update({f"map_{k}": v for k, v in self._map.stats().items()})
+        out.update(self._stats)
+        return out
+
+    # ------------------------------------------------------------------------------------ frames
+    def offer(self, frame: Frame, now: float | None = None) -> bool:
+        """Fit ``frame`` to the network size, buffer it, and queue a window every ``every_n_frames``; False when it
+        was refused (:attr:`last_offer` says why) or the session is closed. ``now``: the current time on the
+        stamps' clock (the node's), to refuse stamps from the future."""
+        if self._closing:
+            return False
+        frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
+        result = self.buffer.offer(frame, now)
+        self.last_offer = result
+        if result.message:
+            self._note(f"buffer:{result.reason}", result.message, logging.WARNING, every_s=5.0)
+        if result.accepted and self.buffer.ready():
+            self._worker.submit(self.buffer.select_window())
+        return result.accepted
+
+    def reconstruct_now(self) -> tuple[bool, str]:
+        """Queue a window of the buffered frames now (``~/reconstruct``): ``(queued, message)``."""
+        if self._closing:
+            return False, "the session is closed"
+        if not len(self.buffer):
+            return False, "no frames buffered yet"
+        frames = self.buffer.select_window()
+        self._worker.submit(frames)
+        return True, f"reconstruction of {len(frames)} keyframes queued"
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued window is reconstructed and fused (and queued jobs done); False on timeout."""
+        return self._worker.wait_idle(timeout)
+
+    # ------------------------------------------------------------------------------- changing
+    def reset(self) -> None:
+        """Forget frames, map and scene now; a window still running is dropped when it finishes."""
+        with self._lock:
+            self._generation += 1
+            self._worker.discard_waiting()
+            self.buffer.reset()
+            update = self._map.clear()
+            self._snapshot = None
+        log.info("session reset: frames, map and scene cleared")
+        self._publish(SessionUpdate("reset", update, None, {}))
+
+    def update(self, config: Eps3dConfig) -> ConfigChange:
+        """Swap in ``config`` for what may change at runtime; return what was applied and what is pending.
+
+        A new vocabulary (or stuff list, or unknown threshold) relabels the latest scene and the map on the
+        worker thread, after the windows already queued."""
+        new = _checked(copy.deepcopy(config))
+        if not new.pipeline.image_height:
+            new.pipeline.image_height, new.pipeline.image_width = (self._config.pipeline.image_height,
+                                                                   self._config.pipeline.image_width)
+        old_leaves, new_leaves = config_leaves(self._config), config_leaves(new)
+        changed = {k for k in new_leaves if new_leaves[k] != old_leaves[k]}
+        live = changed & RUNTIME_SETTINGS
+        pending = changed - live
+        if live:
+            merged = copy.deepcopy(self._config)
+            _assign(merged, {k: new_leaves[k] for k in live})
+            _checked(merged)
+            self._config = merged  # readers holding the old object keep a consistent one
+            self.buffer.config = merged.pipeline
+            if hasattr(self.reconstructor, "config"):
+                self.reconstructor.config = merged
+            if any(k.startswith("map.") for k in live):
+                self._map.set_config(merged.map)
+            if live & {"panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold"}:
+                self._worker.call(self._relabel)
+        return ConfigChange(tuple(sorted(live)), tuple(sorted(pending)))
+
+    def save_map(self, path: str | Path) -> Path:
+        """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.mapping.map_file`)."""
+        return save_map(path, self._map)
+
+    def load_map(self, path: str | Path) -> ObjectMap:
+        """Replace the map with a saved one (same ids, labels, centroids); new windows fuse into it."""
+        loaded = load_map(path, config=self._config.map, text_encoder=self.text_encoder)
+        if loaded.map_frame != self._config.output.map_frame:
+            raise ValueError(f"{path} is a map in '{loaded.map_frame}' but this session maps into "
+                             f"'{self._config.output.map_frame}' (output.map_frame)")
+        with self._lock:
+            self._generation += 1  # a window running now belongs to the map that was replaced
+            self._map = loaded
+            self._snapshot = None
+        log.info("map loaded from %s: %d objects", path, len(loaded.objects))
+        self._publish(SessionUpdate("load", None, None, {}))
+        return loaded
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Stop taking frames, drop queued work, let a running window finish (its result is not published);
+        True when the worker ended within ``timeout``."""
+        self._closing = True
+        return self._worker.stop(timeout)
+
+    # ---------------------------------------------------------------------------- worker side
+    def _run_window(self, frames: list[Frame]) -> tuple[int, SceneSnapshot]:
+        generation = self._generation
+        return generation, self.reconstructor.run(frames)
+
+    def _window_done(self, result: tuple[int, SceneSnapshot]) -> None:
+        generation, snap = result
+        with self._lock:
+            if self._closing or generation != self._generation:
+                self._stats["dropped_after_reset"] += 1
+                return
+            t0 = time.perf_counter()
+            update = self._map.integrate(snap)
+            fusion = time.perf_counter() - t0
+            self._snapshot = snap
+            self._stats["windows"] += 1
+            self._stats["last_fusion_s"] = fusion
+        for note in update.notes:
+            log.warning("%s", note)
+        if snap.alignment.warning:
+            self._note("alignment", snap.alignment.warning, logging.WARNING, every_s=10.0)
+        log.info("window of %d views at %.3f s: %d objects in '%s' (%s), map %d objects (+%d, %d updated, %d "
+                 "merged, %d removed) in %.2f s + fusion %.3f s", len(snap.window_stamps), snap.stamp,
+                 len(snap.scene.objects), snap.frame_id, "metric" if snap.scale_known else "scale unknown",
+                 len(self._map.objects), len(update.added), len(update.updated), len(update.merged),
+                 len(update.removed), snap.timings.get("total", float("nan")), fusion)
+        self._publish(SessionUpdate("window", update, snap, {**snap.timings, "fusion": fusion}))
+
+    def _window_failed(self, error: Exception, frames: list[Frame]) -> None:
+        message = f"reconstruction of {len(frames)} frames failed: {type(error).__name__}: {error}"
+        self._stats["failures"] += 1
+        self._stats["last_error"] = message
+        log.error("%s", message)
+        if self._on_error is not None and not self._closing:
+            self._on_error(message)
+
+    def _relabel(self) -> None:
+        """The latest scene and the map under the configuration's vocabulary (on the worker thread)."""
+        p = self._config.panoptic
+        encoder = self.text_encoder
+        if encoder is None:
+            log.error("relabelling needs a text encoder: the reconstructor has none")
+            return
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None:
+                scene = snap.scene.with_vocabulary(p.vocabulary, stuff=p.stuff, text_encoder=encoder)
+                self._snapshot = snap = dataclasses.replace(snap, scene=scene)
+            update = None
+            if self._map.prototypes is not None:
+                protos = encoder.prototypes(list(p.vocabulary)).float().cpu()
+                update = self._map.relabel(p.vocabulary, p.stuff, protos)
+        log.info("relabelled with vocabulary %s", list(p.vocabulary))
+        self._publish(SessionUpdate("relabel", update, snap, {}))
+
+    def _publish(self, update: SessionUpdate) -> None:
+        if self._on_update is None or self._closing:
+            return
+        try:
+            self._on_update(update)
+        except Exception:  # noqa: BLE001 - a broken listener must not stop the session
+            log.exception("session listener failed on a %s update", update.kind)
+
+    def _note(self, key: str, message: str, level: int, every_s: float) -> None:
+        """Log ``message`` at most every ``every_s`` seconds per ``key``."""
+        now = time.monotonic()
+        if now - self._last_note.get(key, -float("inf")) >= every_s:
+            self._last_note[key] = now
+            log.log(level, "%s", message)
+
+
+def _checked(config: Eps3dConfig) -> Eps3dConfig:
+    """Validate what a session uses (the model section belongs to whoever built the reconstructor)."""
+    for part in (config.panoptic, config.pipeline, config.output, config.map):
+        part.validate()
+    return config
+
+
+def _assign(config: Any, values: Mapping[str, Any]) -> None:
+    """Set dotted leaves of a config tree; unknown names are an error that names them."""
+    known = config_leaves(config)
+    for name, value in values.items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r}")
+        *path, leaf = name.split(".")
+        target = config
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, leaf, list(value) if isinstance(value, (list, tuple)) else value)
