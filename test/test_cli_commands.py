@@ -140,15 +140,17 @@ def test_run_on_a_bag_with_depth_and_tf_is_metric(model_dir, tmp_path) -> None:
     from redwood_bag import write_rgbd_bag
 
     bag = write_rgbd_bag(load_rgbd_sequence(REDWOOD), tmp_path / "redwood")
+    # the random test network's cameras fit no TF: measured depth and TF place the Gaussians
     code, out, err = call(["run", "--bag", bag, "--max-views", "3", "--size", "42x56", "--model", model_dir,
-                           "--out", tmp_path / "bag.eps3d", "--json", "--no-progress", *FAST])
+                           "--out", tmp_path / "bag.eps3d", "--json", "--no-progress", "--measured-depth", *FAST])
     assert code == 0, err
     r = json.loads(out)
     assert r["frames"] == 3 and r["size"] == [42, 56] and r["frame_id"] == "map" and r["scale_known"]
+    assert r["kind"] == "map" and r["windows"] == 1 and r["topics"]["depth"] == "/camera/depth/image"
     assert "rgb: /camera/rgb/image" in err and "depth: yes, poses: yes" in err
-    sf = load_scene(tmp_path / "bag.eps3d")
-    assert sf.scale_known and sf.info["topics"]["depth"] == "/camera/depth/image"
-    assert set(r["timings_s"]) >= {"read frames", "load model", "network", "panoptic", "write scene"}
+    sf = load_scene(tmp_path / "bag.eps3d")  # a map file is a scene file
+    assert sf.scale_known and sf.info["topics"]["depth"] == "/camera/depth/image" and sf.info["map"]["fused"]
+    assert set(r["timings_s"]) >= {"read frames", "load model", "network", "panoptic", "fusion", "write file"}
 
 
 def test_demo_end_to_end(model_dir, tmp_path) -> None:
@@ -296,3 +298,38 @@ def test_run_on_images_of_two_sizes_keeps_their_aspect(model_dir, tmp_path) -> N
     cams = load_scene(out).cameras
     assert (cams.height, cams.width) == (42, 56)
     np.testing.assert_allclose(cams.intrinsics[:, 0, 0] / cams.intrinsics[:, 1, 1], 1.0, atol=1e-9)
+
+
+def test_run_builds_a_map_window_by_window_and_the_scene_commands_read_it(model_dir, tmp_path) -> None:
+    """A posed image sequence (a poses file, depth images): windows of 4 fused into one map file, which
+    query / export / render read like a scene file and load_map restores."""
+    from eps3d_ros.data.synthetic import generate_sequence
+    from eps3d_ros.mapping import load_map
+
+    seq = generate_sequence(1, num_frames=12, height=56, width=56)
+    images, depth = tmp_path / "images", tmp_path / "depth"
+    images.mkdir()
+    depth.mkdir()
+    for t in range(seq.num_frames):
+        Image.fromarray(seq.rgb[t]).save(images / f"{t:03d}.png")
+        Image.fromarray(np.round(seq.depth[t] * 1000).astype(np.uint16)).save(depth / f"{t:03d}.png")
+    (tmp_path / "poses.json").write_text(json.dumps({"poses": seq.poses.astype(float).tolist()}))
+    K = seq.intrinsics[0].astype(float)
+    (tmp_path / "k.json").write_text(json.dumps({"K": (K - [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]).tolist()}))
+    out = tmp_path / "room.eps3d"
+    code, stdout, stderr = call(["run", "--images", images, "--depth-dir", depth, "--poses", tmp_path / "poses.json",
+                                 "--intrinsics", tmp_path / "k.json", "--window", "4", "--measured-depth",
+                                 "--model", model_dir, "--out", out, "--no-progress", "--json", *FAST])
+    assert code == 0, stderr
+    r = json.loads(stdout)
+    assert (r["kind"], r["windows"], r["frames"], r["frame_id"], r["fused"]) == ("map", 3, 12, "map", True)
+    m = load_map(out)
+    assert len(m.objects) == r["objects"] > 0 and max(o.observations for o in m.objects) >= 2
+    code, text, _ = call(["query", out, "chair", "--json"])
+    assert code == 0 and json.loads(text)["frame_id"] == "map"
+    assert call(["export", out, "--ply", tmp_path / "room.ply"])[0] == 0
+    code, text, _ = call(["render", out, "--out", tmp_path / "renders", "--views", "0"])
+    assert code == 0 and (tmp_path / "renders" / "view_00_rgb.png").is_file()
+    code, _, err = call(["run", "--images", images, "--poses", tmp_path / "k.json", "--model", model_dir,
+                         "--out", out])
+    assert code == 2 and "poses" in err

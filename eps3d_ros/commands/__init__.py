@@ -138,8 +138,8 @@ def add_panoptic_arguments(p: argparse.ArgumentParser) -> None:
 def add_frame_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("frames (selection and size)")
     g.add_argument("--every", type=int, default=1, metavar="K", help="take every K-th frame (default 1)")
-    g.add_argument("--max-views", type=int, default=8, metavar="N",
-                   help="at most N frames, spread evenly over the selection (default 8)")
+    g.add_argument("--max-views", type=int, metavar="N",
+                   help="at most N frames, spread evenly over the selection (default: all; 8 without poses)")
     g.add_argument("--size", metavar="HxW", help="the box frames are fitted into, aspect kept, multiples of 14 "
                                                   "(default: the model's native size, from its bundle.json)")
     g.add_argument("--hfov", type=float, default=60.0, metavar="DEG",
@@ -293,6 +293,23 @@ def objects_table(scene: Any, scale_known: bool, limit: int | None = None) -> st
                      f"{o.num_points:>7}  ({c}){'':<{max(0, 24 - len(c))}} {e}")
     if limit and len(scene.objects) > limit:
         lines.append(f"  ... {len(scene.objects) - limit} more")
+    return "\n".join(lines)
+
+
+def map_table(objects: Sequence[Any], scale_known: bool, limit: int | None = None) -> str:
+    """The objects of a map: id, label, kind, score, windows seen, points, centroid, box size."""
+    objs = list(objects)[:limit] if limit else list(objects)
+    if not objs:
+        return "  (no objects)"
+    lines = [f"  {'id':>3}  {'label':<14} {'kind':<5} {'score':>5} {'seen':>4} {'points':>7}  "
+             f"{'centroid (x, y, z)':<26} size [{units(scale_known).split(',')[0]}]"]
+    for o in objs:
+        c = ", ".join(f"{v:+.2f}" for v in o.centroid)
+        e = " x ".join(f"{v:.2f}" for v in sorted(o.obb.extent, reverse=True))
+        lines.append(f"  {o.id:>3}  {o.label[:14]:<14} {'thing' if o.is_thing else 'stuff':<5} {o.score:>5.2f} "
+                     f"{o.observations:>4} {o.point_count:>7}  ({c}){'':<{max(0, 24 - len(c))}} {e}")
+    if limit and len(objects) > limit:
+        lines.append(f"  ... {len(objects) - limit} more")
     return "\n".join(lines)
 
 

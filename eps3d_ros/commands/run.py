@@ -1,7 +1,15 @@
-"""``eps3d run``: frames from an image folder or a rosbag2 → EPS3D → a scene file.
+"""``eps3d run``: frames from an image folder or a rosbag2 → EPS3D window by window → the object map, written as
+a map file (a scene file with the map's state: ``eps3d query/export/render`` read it, ``~/load_map`` loads it).
+A run whose single window is not in the map frame (no poses) writes that window's scene file instead: every
+Gaussian, for export and renders.
 
-    eps3d run --images DIR --out scene.eps3d [--every K] [--max-views N] [--size HxW] [--model DIR]
-    eps3d run --bag PATH --out scene.eps3d [--rgb-topic T] [--depth-topic T] [--info-topic T] [--pose-topic T]
+    eps3d run --images DIR --out map.eps3d [--poses FILE] [--every K] [--window N] [--size HxW] [--model DIR]
+    eps3d run --bag PATH --out map.eps3d [--rgb-topic T] [--depth-topic T] [--info-topic T] [--pose-topic T]
+
+The frames go through the same :class:`~eps3d_ros.pipeline.session.Session` as the node: every ``--window``
+frames one reconstruction, fused into one map in the map frame when the frames carry metric poses (bag TF,
+or ``--poses`` for an image folder). Without poses windows cannot be fused, so the frames (at most
+``--max-views``, default 8) make one window.
 
 Frame selection and fitting to the network (one scale factor, aspect kept, centre-cropped to multiples of
 14) are described in :mod:`eps3d_ros.pipeline.intake`; the readers in :mod:`eps3d_ros.io.image_folder` and
@@ -27,32 +35,38 @@ from . import (
     file_size,
     guarded,
     input_box,
-    print_notes,
     load_bundle,
-    objects_table,
+    map_table,
     parse_names,
     pipeline_config,
     units,
 )
 
-HELP = "reconstruct a scene file from an image folder or a rosbag2"
+HELP = "build an object map (a scene file) from an image folder or a rosbag2"
+MAX_VIEWS_WITHOUT_POSES = 8  # one window of at most this many frames when nothing lets windows be fused
+WINDOW_WITH_POSES = 4
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "run", help=HELP, description=HELP + ". Frames are selected (every K-th, at most N spread evenly) and fitted "
         "into the model's input size by one scale factor (aspect kept), centre-cropped to multiples of 14 "
-        "(intrinsics follow exactly); frames of different sizes are brought to one network size.")
+        "(intrinsics follow exactly). With poses (bag TF, or --poses) every --window frames are reconstructed and "
+        "fused into one object map with stable ids; without poses the frames (at most 8 by default) are one window.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of images (sorted by name; jpg, png, bmp, tif, webp)")
     src.add_argument("--bag", metavar="PATH", help="rosbag2: a bag folder, a .db3 or a .mcap file")
-    p.add_argument("--out", required=True, metavar="SCENE", help="scene file to write (e.g. scene.eps3d)")
+    p.add_argument("--out", required=True, metavar="MAP", help="map file to write (a scene file, e.g. room.eps3d)")
+    p.add_argument("--window", type=int, metavar="N", help=f"frames per reconstruction (default: "
+                                                          f"{WINDOW_WITH_POSES} with poses, else all frames)")
     add_model_arguments(p, demo=True)
     add_frame_arguments(p)
     im = p.add_argument_group("image folders")
     im.add_argument("--depth-dir", metavar="DIR", help="depth images paired by sorted order (16-bit PNG, mm)")
     im.add_argument("--intrinsics", metavar="JSON", help="K of the original images: {'K': 3x3} | fx/fy/cx/cy | "
                                                          "Open3D intrinsic_matrix (default: --hfov guess)")
+    im.add_argument("--poses", metavar="FILE", help="camera-to-world pose per image, sorted order: Open3D .log, TUM "
+                                                    ".txt or .json (see eps3d_ros/io/poses_file.py)")
     im.add_argument("--fps", type=float, default=30.0, help="frame rate for the stamps (default 30)")
     bag = p.add_argument_group("bags (topics are detected by message type when not given)")
     bag.add_argument("--rgb-topic", metavar="TOPIC", help="sensor_msgs/Image or CompressedImage")
@@ -99,23 +113,29 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     for names in (args.vocabulary, args.stuff):
         parse_names(names)
+    for name in ("window", "max_views"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     box = input_box(args, bundle)
-    cfg = pipeline_config(args, model, max(1, args.max_views), use_depth=not args.no_depth,
+    cfg = pipeline_config(args, model, args.window or WINDOW_WITH_POSES, use_depth=not args.no_depth,
                           measured_depth=args.measured_depth)
+    poses = None
+    if args.poses:
+        if args.bag:
+            raise UserError("--poses is for image folders: a bag's poses come from its TF (--pose-topic)")
+        from ..io.poses_file import read_poses
+
+        poses = read_poses(args.poses)
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     from ..io.bag_frames import frames_from_bag
     from ..io.image_folder import frames_from_images, read_calibration
 
     progress = not args.no_progress and sys.stderr.isatty()  # no bars in logs and pipes
-    from tqdm import tqdm
-
-    stages = tqdm(total=4, desc="read frames", unit="stage", disable=not progress, leave=False,
-                  bar_format="{desc:<16} {n_fmt}/{total_fmt} stages {bar} {elapsed}")
     with timer.stage("read frames"):
         if args.images:
             K, K_size = read_calibration(args.intrinsics) if args.intrinsics else (None, None)
             fs = frames_from_images(args.images, box=box, every=args.every, max_views=args.max_views, K=K,
-                                    K_size=K_size, hfov_deg=args.hfov,
+                                    K_size=K_size, hfov_deg=args.hfov, poses=poses,
                                     depth_folder=None if args.no_depth else args.depth_dir,
                                     depth_scale=args.depth_scale, fps=args.fps, progress=progress)
         else:
@@ -125,50 +145,116 @@ def run(args: argparse.Namespace) -> int:
                                  max_views=args.max_views, box=box, hfov_deg=args.hfov,
                                  sync_slop=args.sync_slop, depth_scale=args.depth_scale, tf_tolerance=args.tf_tolerance,
                                  progress=progress)
-    stages.update()
+    frames, notes = _windows_plan(fs, args)
     H, W = fs.original_size
     h, w = fs.size
-    stages.clear()
-    say(f"frames: {len(fs.frames)} of {fs.total} from {fs.source} ({H}x{W} -> {h}x{w}, HxW); "
+    say(f"frames: {len(frames)} of {fs.total} from {fs.source} ({H}x{W} -> {h}x{w}, HxW); "
         f"depth: {'yes' if fs.has_depth else 'no'}, poses: {'yes' if fs.has_poses else 'no'}")
     for role, topic in fs.topics.items():
         say(f"  {role}: {topic}")
-    for note in fs.notes:
+    for note in [*fs.notes, *notes]:
         say(f"  note: {note}")
 
-    from ..io.scene_file import reconstruct_scene_file, save_scene
     from ..pipeline.loading import load_reconstructor
+    from ..pipeline.session import Session
 
-    pc = cfg.pipeline
-    pc.window_size = pc.every_n_frames = len(fs.frames)
-    stages.set_description("load model")
+    window = args.window or (WINDOW_WITH_POSES if fs.has_poses else len(frames))
+    p = cfg.pipeline
+    p.window_size = p.every_n_frames = min(window, len(frames))
+    p.buffer_size = max(p.buffer_size, p.window_size)
+    p.keyframe_min_interval = p.keyframe_min_translation = p.keyframe_min_rotation = 0.0  # recorded: every frame
     with timer.stage("load model"):
         rec = load_reconstructor(cfg)
-    stages.update()
-    stages.set_description("reconstruct")
-    info = {"source": fs.source, "selected_frames": fs.selected, "total_frames": fs.total,
-            "original_size": list(fs.original_size), "topics": fs.topics, "model": str(model)}
-    sf, snap = reconstruct_scene_file(rec, fs.frames, info=info)
-    for k in ("preprocess", "network", "alignment", "panoptic"):
-        timer.add(k, snap.timings[k])
-    stages.update()
-    stages.set_description("write scene")
-    with timer.stage("write scene"):
-        save_scene(out, sf)
-    stages.update()
-    stages.close()
-    scene = sf.scene
+    session = Session(rec.config, rec)
+    snaps = []
+    try:
+        _feed(session, frames, timer, snaps, progress)
+        info = {"source": fs.source, "selected_frames": fs.selected, "total_frames": fs.total,
+                "original_size": list(fs.original_size), "topics": fs.topics, "model": str(model)}
+        with timer.stage("write file"):
+            if session.map.fused or not snaps:
+                session.save_map(out, info)
+            else:  # one window, not in the map frame: its full scene (every Gaussian) is the better file
+                from ..io.scene_file import save_scene, scene_file_from_snapshot
+
+                save_scene(out, scene_file_from_snapshot(snaps[-1], rec.text_encoder.config, info))
+    finally:
+        session.close()
+    return _report(args, out, session, snaps, frames, fs, timer)
+
+
+def _windows_plan(fs, args) -> tuple[list, list[str]]:
+    """The frames to feed: without poses (nothing lets windows be fused) at most 8 unless --max-views says."""
+    frames, notes = list(fs.frames), []
+    if not fs.has_poses and args.max_views is None and len(frames) > MAX_VIEWS_WITHOUT_POSES:
+        from ..pipeline.intake import select_indices
+
+        keep = select_indices(len(frames), 1, MAX_VIEWS_WITHOUT_POSES)
+        frames = [frames[i] for i in keep]
+        notes.append(f"no poses: windows cannot be fused into one map, so {len(frames)} of the {len(fs.frames)} "
+                     "frames (spread evenly) make one window (--max-views to change; --poses or a bag with TF to "
+                     "map a longer sequence)")
+    elif not fs.has_poses and args.window and args.window < len(frames):
+        notes.append("no poses: windows cannot be fused, the map will hold the last window only")
+    return frames, notes
+
+
+def _feed(session, frames: list, timer: Timer, snaps: list, progress: bool) -> None:
+    """Offer the frames one by one; each window is reconstructed and fused before the next is queued."""
+    from tqdm import tqdm
+
+    windows = session.config.pipeline.window_size
+    bar = tqdm(total=len(frames), desc="mapping", unit="frame", disable=not progress, leave=False)
+    done = 0
+    for i, f in enumerate(frames, start=1):
+        session.offer(f)
+        bar.update()
+        if session.stats()["worker_submitted"] > done:
+            done = session.stats()["worker_submitted"]
+            _wait(session, timer, snaps)
+    if len(frames) % windows:  # the last frames: one more window ending with them
+        ok, message = session.reconstruct_now()
+        if ok:
+            _wait(session, timer, snaps)
+    bar.close()
+
+
+def _wait(session, timer: Timer, snaps: list) -> None:
+    if not session.wait_idle(3600):
+        raise UserError("a window did not finish within an hour")
+    if session.stats()["failures"]:
+        raise UserError(session.stats()["last_error"])
+    snap = session.snapshot
+    if snap is not None and (not snaps or snaps[-1] is not snap):
+        snaps.append(snap)
+        for k in ("preprocess", "network", "alignment", "panoptic"):
+            timer.add(k, snap.timings[k])
+        timer.add("fusion", session.stats()["last_fusion_s"])
+
+
+def _report(args, out: Path, session, snaps: list, frames: list, fs, timer: Timer) -> int:
+    m = session.map
+    scene_objects = m.objects
+    last = snaps[-1] if snaps else None
     if args.json:
-        print(json.dumps({"scene": str(out), "frames": len(fs.frames), "size": [h, w], "gaussians": scene.num_gaussians,
-                          "objects": len(scene.objects), "frame_id": sf.frame_id, "scale_known": sf.scale_known,
-                          "alignment": snap.alignment.method, "notes": list(snap.notes),
+        print(json.dumps({"file": str(out), "kind": "map" if m.fused else "scene", "frames": len(frames),
+                          "windows": len(snaps), "size": list(fs.size), "topics": fs.topics,
+                          "objects": len(scene_objects), "things": sum(o.is_thing for o in scene_objects),
+                          "frame_id": m.frame_id, "scale_known": session.scale_known, "fused": m.fused,
+                          "alignment": sorted({s.alignment.method for s in snaps}),
+                          "warnings": sorted({s.alignment.warning for s in snaps if s.alignment.warning}),
                           "timings_s": {k: round(v, 4) for k, v in timer.stages.items()}}, indent=2))
         return EXIT_OK
-    print(f"scene: {scene.num_gaussians} Gaussians, {len(scene.objects)} objects in '{sf.frame_id}' "
-          f"({units(sf.scale_known)}; alignment {snap.alignment.method})")
-    print_notes(snap)
-    print(objects_table(scene, sf.scale_known, limit=30))
-    print(f"wrote {out} ({file_size(out)})")
+    print(f"map: {len(scene_objects)} objects from {len(snaps)} window(s) in '{m.frame_id}' "
+          f"({units(session.scale_known)}; {'fused across windows' if m.fused else 'the last window only'})")
+    for warning in sorted({s.alignment.warning for s in snaps if s.alignment.warning}):
+        print(f"  WARNING: {warning}")
+    if last is not None:
+        for note in last.notes:
+            if note != last.alignment.warning:
+                print(f"  note: {note}")
+    print(map_table(scene_objects, session.scale_known, limit=30))
+    print(f"wrote {out} ({file_size(out)}: {'the map' if m.fused else 'the window scene, every Gaussian'})")
     print("timings:")
     print(timer.report())
     return EXIT_OK

@@ -147,6 +147,7 @@ def frames_from_images(
     hfov_deg: float = DEFAULT_HFOV_DEG,
     depth_folder: str | Path | None = None,
     depth_scale: float = 0.001,
+    poses: np.ndarray | None = None,
     fps: float = 30.0,
     frame_id: str = "camera",
     progress: bool = False,
@@ -157,6 +158,8 @@ def frames_from_images(
     ``K``: the intrinsics of the images (``K_size`` = the ``(height, width)`` they were calibrated at, when
     known: images of another resolution with the same aspect get ``K`` scaled to them); None: guessed from
     ``hfov_deg`` per image. Images may differ in size (a window brings them to one network size).
+    ``poses``: ``[N, 4, 4]`` camera-to-world, one per image of the folder in sorted order
+    (:func:`~eps3d_ros.io.poses_file.read_poses`).
     """
     files = list_images(folder)
     depths = None
@@ -165,6 +168,8 @@ def frames_from_images(
         if len(depths) != len(files):
             raise FrameSourceError(f"{len(depths)} depth images in {depth_folder} for {len(files)} colour images in "
                                    f"{folder}: they are paired by sorted order, so the counts must agree")
+    if poses is not None and len(poses) != len(files):
+        raise FrameSourceError(f"{len(poses)} poses for {len(files)} images in {folder}: one per image, in sorted order")
     pick = select_indices(len(files), every, max_views)
     frames: list[Frame] = []
     sizes: dict[tuple[int, int], int] = {}
@@ -181,7 +186,9 @@ def frames_from_images(
         if depths is not None:
             depth = match_depth_size(_read_depth(depths[i], depth_scale), H, W, str(depths[i]))
         Ki = guess_intrinsics(H, W, hfov_deg) if K is None else scale_intrinsics(K, K_size, (H, W), files[i].name)
-        frames.append(prepare_frame(Frame(stamp=i / fps, rgb=rgb, K=Ki, frame_id=frame_id, depth=depth), box))
+        pose = None if poses is None else poses[i]
+        frames.append(prepare_frame(Frame(stamp=i / fps, rgb=rgb, K=Ki, frame_id=frame_id, depth=depth, pose=pose),
+                                    box))
     if len(sizes) > 1:
         listing = ", ".join(f"{n} x {w}x{h}" for (h, w), n in sizes.items())
         notes.append(f"images of several sizes ({listing}): fitted to one network size, aspect kept")

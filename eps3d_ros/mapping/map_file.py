@@ -35,8 +35,9 @@ MAP_FORMAT = "eps3d_map"
 MAP_VERSION = 1
 
 
-def save_map(path: str | Path, m: ObjectMap) -> Path:
-    """Write ``m`` to ``path`` (atomically, as every scene file)."""
+def save_map(path: str | Path, m: ObjectMap, info: dict[str, Any] | None = None) -> Path:
+    """Write ``m`` to ``path`` (atomically, as every scene file); ``info``: more JSON for the file's ``info``
+    (what the map was built from: source, topics, model ...)."""
     with m._lock:  # one consistent state: no window is fused while it is written
         scene = m.to_scene()
         objs = m.objects
@@ -53,7 +54,8 @@ def save_map(path: str | Path, m: ObjectMap) -> Path:
             else np.zeros(0, np.float32)
         encoder_config = getattr(m.text_encoder, "config", None)
         sf = SceneFile(scene=scene, cameras=m.cameras, frame_id=m.frame_id, scale_known=m.fused,
-                       stamp=m.stamp, text_encoder=encoder_config, info={"source": "object map", "map": state},
+                       stamp=m.stamp, text_encoder=encoder_config,
+                       info={"source": "object map", **(info or {}), "map": state},
                        extra={"map_point_weights": weights})
     return save_scene(path, sf)
 

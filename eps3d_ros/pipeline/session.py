@@ -227,9 +227,10 @@ class Session:
                 self._worker.call(self._relabel)
         return ConfigChange(tuple(sorted(live)), tuple(sorted(pending)))
 
-    def save_map(self, path: str | Path) -> Path:
-        """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.mapping.map_file`)."""
-        return save_map(path, self._map)
+    def save_map(self, path: str | Path, info: dict[str, Any] | None = None) -> Path:
+        """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.mapping.map_file`); ``info``: what
+        it was built from, for the file's header."""
+        return save_map(path, self._map, info)
 
     def load_map(self, path: str | Path) -> ObjectMap:
         """Replace the map with a saved one (same ids, labels, centroids); new windows fuse into it."""
