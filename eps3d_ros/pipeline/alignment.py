@@ -195,7 +195,8 @@ def metric_alignment(
                 residual = _residual(sim, c_pred[posed], c_map)
                 spread = float(np.sqrt(((c_map - c_map.mean(0)) ** 2).sum(1).mean()))
                 if residual <= pc.max_alignment_error * spread:
-                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes), warning)
+                    # the scale comes from TF: depth that disagrees changed nothing (a note, not a warning)
+                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes))
                 disagree = (f"TF and images disagree: the camera centres fit TF with a residual of {residual:.3f} m, "
                             f"{residual / spread:.0%} of the cameras' spread {spread:.3f} m (limit "
                             f"pipeline.max_alignment_error {pc.max_alignment_error:g})")
