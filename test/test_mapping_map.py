@@ -27,24 +27,38 @@ def built(config: MapConfig | None = None, windows=(0, 90, 180, 270)) -> ObjectM
 
 
 def test_without_metric_poses_the_map_holds_the_latest_window_only() -> None:
-    m = built(windows=(0,))
-    metric_ids = {o.id for o in m.objects}
-    notes = []
+    m = ObjectMap(MapConfig())
+    notes, prev = [], set()
     for k, kw in enumerate([dict(scale_known=False), dict(frame_id="camera_optical"), dict(scale_known=False)]):
         up = m.integrate(around(table_world(), 40 * k, 10.0 + k, **kw))
         assert not up.fused and (up.metric is False)
-        assert set(up.removed) == (metric_ids if k == 0 else prev) and min(up.added) > max(metric_ids)
+        assert set(up.removed) == prev and (not prev or min(up.added) > max(prev))
         prev = {o.id for o in m.objects}
         assert prev == set(up.added) and all(o.observations == 1 for o in m.objects)  # only this window
         assert m.frame_id == kw.get("frame_id", "map")  # the objects are in the window's frame
         notes += up.notes
     assert len(notes) == 1 and "latest window only" in notes[0]  # said once
     assert not m.fused and m.stats()["fused"] is False
-    # metric again: the unfused window is replaced, fusion resumes (and says so once)
+    # metric: the unfused window is replaced, fusion starts (and says so once)
     up = m.integrate(around(table_world(), 0, 20.0))
     assert up.fused and set(up.removed) == prev and m.frame_id == "map" and len(up.notes) == 1
     up = m.integrate(around(table_world(), 90, 21.0))
     assert up.added == () and up.notes == ()
+
+
+def test_a_fused_map_is_not_replaced_by_a_window_without_a_metric_pose() -> None:
+    """TF missing for a moment (or a window whose scale is unknown) is no evidence about the room: skipped."""
+    m = built(windows=(0, 90))
+    before = {o.id: o.observations for o in m.objects}
+    notes = []
+    for k, kw in enumerate([dict(scale_known=False), dict(frame_id="camera_optical")]):
+        up = m.integrate(around(table_world(), 40 * k, 30.0 + k, **kw))
+        assert up.fused and up.metric is False and up.added == up.removed == up.updated == ()
+        notes += up.notes
+    assert len(notes) == 1 and "not fused, the map keeps its" in notes[0]
+    assert {o.id: o.observations for o in m.objects} == before and m.fused and m.frame_id == "map"
+    up = m.integrate(around(table_world(), 180, 40.0))  # metric again: fused as before
+    assert up.fused and up.added == () and set(up.updated) <= set(before)
 
 
 def test_disabled_map_holds_the_latest_window() -> None:

@@ -26,7 +26,10 @@ One window (``integrate``), when it is metric in the map frame (``snapshot.scale
 
 Otherwise (no metric map-frame pose, or ``enabled`` False) fusion across windows is impossible: the
 map holds the latest window only (its objects replace the map's, with new ids) and the update says
-``fused=False`` (``metric=False`` when the poses were the reason), with a note the first time.
+``fused=False`` (``metric=False`` when the poses were the reason), with a note the first time — except
+that a map already fused from metric windows is never replaced by a window without a metric pose (TF
+missing for a moment is no evidence about the room): that window is skipped (``metric=False``,
+``fused=True``, a note the first time in a row).
 
 Ids come from one counter: never reused, also after removal, merging, clear() and save/load.
 Thread safety: one writer at a time (a lock); readers (``objects``, ``query``, ``stats``) take the
@@ -276,10 +279,19 @@ class ObjectMap:
             t = {"start": time.perf_counter()}
             notes: list[str] = []
             cfg = self._config
+            metric = bool(snapshot.scale_known) and snapshot.frame_id == self.map_frame
+            if not metric and cfg.enabled and self._fused_mode and self._objects:
+                # a fused map stays: one window without a metric pose is no evidence about the room
+                self._note("skipped", f"map: a window in {snapshot.frame_id!r} "
+                                      f"({'metric' if snapshot.scale_known else 'scale unknown'}) cannot be put in "
+                                      f"{self.map_frame!r}: not fused, the map keeps its {len(self._objects)} objects",
+                           notes)
+                return self._finish(metric=False, fused=True, notes=notes, stamp=stamp,
+                                    timing={"total": time.perf_counter() - t["start"]})
+            self._noted.discard("skipped")
             dets = window_detections(scene, cfg)  # first: bad input fails before the map changes
             relabelled = self._adopt_vocabulary(scene, notes)
             t["detections"] = time.perf_counter()
-            metric = bool(snapshot.scale_known) and snapshot.frame_id == self.map_frame
             if metric and cfg.enabled:
                 changes = self._fuse_window(dets, snapshot, stamp, notes, t)
             else:

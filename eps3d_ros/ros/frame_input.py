@@ -4,13 +4,15 @@
 
 * ``"false"``: colour + camera_info only (no depth subscription);
 * ``"true"``: colour + camera_info + depth, all three matched (frames wait for depth);
-* ``"auto"`` (default): both matchings run on the same subscriptions. While depth is *live* (a depth
-  image arrived within the last ``depth_timeout`` seconds) frames come from the three-way matching and
-  carry depth; otherwise from the two-way matching, without depth — a camera without depth works from
-  RGB alone, one with depth uses it, and a depth stream that stops degrades instead of stalling. For the
-  first ``depth_timeout`` seconds after the first colour image, before it is known whether depth comes,
-  depth-less frames are held back (counted in :attr:`FrameInput.waited_for_depth`), so that a camera
-  with depth does not start with frames that lack it.
+* ``"auto"`` (default): both matchings run on the same subscriptions. While depth is *live* for a colour
+  image (a depth image stamped at most ``depth_timeout`` seconds before it has arrived) frames come from
+  the three-way matching and carry depth; otherwise from the two-way matching, without depth — a camera
+  without depth works from RGB alone, one with depth uses it, and a depth stream that stops degrades
+  instead of stalling. Liveness is judged on the stamps, not on arrival times, so a burst of frames after
+  a pause (or a slow subscriber) is not mistaken for lost depth. For the first ``depth_timeout`` seconds
+  of stamps after the first colour image, before it is known whether depth comes, depth-less frames are
+  held back (counted in :attr:`FrameInput.waited_for_depth`), so that a camera with depth does not start
+  with frames that lack it.
 
 Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and our
 implementation with the same semantics (:mod:`eps3d_ros.pipeline.time_sync`) otherwise. Every message
@@ -19,7 +21,6 @@ received is reported to ``on_message(topic_key, stamp)`` for the input-health st
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo, Image
@@ -44,8 +45,8 @@ class FrameInput:
         self._on_synchronised = on_synchronised or (lambda what: None)
         self.use_depth = use_depth
         self.depth_timeout = depth_timeout
-        self._last_depth = -float("inf")  # monotonic time of the last depth image
-        self._first_rgb: float | None = None  # monotonic time of the first colour image
+        self._last_depth = -float("inf")  # stamp of the newest depth image
+        self._first_rgb: float | None = None  # stamp of the first colour image
         self.waited_for_depth = 0
         keys = ["rgb", "info"] + (["depth"] if use_depth != "false" else [])
         types = {"rgb": Image, "info": CameraInfo, "depth": Image}
@@ -90,9 +91,9 @@ class FrameInput:
     def _seen(self, key: str, msg) -> float:
         stamp = stamp_to_seconds(msg.header.stamp)
         if key == "depth":
-            self._last_depth = time.monotonic()
+            self._last_depth = max(self._last_depth, stamp)
         elif key == "rgb" and self._first_rgb is None:
-            self._first_rgb = time.monotonic()
+            self._first_rgb = stamp
         self._on_message(key, stamp)
         return stamp
 
@@ -109,17 +110,17 @@ class FrameInput:
         return feed
 
     # -------------------------------------------------------------------------------- emitting
-    @property
-    def depth_live(self) -> bool:
-        """A depth image arrived within ``depth_timeout`` seconds."""
-        return time.monotonic() - self._last_depth <= self.depth_timeout
+    def depth_live(self, stamp: float) -> bool:
+        """Has depth been arriving up to ``stamp`` (a depth image stamped within ``depth_timeout`` before it)?"""
+        return self._last_depth >= stamp - self.depth_timeout
 
     def _emit_pair(self, rgb: Image, info: CameraInfo) -> None:
         if self.use_depth == "auto":
-            if self.depth_live:
+            stamp = stamp_to_seconds(rgb.header.stamp)
+            if self.depth_live(stamp):
                 return  # the three-way matching delivers this frame with its depth
-            never = self._last_depth == -float("inf")
-            if never and time.monotonic() - (self._first_rgb or time.monotonic()) < self.depth_timeout:
+            first = self._first_rgb if self._first_rgb is not None else stamp
+            if self._last_depth == -float("inf") and stamp - first < self.depth_timeout:
                 self.waited_for_depth += 1  # does this camera have depth? not known yet
                 self._on_synchronised("waiting_for_depth")
                 return

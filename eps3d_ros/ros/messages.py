@@ -160,4 +160,4 @@ def _size(v: float) -> float:
 def _torch(a: np.ndarray):
     import torch
 
-    return torch.from_numpy(np.asarray(a, dtype=np.float64))
+    return torch.from_numpy(np.array(a, dtype=np.float64))  # a copy: map objects hold read-only arrays

@@ -1,0 +1,134 @@
+"""A client of eps3d_node for tests that run the node in another process: publishes camera frames (colour,
+camera_info, depth, the ``camera_pose`` TransformStamped), listens to its latched outputs, calls its services.
+Its own rclpy context and executor; it spins only when asked (:meth:`NodeClient.spin`)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+import torch
+from geometry_msgs.msg import TransformStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+
+from eps3d_ros.conventions import matrix_to_quat_xyzw
+from eps3d_ros.msg import ObjectArray
+from eps3d_ros.ros.messages import seconds_to_stamp
+from eps3d_ros.ros.scene_publisher import LATCHED
+from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
+
+
+class NodeClient:
+    def __init__(self, namespace: str = "", name: str = "eps3d_test_client") -> None:
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        ns = namespace.rstrip("/")
+        self.node = n = Node(name, context=self.ctx)
+        self.rgb = n.create_publisher(Image, f"{ns}/rgb/image", 10)
+        self.info = n.create_publisher(CameraInfo, f"{ns}/rgb/camera_info", 10)
+        self.depth = n.create_publisher(Image, f"{ns}/depth/image", 10)
+        self.pose = n.create_publisher(TransformStamped, f"{ns}/camera_pose", 10)
+        self.clouds: list[PointCloud2] = []
+        self.objects: list[ObjectArray] = []
+        n.create_subscription(PointCloud2, f"{ns}/eps3d_node/semantic_cloud", self.clouds.append, LATCHED)
+        n.create_subscription(ObjectArray, f"{ns}/eps3d_node/objects", self.objects.append, LATCHED)
+        self.query = n.create_client(QueryObjects, f"{ns}/eps3d_node/query_objects")
+        self.reset = n.create_client(Trigger, f"{ns}/eps3d_node/reset")
+        self.reconstruct = n.create_client(Trigger, f"{ns}/eps3d_node/reconstruct")
+        self.save_map = n.create_client(SaveMap, f"{ns}/eps3d_node/save_map")
+        self.load_map = n.create_client(LoadMap, f"{ns}/eps3d_node/load_map")
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(n)
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.spin(0.05)
+        return False
+
+    def call(self, client, request, timeout: float = 60.0):
+        assert client.wait_for_service(timeout_sec=60.0), f"{client.srv_name} not available"
+        future = client.call_async(request)
+        assert self.wait_for(future.done, timeout), f"{client.srv_name} did not answer"
+        return future.result()
+
+    def send(self, frame, stamp: float | None = None, depth: bool = True, pose: bool = True,
+             map_frame: str = "map") -> None:
+        """One :class:`~eps3d_ros.pipeline.frames.Frame` as messages (its K is CameraInfo's convention)."""
+        stamp = frame.stamp if stamp is None else stamp
+        header = Image().header
+        header.stamp, header.frame_id = seconds_to_stamp(stamp), frame.frame_id
+        if pose and frame.pose is not None:
+            t = TransformStamped()
+            t.header.stamp, t.header.frame_id, t.child_frame_id = header.stamp, map_frame, frame.frame_id
+            tr, r = t.transform.translation, t.transform.rotation
+            tr.x, tr.y, tr.z = (float(v) for v in frame.pose[:3, 3])
+            r.x, r.y, r.z, r.w = matrix_to_quat_xyzw(torch.from_numpy(np.array(frame.pose[:3, :3]))).tolist()
+            self.pose.publish(t)
+            self.spin(0.02)  # the pose is in the node's history before the image
+        H, W = frame.size
+        info = CameraInfo(header=header, height=H, width=W)
+        info.k = np.asarray(frame.K, np.float64).reshape(-1).tolist()
+        self.info.publish(info)
+        if depth and frame.depth is not None:
+            d = np.ascontiguousarray(np.nan_to_num(frame.depth, nan=0.0).astype(np.float32))
+            self.depth.publish(Image(header=header, height=H, width=W, encoding="32FC1", step=4 * W, data=d.tobytes()))
+        self.rgb.publish(Image(header=header, height=H, width=W, encoding="rgb8", step=3 * W,
+                               data=np.ascontiguousarray(frame.rgb).tobytes()))
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+
+def start_node(log_path, parameters: dict, namespace: str = "", env: dict | None = None):
+    """``eps3d_node --ros-args -p k:=v ...`` (the console script) in its own process; output to ``log_path``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = [str(Path(sys.executable).parent / "eps3d_node"), "--ros-args"]
+    for k, v in parameters.items():
+        args += ["-p", f"{k}:={_param(v)}"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace}"]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    proc.log_file = log
+    return proc
+
+
+def stop_node(proc, sig=None, timeout: float = 60.0):
+    """Signal the node (SIGINT by default) and wait; the exit code, or "killed"."""
+    import signal
+    import subprocess
+
+    proc.send_signal(sig or signal.SIGINT)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = "killed"
+    proc.log_file.close()
+    return code
+
+
+def _param(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
