@@ -10,7 +10,7 @@ frames, every 4 frames) and the map is scored after every window (``eps3d_ros.ev
   through the real ``build_scene``) — the memory measured apart from the model;
 * ``demo`` (``--demo``): the shipped demo model with measured depth and poses (``pipeline.use_measured_depth``);
 * ``moved`` (``--moved``): a thing is taken away between two passes; the windows until it leaves the map are
-  counted from the first window that sees its place again, and a thing the second (half) pass does not look at
+  counted from the first window that sees its place again, and a thing a partial second pass does not look at
   must still be there.
 
 Also: query latency on the final map (p50 / p95 over 200 queries of new texts). The machine's load is recorded.
@@ -91,10 +91,10 @@ def _second_pass(s: Session, seq, frames: list, min_pixels: int, watch: int | No
 
 def moved_object(seed: int, frames: int, stride: int, min_pixels: int) -> dict:
     """Pass 1: the room as it is. Pass 2: the same path with one thing taken away — it must leave the map within
-    ``remove_after_misses`` windows that see its place. Pass 2' (a fresh map, nothing moved, only the first half
-    of the path): the things only the second half sees are not looked at again and must all stay."""
+    ``remove_after_misses`` windows that see its place. Pass 2' (nothing moved, only the first third of the
+    path): the things the first third does not see are not looked at again and must all stay."""
     seq = generate_sequence(seed, num_frames=frames, height=112, width=112)
-    T, half = seq.num_frames, seq.num_frames // 2
+    T, part = seq.num_frames, seq.num_frames // 3
     counts = seq.pixel_counts
     gone = int(np.argmax(counts.max(0)[1:] * (counts[:, 1:] >= min_pixels).sum(0))) + 1  # a well seen thing
     moved = seq.with_removed({gone: 0})
@@ -109,14 +109,14 @@ def moved_object(seed: int, frames: int, stride: int, min_pixels: int) -> dict:
                    **_second_pass(s, moved, list(moved.frames(loops=2))[T:], min_pixels, gone, gone_id))
     finally:
         s.close()
-    later = [o.instance_id for o in seq.objects if counts[:half, o.instance_id].max() == 0
-             and counts[half:, o.instance_id].max() >= min_pixels]
+    later = [o.instance_id for o in seq.objects if counts[:part, o.instance_id].max() == 0
+             and counts[part:, o.instance_id].max() >= min_pixels]
     s = oracle_session(seq, stride)
     try:
         evaluate_sequence(s, seq, MemoryEvalConfig(min_pixels=min_pixels))
         ids = {i: _map_id(s, seq, i) for i in later}
         s.buffer.reset()
-        _second_pass(s, seq, list(seq.frames(loops=2))[T:T + half], min_pixels, None, None)
+        _second_pass(s, seq, list(seq.frames(loops=2))[T:T + part], min_pixels, None, None)
         present = {m.id for m in s.map.objects}
         out.update(not_looked_at_again=sum(v is not None for v in ids.values()),
                    not_looked_at_again_still_there=sum(v in present for v in ids.values() if v is not None))
