@@ -476,3 +476,71 @@ def test_without_depth_or_tf_scale_is_unknown(scene) -> None:
         assert h.wait_for(lambda: any(s.message == "scale unknown" for d in h.received["diag"] for s in d.status), 5)
     finally:
         h.close()
+
+
+def test_lifecycle_cycles_leave_one_publisher_per_topic_and_nothing_stale(scene) -> None:
+    """cleanup destroys what configure created: after each cycle one publisher per output topic, and a late
+    subscriber after a cleanup + configure gets no scene from before it."""
+    h = Harness(namespace="cycles")
+    try:
+        n, peer = h.node, h.peer
+        for i in range(3):
+            h.send(scene, i, 60.0 + 0.5 * i)
+        assert h.wait_for(lambda: n.session is not None and n.session.map.objects, 120)
+        topics = ["/cycles/eps3d_node/semantic_cloud", "/cycles/eps3d_node/instance_cloud",
+                  "/cycles/eps3d_node/objects", "/cycles/eps3d_node/markers"]
+        for cycle in range(3):
+            n.trigger_deactivate()
+            n.trigger_cleanup()
+            assert n.session is None and n._outputs is None
+            assert h.wait_for(lambda: all(peer.count_publishers(t) == 0 for t in topics), 10), \
+                {t: peer.count_publishers(t) for t in topics}
+            n.trigger_configure()
+            n.trigger_activate()
+            assert h.wait_for(lambda: all(peer.count_publishers(t) == 1 for t in topics), 10), \
+                {t: peer.count_publishers(t) for t in topics}
+            assert h.wait_for(lambda: peer.count_publishers("/diagnostics") == 1, 10)
+            assert len(peer.get_service_names_and_types_by_node("eps3d_node", "/cycles")) > 0
+        late = []
+        peer.create_subscription(ObjectArray, "eps3d_node/objects", late.append, LATCHED)
+        time.sleep(1.0)
+        assert late == []  # nothing latched from before the cleanups
+        r = h.ask("mug")
+        assert not r.success and "no scene yet" in r.message
+    finally:
+        h.close()
+
+
+def test_max_results_zero_means_no_limit_and_texts_are_echoed_safely(harness, scene) -> None:
+    for i in range(3):
+        harness.send(scene, i, 80.0 + 0.5 * i)
+    assert harness.wait_for(lambda: harness.node.session.map.objects, 120)
+    n = len(harness.node.session.map.objects)
+    r = harness.ask("mug", max_results=0)  # QueryObjects.srv: 0 = no limit
+    assert r.success and len(r.objects) == n
+    r = harness.ask("mug\x1b[2J\x07", max_results=1)
+    assert r.success and "\x1b" not in r.message and "\\x1b" in r.message
+
+
+def test_camera_info_with_a_principal_point_outside_the_image_is_refused(harness, scene) -> None:
+    from sensor_msgs.msg import CameraInfo as Info
+
+    before = harness.node._stats["bad_input"]
+    K = scene.intrinsics[0].astype(np.float64).copy()
+    K[0, 2] = -5.0
+    ci = Info(height=scene.depth.shape[1], width=scene.depth.shape[2])
+    ci.k = K.reshape(-1).tolist()
+    stamp = seconds_to_stamp(90.0)
+    ci.header.stamp, ci.header.frame_id = stamp, CAMERA
+    img = Image(height=ci.height, width=ci.width, encoding="rgb8", step=3 * ci.width,
+                data=np.ascontiguousarray(scene.rgb[0]).tobytes())
+    img.header = ci.header
+    d = np.ascontiguousarray(scene.depth[0].astype(np.float32))
+    dm = Image(height=ci.height, width=ci.width, encoding="32FC1", step=4 * ci.width, data=d.tobytes())
+    dm.header = ci.header
+    harness.info.publish(ci)
+    harness.depth.publish(dm)
+    harness.rgb.publish(img)
+    assert harness.wait_for(lambda: harness.node._stats["bad_input"] > before, 10)
+    msg = harness.node._stats["last_error"]
+    assert "principal point (-5, " in msg and "np.float64" not in msg
