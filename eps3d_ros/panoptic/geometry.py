@@ -45,13 +45,48 @@ def knn_outliers(points: np.ndarray, k: int = 16, std_ratio: float = 2.0) -> np.
     (robust to the outliers themselves) and more than twice the median (so that the natural spread of
     randomly sampled surfaces is kept).
     """
+    pts = np.asarray(points, dtype=np.float64)
+    return grouped_knn_outliers(pts, np.zeros(len(pts), dtype=np.int64), k, std_ratio)
+
+
+def grouped_knn_outliers(points: np.ndarray, groups: np.ndarray, k: int = 16, std_ratio: float = 2.0) -> np.ndarray:
+    """:func:`knn_outliers` of every group at once: ``points [N, 3]``, ``groups [N]`` (object index, any
+    order) → mask ``[N]``, equal to running :func:`knn_outliers` on each group's points.
+
+    One k-d tree holds all points with the group index, times a gap larger than the whole scene, as a 4th
+    coordinate, so neighbours never cross groups (and the distances within a group are unchanged: the 4th
+    difference is an exact 0). Groups of at most ``k + 1`` points have no outliers.
+    """
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
-    if len(pts) <= k + 1:
-        return np.zeros(len(pts), dtype=bool)
-    dist, _ = cKDTree(pts).query(pts, k=k + 1)
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros(len(pts), dtype=bool)
+    if len(pts) == 0:
+        return out
+    _, inv, size = np.unique(groups, return_inverse=True, return_counts=True)
+    big = size[inv] > k + 1
+    if not big.any():
+        return out
+    idx = np.nonzero(big)[0]
+    sub, g = pts[idx], inv[idx]
+    gap = 4.0 * (float(np.ptp(sub, axis=0).max()) + 1.0)
+    lifted = np.concatenate([sub, (g * gap)[:, None]], axis=1)
+    dist, _ = cKDTree(lifted).query(lifted, k=k + 1, workers=1)
     mean_d = dist[:, 1:].mean(1)
-    med = np.median(mean_d)
-    mad = 1.4826 * np.median(np.abs(mean_d - med))
-    return mean_d > max(med + std_ratio * max(mad, 1e-12), 2.0 * med)
+    med = _group_median(mean_d, g)
+    mad = 1.4826 * _group_median(np.abs(mean_d - med[g]), g)
+    out[idx] = mean_d > np.maximum(med + std_ratio * np.maximum(mad, 1e-12), 2.0 * med)[g]
+    return out
+
+
+def _group_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``np.median`` of each group (``groups`` in 0..G-1) → ``[G]`` (NaN for an empty group)."""
+    count = np.bincount(groups)
+    order = np.lexsort((values, groups))
+    v = values[order]
+    start = np.cumsum(count) - count
+    lo = start + (count - 1) // 2
+    hi = start + count // 2
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, (v[np.minimum(lo, len(v) - 1)] + v[np.minimum(hi, len(v) - 1)]) / 2, np.nan)
