@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline.config import Eps3dConfig
     from ..pipeline.frames import synthetic_frames
     from ..pipeline.loading import resolve_device
+    from ..pipeline.threads import prepare_process
     from ..pipeline.reconstruct import Reconstructor
 
     res: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     t["synthetic_scene_s"] = time.perf_counter() - t0
 
     device = resolve_device(args.device)
+    res["process"] = prepare_process(Eps3dConfig())  # model.threads and the panoptic warm-up, as the node
     model_dir = model_path(args.model) if args.model else None
     tcfg = text_config(model_dir, args.text_model, args.text_weights, device)
     if model_dir is None and args.text_model is None and args.text_weights is None:

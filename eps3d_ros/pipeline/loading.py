@@ -11,6 +11,7 @@ from ..model import EPS3D, EPS3DConfig
 from ..panoptic.text import TextEncoder
 from .config import Eps3dConfig
 from .reconstruct import Reconstructor
+from .threads import prepare_process
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     """Load, warm up (first kernels, vocabulary embeddings) and wrap; errors name the missing piece."""
     m = config.model
     device = resolve_device(m.device)
+    prepare_process(config)  # threads (model.threads) and the panoptic stage's one-off costs, once
     if m.weights:
         model = EPS3D.from_pretrained(m.weights, device=device, config=m.config or None)
     else:
