@@ -28,6 +28,7 @@ from .geometry import grouped_knn_outliers, oriented_box
 from .pooling import pool_embeddings
 from .scene import UNKNOWN, Scene, SceneObject, SplatParams, TextEmbedder
 from .semantic_space import SemanticSpace
+from .timing import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,12 @@ def build_scene(
     config: PanopticConfig | None = None,
     batch_index: int = 0,
     metadata: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Scene:
     """``prediction``: an :class:`~eps3d_ros.model.EPS3DOutput` or its :class:`~eps3d_ros.model.Gaussians`;
-    ``space``: a :class:`SemanticSpace` or the :class:`~eps3d_ros.model.EPS3D` model."""
+    ``space``: a :class:`SemanticSpace` or the :class:`~eps3d_ros.model.EPS3D` model. ``timings``: seconds
+    per step are added to it (``gather``, ``labels``, the clustering's steps, ``votes``, ``outliers``,
+    ``pooling``, ``objects``)."""
     cfg = (config or PanopticConfig()).validate()
     if not isinstance(space, SemanticSpace):
         space = SemanticSpace.from_model(space)
@@ -54,6 +58,8 @@ def build_scene(
     def take(t: torch.Tensor) -> np.ndarray:
         return t[batch_index].detach().float().cpu().numpy()
 
+    clock = StageClock(timings, g.means.device)
+
     means, opac = take(g.means), take(g.opacities)
     sem, ins = take(g.semantics), take(g.instances)
     for name, arr in (("means", means), ("semantic features", sem), ("instance features", ins), ("opacities", opac)):
@@ -62,13 +68,16 @@ def build_scene(
     colors = np.clip(0.5 + SH_C0 * take(g.harmonics[..., 0]), 0.0, 1.0)
     splats = SplatParams(scales=take(g.scales), rotations=take(g.rotations), harmonics=take(g.harmonics))
     weights = _weights(opac, np.sort(splats.scales, axis=-1), cfg.pooling_weight)
+    clock.stop("gather")
     labelled = label_gaussians(g.semantics[batch_index].detach().float(), space, text_encoder, cfg)
+    clock.stop("labels")
     clusters = cluster_instances(g.instances[batch_index].detach().float(), g.opacities[batch_index].detach().float(),
-                                 cfg.clustering)
+                                 cfg.clustering, timings)
     return assemble_scene(
         means=means, opacities=opac, colors=colors, weights=weights, semantic_features=sem, instance_features=ins,
         cluster_ids=clusters.ids.numpy(), space=space, text_encoder=text_encoder, config=cfg,
         metadata={"hdbscan_samples": clusters.sample_size, **(metadata or {})}, splats=splats, labelled=labelled,
+        timings=timings,
     )
 
 
@@ -117,9 +126,11 @@ def assemble_scene(
     metadata: dict[str, Any] | None = None,
     splats: SplatParams | None = None,
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Scene:
     """Label, group and summarise already-clustered Gaussians (shared by build and relabelling).
     ``labelled``: ``(labels, scores)`` already computed by :func:`label_gaussians` (else computed here)."""
+    clock = StageClock(timings)
     vocab = tuple(v.strip() for v in config.vocabulary)
     stuff = frozenset(s.strip() for s in config.stuff)
     prototypes = text_encoder.prototypes(list(vocab)).float().cpu()
@@ -129,6 +140,7 @@ def assemble_scene(
                                          text_encoder, config)
     else:
         labels, scores = labelled
+    clock.stop("labels")
     is_stuff_label = np.array([v in stuff for v in vocab] + [False])  # index -1 → unknown → not stuff
 
     # Things: one object per cluster whose opacity-weighted majority label is a known thing class.
@@ -139,9 +151,12 @@ def assemble_scene(
     votes = _votes(labels, opacities, np.where(cids > 0, slot, -1), len(clusters), len(vocab))
     thing = (votes != UNKNOWN) & ~is_stuff_label[votes]
     member = (cids > 0) & thing[np.minimum(slot, max(len(clusters) - 1, 0))] if len(clusters) else np.zeros(n, bool)
+    clock.stop("votes")
     if config.outlier_removal and member.any():
         idx = np.nonzero(member)[0]
-        member[idx[grouped_knn_outliers(means[idx], cids[idx], config.outlier_neighbors, config.outlier_std_ratio)]] = False
+        member[idx[grouped_knn_outliers(means[idx], cids[idx], config.outlier_neighbors, config.outlier_std_ratio,
+                                        workers=torch.get_num_threads())]] = False
+    clock.stop("outliers")
     counts = np.bincount(np.where(member, slot, len(clusters)), minlength=len(clusters) + 1)[:-1]
     kept = [c for c in range(len(clusters)) if thing[c] and counts[c] >= config.min_object_points]
     groups: list[tuple[int, bool, np.ndarray]] = []  # (label, is_thing, members) in object-id order
@@ -159,9 +174,12 @@ def assemble_scene(
         members = np.nonzero((labels == label) & (instance_ids == 0))[0]
         if len(members) >= config.min_object_points:
             groups.append((label, False, members))
+    clock.stop("votes")
     embeddings = _pool_objects(groups, semantic_features, weights, space, config)
+    clock.stop("pooling")
     objects = tuple(_make_object(i + 1, label, is_thing, members, vocab, means, weights, labels, scores, emb)
                     for i, ((label, is_thing, members), emb) in enumerate(zip(groups, embeddings)))
+    clock.stop("objects")
     return Scene(
         means=means, opacities=opacities, colors=colors, weights=weights, semantic_features=semantic_features,
         instance_features=instance_features, cluster_ids=cluster_ids, labels=labels, label_scores=scores,

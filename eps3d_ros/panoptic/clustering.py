@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .mst import mutual_reachability_mst
+from .timing import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,14 @@ class InstanceClusters:
         return int(self.centroids.shape[0])
 
 
-def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringConfig | None = None) -> InstanceClusters:
+def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringConfig | None = None,
+                      timings: dict[str, float] | None = None) -> InstanceClusters:
     """features ``[N, D]``, opacities ``[N]`` → :class:`InstanceClusters` (ids and centroids on the CPU).
 
-    With the ``"torch"`` backend the work runs on ``features.device``."""
+    With the ``"torch"`` backend the work runs on ``features.device``. ``timings``: seconds of the steps
+    (``sample``, ``spanning_tree``, ``condensed_tree`` or ``hdbscan``, ``assign``) are added to it."""
     cfg = (config or ClusteringConfig()).validate()
+    clock = StageClock(timings, features.device if cfg.backend == "torch" else None)
     if features.dim() != 2 or opacities.shape != features.shape[:1]:
         raise ValueError(f"features must be [N, D] and opacities [N]; got {tuple(features.shape)}, {tuple(opacities.shape)}")
     n, d = features.shape
@@ -104,8 +108,9 @@ def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringCon
     take = np.sort(rng.choice(idx.numel(), size=min(cfg.max_samples, idx.numel()), replace=False))
     sample = unit[torch.from_numpy(take).to(dev)]
     min_size = max(cfg.min_subsample_cluster, round(cfg.min_cluster_size * sample.shape[0] / idx.numel()))
+    clock.stop("sample")
     labels = sample_labels(sample, max(2, min_size), min(cfg.min_samples, sample.shape[0] - 1),
-                           cfg.allow_single_cluster, cfg.backend)
+                           cfg.allow_single_cluster, cfg.backend, clock)
     found = sorted(set(labels.tolist()) - {-1}, key=lambda k: -(labels == k).sum())
     if not found:
         log.info("HDBSCAN found no instance cluster among %d samples", sample.shape[0])
@@ -125,26 +130,34 @@ def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringCon
     remap = torch.zeros(len(found) + 1, dtype=torch.int64)
     remap[torch.tensor(order, dtype=torch.int64) + 1] = torch.arange(1, len(order) + 1)
     ids[idx.cpu()] = remap[assigned.cpu()]
-    return InstanceClusters(ids, centroids[order].cpu(), sample.shape[0])
+    out = InstanceClusters(ids, centroids[order].cpu(), sample.shape[0])
+    clock.stop("assign")
+    return out
 
 
 def sample_labels(sample: Tensor, min_cluster_size: int, min_samples: int, allow_single_cluster: bool,
-                  backend: str = "torch") -> np.ndarray:
+                  backend: str = "torch", clock: StageClock | None = None) -> np.ndarray:
     """HDBSCAN labels ``[M]`` (-1 = noise) of the rows of ``sample [M, D]``, excess-of-mass selection."""
+    clock = clock or StageClock(None)
     if backend == "hdbscan":
         import hdbscan
 
-        return hdbscan.HDBSCAN(
+        labels = hdbscan.HDBSCAN(
             min_cluster_size=min_cluster_size, min_samples=min_samples, allow_single_cluster=allow_single_cluster,
             core_dist_n_jobs=1,
         ).fit_predict(sample.detach().cpu().double().numpy())
+        clock.stop("hdbscan")
+        return labels
     if backend != "torch":
         raise ValueError(f"clustering backend must be one of {BACKENDS}, got {backend!r}")
     label, tree_to_labels = _hdbscan_tree()
     min_samples = max(1, min(min_samples, sample.shape[0] - 1))  # as hdbscan.hdbscan() clamps it
     tree = mutual_reachability_mst(sample, min_samples)
-    return tree_to_labels(None, label(tree.numpy()), min_cluster_size=min_cluster_size, cluster_selection_method="eom",
-                          allow_single_cluster=allow_single_cluster)[0]
+    clock.stop("spanning_tree")
+    labels = tree_to_labels(None, label(tree.numpy()), min_cluster_size=min_cluster_size,
+                            cluster_selection_method="eom", allow_single_cluster=allow_single_cluster)[0]
+    clock.stop("condensed_tree")
+    return labels
 
 
 def _hdbscan_tree() -> tuple[Any, Any]:

@@ -49,13 +49,15 @@ def knn_outliers(points: np.ndarray, k: int = 16, std_ratio: float = 2.0) -> np.
     return grouped_knn_outliers(pts, np.zeros(len(pts), dtype=np.int64), k, std_ratio)
 
 
-def grouped_knn_outliers(points: np.ndarray, groups: np.ndarray, k: int = 16, std_ratio: float = 2.0) -> np.ndarray:
+def grouped_knn_outliers(points: np.ndarray, groups: np.ndarray, k: int = 16, std_ratio: float = 2.0,
+                         workers: int = 1) -> np.ndarray:
     """:func:`knn_outliers` of every group at once: ``points [N, 3]``, ``groups [N]`` (object index, any
     order) → mask ``[N]``, equal to running :func:`knn_outliers` on each group's points.
 
-    One k-d tree holds all points with the group index, times a gap larger than the whole scene, as a 4th
-    coordinate, so neighbours never cross groups (and the distances within a group are unchanged: the 4th
-    difference is an exact 0). Groups of at most ``k + 1`` points have no outliers.
+    Each group gets its own k-d tree (queried on ``workers`` threads, without the GIL); the medians and
+    thresholds of all groups are computed together. (One tree over all points, with the group as a
+    far-apart 4th coordinate, gives the same result but measured 2.5x slower.) Groups of at most ``k + 1``
+    points have no outliers.
     """
     from scipy.spatial import cKDTree
 
@@ -65,18 +67,23 @@ def grouped_knn_outliers(points: np.ndarray, groups: np.ndarray, k: int = 16, st
     if len(pts) == 0:
         return out
     _, inv, size = np.unique(groups, return_inverse=True, return_counts=True)
-    big = size[inv] > k + 1
-    if not big.any():
+    order = np.argsort(inv, kind="stable")
+    start = np.concatenate([[0], np.cumsum(size)])
+    mean_d = np.zeros(len(pts))
+    big = np.nonzero(size > k + 1)[0]
+    for gi in big:
+        idx = order[start[gi]:start[gi + 1]]
+        sub = pts[idx]
+        dist, _ = cKDTree(sub).query(sub, k=k + 1, workers=workers)
+        mean_d[idx] = dist[:, 1:].mean(1)
+    sel = (size > k + 1)[inv]
+    if not sel.any():
         return out
-    idx = np.nonzero(big)[0]
-    sub, g = pts[idx], inv[idx]
-    gap = 4.0 * (float(np.ptp(sub, axis=0).max()) + 1.0)
-    lifted = np.concatenate([sub, (g * gap)[:, None]], axis=1)
-    dist, _ = cKDTree(lifted).query(lifted, k=k + 1, workers=1)
-    mean_d = dist[:, 1:].mean(1)
-    med = _group_median(mean_d, g)
-    mad = 1.4826 * _group_median(np.abs(mean_d - med[g]), g)
-    out[idx] = mean_d > np.maximum(med + std_ratio * np.maximum(mad, 1e-12), 2.0 * med)[g]
+    g = inv[sel]
+    md = mean_d[sel]
+    med = _group_median(md, g)
+    mad = 1.4826 * _group_median(np.abs(md - med[g]), g)
+    out[sel] = md > np.maximum(med + std_ratio * np.maximum(mad, 1e-12), 2.0 * med)[g]
     return out
 
 
