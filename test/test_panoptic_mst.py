@@ -85,6 +85,19 @@ def test_cells_knn_is_exact() -> None:
     assert bool((radius <= d.sort(1).values[:, 7] + 1e-12).all())  # a lower bound for every unlisted point
 
 
+@pytest.mark.parametrize("data", ["blobs", "duplicates"])
+def test_single_linkage_rows_equal_hdbscans_label(data: str) -> None:
+    from hdbscan._hdbscan_linkage import label
+
+    from eps3d_ros.panoptic.linkage import single_linkage
+
+    x = blobs(800, 5, 6, 0.2, 4) if data == "blobs" else np.repeat(blobs(100, 3, 4, 0.3, 5), 3, axis=0)
+    tree = mutual_reachability_mst(torch.from_numpy(x), 2).numpy()
+    assert np.array_equal(single_linkage(tree), label(tree))
+    with pytest.raises(ValueError, match="N-1, 3"):
+        single_linkage(np.zeros((3, 2)))
+
+
 def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="N >= 2"):
         mutual_reachability_mst(torch.zeros(1, 3))

@@ -5,8 +5,9 @@ fixed seed (same input → same ids). Every Gaussian then takes the id of the mo
 centroid. Two backends give the same clusters:
 
 * ``"torch"`` (default): the exact minimum spanning tree of the mutual reachability graph computed in
-  torch on the features' device (:mod:`.mst`), then hdbscan's own single-linkage labelling, condensed
-  tree and excess-of-mass selection (``hdbscan._hdbscan_linkage.label``, ``hdbscan.hdbscan_._tree_to_labels``);
+  torch on the features' device (:mod:`.mst`), its single-linkage hierarchy (:mod:`.linkage`, the rows
+  of hdbscan's ``label``), then hdbscan's own condensed tree and excess-of-mass selection
+  (``hdbscan.hdbscan_._tree_to_labels``);
 * ``"hdbscan"``: ``hdbscan.HDBSCAN`` itself (boruvka k-d tree, CPU), the reference. Its default
   approximate spanning tree may differ from the exact one in a few noise points.
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .linkage import single_linkage
 from .mst import mutual_reachability_mst
 from .timing import StageClock
 
@@ -150,23 +152,22 @@ def sample_labels(sample: Tensor, min_cluster_size: int, min_samples: int, allow
         return labels
     if backend != "torch":
         raise ValueError(f"clustering backend must be one of {BACKENDS}, got {backend!r}")
-    label, tree_to_labels = _hdbscan_tree()
+    tree_to_labels = _hdbscan_tree()
     min_samples = max(1, min(min_samples, sample.shape[0] - 1))  # as hdbscan.hdbscan() clamps it
     tree = mutual_reachability_mst(sample, min_samples)
     clock.stop("spanning_tree")
-    labels = tree_to_labels(None, label(tree.numpy()), min_cluster_size=min_cluster_size,
+    labels = tree_to_labels(None, single_linkage(tree.numpy()), min_cluster_size=min_cluster_size,
                             cluster_selection_method="eom", allow_single_cluster=allow_single_cluster)[0]
     clock.stop("condensed_tree")
     return labels
 
 
-def _hdbscan_tree() -> tuple[Any, Any]:
-    """hdbscan's single-linkage labelling and condensed-tree cluster selection (imported on first use:
-    importing hdbscan takes 1-2 s, see :func:`warm_up`)."""
-    from hdbscan._hdbscan_linkage import label
+def _hdbscan_tree() -> Any:
+    """hdbscan's condensed-tree cluster selection (imported on first use: importing hdbscan takes 1-2 s,
+    see :func:`warm_up`)."""
     from hdbscan.hdbscan_ import _tree_to_labels
 
-    return label, _tree_to_labels
+    return _tree_to_labels
 
 
 def warm_up(config: ClusteringConfig | None = None, device: str | torch.device = "cpu") -> None:
