@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .clustering import cluster_instances
+from .clustering import warm_up as cluster_warm_up
 from .config import PanopticConfig
 from .geometry import grouped_knn_outliers, oriented_box
 from .pooling import pool_embeddings
@@ -227,3 +228,18 @@ def _make_object(
         centroid=(wn[:, None] * pts).sum(0), aabb_min=pts.min(0), aabb_max=pts.max(0), obb=oriented_box(pts),
         num_points=int(len(members)), embedding=embedding, indices=members.copy(),
     )
+
+
+def warm_up(config: PanopticConfig | None = None, device: str | torch.device = "cpu") -> None:
+    """Pay the stage's one-off costs (imports, first kernel calls and allocations) before the first window:
+    clustering of seeded random features on ``device`` with ``config``'s backend, outlier removal and
+    pooling of random objects."""
+    cfg = config or PanopticConfig()
+    cluster_warm_up(cfg.clustering, device)
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(600, 3, generator=g).double().numpy()
+    grouped_knn_outliers(pts, np.arange(600) % 3, cfg.outlier_neighbors, cfg.outlier_std_ratio,
+                         workers=torch.get_num_threads())
+    space = SemanticSpace(torch.randn(512, 32, generator=g), torch.randn(512, generator=g))
+    pool_embeddings(torch.randn(600, 32, generator=g), torch.rand(600, generator=g), torch.arange(600) % 3, 3, space,
+                    cfg.pooling, cfg.pooling_chunk)

@@ -171,10 +171,12 @@ def _hdbscan_tree() -> Any:
 
 
 def warm_up(config: ClusteringConfig | None = None, device: str | torch.device = "cpu") -> None:
-    """Pay the one-off costs of the first clustering (imports, first kernel calls) now: a tiny clustering
-    of seeded random features with ``config``'s backend."""
+    """Pay the one-off costs of the first clustering (imports, first kernel calls) now: a small clustering
+    of seeded random features with ``config``'s backend (~0.1-0.3 s, plus 1-2 s to import hdbscan)."""
     cfg = config or ClusteringConfig()
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 8, generator=g).to(device)
-    cluster_instances(x, torch.ones(64, device=device), ClusteringConfig(
-        min_cluster_size=8, min_subsample_cluster=4, max_samples=64, backend=cfg.backend))
+    n = 3000  # large enough for the spanning tree's cell partition (its code paths of a real window)
+    codes = torch.randn(6, 32, generator=g)
+    x = (codes[torch.arange(n) % 6] + 0.3 * torch.randn(n, 32, generator=g)).to(device)
+    cluster_instances(x, torch.ones(n, device=device), ClusteringConfig(
+        min_cluster_size=100, max_samples=n, min_samples=cfg.min_samples, backend=cfg.backend))

@@ -72,16 +72,17 @@ def set_threads(threads: int) -> dict[str, Any]:
 
 
 def prepare_process(config: Any) -> dict[str, Any]:
-    """Once at start: :func:`set_threads` with ``config.model.threads``, then a tiny clustering with the
-    configured backend on the model's device (imports hdbscan, 1-2 s, and runs the first kernels)."""
-    from ..panoptic.clustering import warm_up
+    """Once at start: :func:`set_threads` with ``config.model.threads``, then the panoptic stage's warm-up
+    on the model's device (:func:`eps3d_ros.panoptic.build.warm_up`: imports hdbscan, 1-2 s, and runs the
+    first kernels of the clustering, outlier removal and pooling)."""
+    from ..panoptic.build import warm_up
 
     info = set_threads(config.model.threads)
     t0 = time.perf_counter()
     device = config.model.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    warm_up(config.panoptic.clustering, device)
+    warm_up(config.panoptic, device)
     info["panoptic_warm_up_s"] = round(time.perf_counter() - t0, 3)
     log.info("process: %s", info)
     return info
