@@ -21,6 +21,7 @@ adjusted Rand index of the instance ids. Load average and threads are recorded w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -126,7 +127,10 @@ def compare(new, old) -> dict:
     return out
 
 
-def profile(name: str, g: Gaussians, space: SemanticSpace, text, cfg: PanopticConfig, repeats: int, ref) -> dict:
+def profile(name: str, g: Gaussians, space: SemanticSpace, text, cfg: PanopticConfig, repeats: int, ref,
+            device: str = "cpu") -> dict:
+    g = dataclasses.replace(g, **{f.name: getattr(g, f.name).to(device) for f in dataclasses.fields(g)
+                                  if isinstance(getattr(g, f.name), torch.Tensor)})
     n = int(g.means.shape[1])
     print(f"{name}: {n} Gaussians", flush=True)
     build_scene(g, space, text, cfg)  # warm-up (prototypes, first kernels)
@@ -175,6 +179,7 @@ def main() -> None:
     p.add_argument("--reference", default="", help="commit of the reference panoptic code (default: merge base)")
     p.add_argument("--no-reference", action="store_true", help="skip the comparison with the reference code")
     p.add_argument("--no-tiny224", action="store_true", help="skip the tiny preset at 4x224")
+    p.add_argument("--device", default="cpu", help="device of the Gaussians (the stage runs where they are)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "panoptic_parts.json")
     args = p.parse_args()
     threads = set_threads(args.threads)
@@ -189,17 +194,18 @@ def main() -> None:
     for v in args.views:
         g, net_s = network_input(model, v, 112)
         result["inputs"][f"demo_{v}"] = {"network_s": round(net_s, 4), **profile(f"demo_{v}", g, space, text, demo_config(),
-                                                                                args.repeats, ref)}
+                                                                                args.repeats, ref, args.device)}
         scene = generate_scene(seed=SEED, num_views=v, height=112, width=112)
         g, oracle_space = oracle_input(scene, text)
-        result["inputs"][f"oracle_{v}"] = profile(f"oracle_{v}", g, oracle_space, text, demo_config(), args.repeats, ref)
+        result["inputs"][f"oracle_{v}"] = profile(f"oracle_{v}", g, oracle_space, text, demo_config(), args.repeats, ref,
+                                                  args.device)
     if not args.no_tiny224:
         torch.manual_seed(0)
         tiny = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
         g, net_s = network_input(tiny, 4, 224)
         result["inputs"]["tiny224_4"] = {"network_s": round(net_s, 4),
                                          **profile("tiny224_4", g, SemanticSpace.from_model(tiny), text, PanopticConfig(),
-                                                   args.repeats, ref)}
+                                                   args.repeats, ref, args.device)}
     result["machine"]["load_avg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

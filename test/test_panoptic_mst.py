@@ -68,7 +68,7 @@ def test_tree_weights_equal_a_dense_reference(data: str, min_samples: int) -> No
 def test_partitions_and_neighbour_counts_give_the_same_tree() -> None:
     x = torch.from_numpy(blobs(600, 8, 16, 0.2, 3))
     ref = mutual_reachability_mst(x, 1, cells=1)
-    for cells, neighbors in ((1, 2), (5, 16), (40, 8), (600, 4)):
+    for cells, neighbors in ((1, 2), (5, 16), (40, 8), (150, 4)):
         torch.testing.assert_close(mutual_reachability_mst(x, 1, neighbors=neighbors, cells=cells), ref, rtol=0, atol=0)
     # a tiny block budget only changes how the work is cut
     torch.testing.assert_close(mutual_reachability_mst(x, 1, block_elems=1000), ref, rtol=0, atol=0)

@@ -99,7 +99,9 @@ def cluster_instances(features: Tensor, opacities: Tensor, config: ClusteringCon
     dev = features.device if cfg.backend == "torch" else torch.device("cpu")
     ids = torch.zeros(n, dtype=torch.int64)
     feats = features.detach().to(dev, torch.float32)
-    ok = torch.isfinite(feats).all(-1) & (feats.norm(dim=-1) > 0)
+    norm = feats.norm(dim=-1)
+    # a finite sum of norms: every feature is finite (NaN/inf propagate); else test each one
+    ok = (norm > 0) & (torch.isfinite(norm) if not bool(torch.isfinite(norm.sum())) else True)
     valid = (opacities.detach().to(dev) >= cfg.min_opacity) & ok
     idx = torch.nonzero(valid).squeeze(1)
     empty = InstanceClusters(ids, torch.zeros(0, d), 0)

@@ -43,7 +43,7 @@ _BIG = torch.iinfo(torch.int64).max
 def mutual_reachability_mst(
     x: Tensor,  # [N, D]
     min_samples: int = 1,
-    neighbors: int = 16,
+    neighbors: int = 8,
     cells: int | None = None,
     block_elems: int = 1 << 22,
 ) -> Tensor:
@@ -63,7 +63,13 @@ def mutual_reachability_mst(
     x = x.detach().to(torch.float64)
     if not bool(torch.isfinite(x).all()):
         raise ValueError("mutual_reachability_mst: points contain NaN or infinite values")
-    x = x - x.mean(0)  # distances do not change; the Gram-matrix form loses fewer bits near the origin
+    with torch.autocast(device_type=x.device.type, enabled=False):  # the bounds assume float32/64 products
+        # centred: distances do not change, the Gram-matrix form loses fewer bits near the origin
+        return _tree(x - x.mean(0), min_samples, neighbors, cells, block_elems)
+
+
+def _tree(x: Tensor, min_samples: int, neighbors: int, cells: int | None, block_elems: int) -> Tensor:
+    n = x.shape[0]  # distances do not change; the Gram-matrix form loses fewer bits near the origin
     if cells is None:
         cells = 1 if x.device.type == "cuda" else min(64, max(1, n // 150))
     space = BallCells(x, cells, block_elems)
