@@ -65,6 +65,7 @@ def test_tree_weights_equal_a_dense_reference(data: str, min_samples: int) -> No
         parent[ra] = rb
 
 
+@pytest.mark.slow
 def test_partitions_and_neighbour_counts_give_the_same_tree() -> None:
     x = torch.from_numpy(blobs(600, 8, 16, 0.2, 3))
     ref = mutual_reachability_mst(x, 1, cells=1)

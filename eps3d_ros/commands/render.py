@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--scale must be in (0, 16], got {args.scale}")
     from ..io.figures import write_figures
     from ..io.scene_file import load_scene
+    from ..pipeline.config import ModelSourceConfig
+    from ..pipeline.threads import set_threads
+
+    set_threads(ModelSourceConfig().threads)  # as the node: all cores but one (no OpenMP collapse under load)
 
     sf = load_scene(args.scene)
     if sf.cameras is None or sf.cameras.num_views == 0:
