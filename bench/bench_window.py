@@ -79,6 +79,7 @@ def child(args: argparse.Namespace) -> dict:
     rest = windows[1:] or windows
     return {
         "threads_setting": args.threads, "torch_threads": torch.get_num_threads(), "load": args.load,
+        "cpu_s": round(time.process_time(), 2),
         "device": args.device, "dtype": args.dtype, "imports_s": round(imports_s, 3), "load_s": round(load_s, 3),
         "gaussians": snap.scene.num_gaussians, "objects": len(snap.scene.objects),
         "first": windows[0], "tenth": windows[min(9, len(windows) - 1)],
@@ -110,17 +111,21 @@ def run_case(args: argparse.Namespace, threads: int, load: str) -> dict:
 
 
 def summary(cases: list[dict]) -> dict:
-    """Loaded / unloaded window and first / tenth window per threads setting."""
+    """Per threads setting and load: medians over rounds of the window, network and panoptic times (each a
+    median over the windows after the first), the first window over the tenth, the longest ticker wait."""
     out = {}
-    by = {(c["threads_setting"], c["load"]): c for c in cases if "error" not in c}
-    for (threads, load), c in by.items():
-        m = c["median_after_first"]
+    by: dict[tuple, list[dict]] = {}
+    for c in cases:
+        if "error" not in c:
+            by.setdefault((c["threads_setting"], c["load"]), []).append(c)
+    med = lambda xs: round(statistics.median(xs), 4)  # noqa: E731
+    for (threads, load), cs in by.items():
         row = out.setdefault(f"threads={threads}", {})
-        row[f"{load}_window_s"] = m["window"]
-        row[f"{load}_network_s"] = m["network"]
-        row[f"{load}_panoptic_s"] = m["panoptic"]
-        row[f"{load}_first_over_tenth"] = round(c["first"]["window"] / c["tenth"]["window"], 3)
-        row[f"{load}_gil_max_wait_ms"] = c["gil"]["max_wait_ms"]
+        for part in ("window", "network", "panoptic"):
+            row[f"{load}_{part}_s"] = med([c["median_after_first"][part] for c in cs])
+        row[f"{load}_first_over_tenth"] = med([c["first"]["window"] / c["tenth"]["window"] for c in cs])
+        row[f"{load}_gil_max_wait_ms"] = max(c["gil"]["max_wait_ms"] for c in cs)
+        row[f"{load}_load_avg"] = [round(c["load_avg"][0], 2) for c in cs]
     for row in out.values():
         if "busy_window_s" in row and "none_window_s" in row:
             row["busy_over_none"] = round(row["busy_window_s"] / row["none_window_s"], 3)
@@ -132,6 +137,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[-1, 0], help="model.threads values to compare")
     p.add_argument("--load", nargs="+", default=["none", "busy"], choices=["none", "busy"])
     p.add_argument("--windows", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=1, help="run every case this many times, alternating")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--weights", default="", help="model folder (default: the preset with random weights)")
     p.add_argument("--views", type=int, default=4)
@@ -148,15 +154,16 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
     cases = []
-    for threads in args.threads:
-        for load in args.load:
-            print(f"threads={threads} load={load} (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
-            cases.append(run_case(args, threads, load))
-            c = cases[-1]
-            print(json.dumps({k: c.get(k) for k in ("first", "tenth", "median_after_first", "gil", "load_avg", "error")
-                              if k in c}), flush=True)
+    for r in range(args.rounds):  # rounds alternate the cases, so that a change of the machine's load hits all
+        for threads in args.threads:
+            for load in args.load:
+                print(f"round {r}: threads={threads} load={load} (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
+                cases.append({**run_case(args, threads, load), "round": r})
+                c = cases[-1]
+                print(json.dumps({k: c.get(k) for k in ("first", "tenth", "median_after_first", "gil", "load_avg", "error")
+                                  if k in c}), flush=True)
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "config": {k: getattr(args, k) for k in ("preset", "weights", "views", "size", "device", "dtype", "windows")},
+              "config": {k: getattr(args, k) for k in ("preset", "weights", "views", "size", "device", "dtype", "windows", "rounds")},
               "summary": summary(cases), "cases": cases}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -22,10 +22,12 @@ def single_linkage(tree: np.ndarray) -> np.ndarray:
     n = tree.shape[0] + 1
     parent = list(range(2 * n - 1))
     size = [1] * n + [0] * (n - 1)
-    ends = tree[:, :2].astype(np.int64).tolist()
-    out = np.empty((n - 1, 4), dtype=np.float64)
-    rows = []
-    for i, (a, b) in enumerate(ends):
+    # flat lists of ints only: no per-edge tuples or lists, which the garbage collector would track (and
+    # a full collection of a big process holds the GIL for a few hundred ms)
+    ps, qs = tree[:, 0].astype(np.int64).tolist(), tree[:, 1].astype(np.int64).tolist()
+    left, right, sizes = [0] * (n - 1), [0] * (n - 1), [0] * (n - 1)
+    for i in range(n - 1):
+        a, b = ps[i], qs[i]
         ra = a
         while parent[ra] != ra:
             ra = parent[ra]
@@ -37,11 +39,9 @@ def single_linkage(tree: np.ndarray) -> np.ndarray:
         while parent[b] != rb:
             parent[b], b = rb, parent[b]
         s = size[ra] + size[rb]
-        rows.append((ra, rb, s))
+        left[i], right[i], sizes[i] = ra, rb, s
         parent[ra] = parent[rb] = n + i
         size[n + i] = s
-    if rows:
-        r = np.array(rows, dtype=np.float64)
-        out[:, 0], out[:, 1], out[:, 3] = r[:, 0], r[:, 1], r[:, 2]
-        out[:, 2] = tree[:, 2]
+    out = np.empty((n - 1, 4), dtype=np.float64)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = left, right, tree[:, 2], sizes
     return out
