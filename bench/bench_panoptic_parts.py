@@ -15,7 +15,8 @@ spanning_tree, condensed_tree, assign, votes, outliers, pooling, objects, and th
 the reference clustering backend (``hdbscan``) for comparison, the longest wait of a 1 ms ticker thread
 (GIL) during the clustering and the whole stage, and the objects compared with the panoptic code of the
 branch point (``--reference``, default: the merge base with main): identical clusters / objects, or the
-adjusted Rand index of the instance ids. Load average and threads are recorded with the numbers.
+adjusted Rand index of the instance ids. The process starts as the node does (``prepare_process``:
+``model.threads``, warm-up, ``gc.freeze``). Load average and threads are recorded with the numbers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from eps3d_ros.data.synthetic import generate_scene  # noqa: E402
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians  # noqa: E402
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, cluster_instances  # noqa: E402
 from eps3d_ros.pipeline.clouds import cloud_points, cloud_to_bytes  # noqa: E402
-from eps3d_ros.pipeline.threads import set_threads  # noqa: E402
+from eps3d_ros.pipeline.config import Eps3dConfig  # noqa: E402
+from eps3d_ros.pipeline.threads import prepare_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 100_000
@@ -182,12 +184,17 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="device of the Gaussians (the stage runs where they are)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "panoptic_parts.json")
     args = p.parse_args()
-    threads = set_threads(args.threads)
+    start = Eps3dConfig()  # start the process as the node does: threads, panoptic warm-up, gc.freeze
+    start.model.threads, start.model.device = args.threads, args.device
+    threads = prepare_process(start)
     from eps3d_ros.train import load_model_dir
 
     model, text = load_model_dir(ROOT / "models" / "demo_tiny")
     space = SemanticSpace.from_model(model)
     ref = None if args.no_reference else load_reference_panoptic(args.reference or None)
+    import gc
+
+    gc.freeze()  # what the models and the reference code added, as prepare_process did for the rest
     result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                                 "threads": threads, "load_avg_start": os.getloadavg()},
                     "gil_baseline": baseline(1.0), "inputs": {}}
