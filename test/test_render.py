@@ -413,3 +413,25 @@ def test_gsplat_matches_torch(d, use_cov):
     # "auto" picks gsplat for CUDA inputs.
     assert render_gaussians(*map(lambda x: x.detach().cuda(), args), *size, backend="auto",
                             **{k: v.cuda() for k, v in kw.items()}).backend == "gsplat"
+
+
+def test_cameras_rendered_in_batches_under_a_memory_budget_give_the_same_images():
+    from eps3d_ros.render.rasterize import camera_batch_size
+
+    g = torch.Generator().manual_seed(7)
+    n, c = 400, 5
+    means = torch.cat([torch.rand(n, 2, generator=g) - 0.5, 2 + torch.rand(n, 1, generator=g)], 1)
+    args = dict(means=means, opacities=torch.rand(n, generator=g), features=torch.rand(n, 4, generator=g),
+                viewmats=torch.eye(4).repeat(c, 1, 1), Ks=torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).repeat(c, 1, 1),
+                width=32, height=32, scales=0.02 + 0.02 * torch.rand(n, 3, generator=g),
+                rotations=torch.randn(n, 4, generator=g), backend="torch")
+    args["viewmats"][:, 0, 3] = torch.linspace(-0.2, 0.2, c)
+    whole = render_gaussians(**args)
+    small = camera_batch_size(n, 4, c, 1)  # a budget too small for even one camera: one at a time
+    assert small == 1 and camera_batch_size(n, 4, c) == c
+    batched = render_gaussians(**args, max_bytes=1, progress=True)
+    # the same maths; only the padding of tile batches (summation lengths) differs
+    for a, b in ((whole.features, batched.features), (whole.alphas, batched.alphas), (whole.depths, batched.depths)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="max_bytes"):
+        render_gaussians(**args, max_bytes=0)

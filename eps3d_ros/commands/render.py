@@ -1,7 +1,9 @@
 """``eps3d render SCENE --out DIR``: PNG renders of a scene file's views (RGB, semantic, instance, legend).
 
 Files: ``view_NN_rgb.png``, ``view_NN_semantic.png``, ``view_NN_instance.png`` at the camera image size
-times ``--scale``, ``legend.png`` and ``overview.png`` (see :mod:`eps3d_ros.io.figures`).
+times ``--scale``, ``legend.png`` and ``overview.png`` (see :mod:`eps3d_ros.io.figures`). Views are
+rendered in batches under the renderer's memory budget (``eps3d_ros.render.DEFAULT_MAX_BYTES``), with a
+progress bar (on stderr) when there are several batches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--min-alpha", type=float, default=0.5,
                    help="label maps show the background where the rendered opacity is below this (default 0.5)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown for renders of many views)")
     p.set_defaults(func=run)
     return p
 
@@ -38,13 +41,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--scale must be in (0, 16], got {args.scale}")
     from ..io.figures import write_figures
     from ..io.scene_file import load_scene
+    from ..pipeline.config import ModelSourceConfig
+    from ..pipeline.threads import set_threads
+
+    set_threads(ModelSourceConfig().threads)  # as the node: all cores but one (no OpenMP collapse under load)
 
     sf = load_scene(args.scene)
     if sf.cameras is None or sf.cameras.num_views == 0:
         raise UserError(f"{args.scene} has no cameras to render from")
     title = f"{args.scene} ({sf.frame_id}{'' if sf.scale_known else ', scale unknown'})"
     res = write_figures(sf.scene, sf.cameras, args.out, views=views, scale=args.scale, min_alpha=args.min_alpha,
-                        title=title, device=args.device)
+                        title=title, device=args.device, progress=not args.no_progress)
     h, w = res["size"]
     print(f"wrote {len(res['files'])} PNGs to {args.out} ({len(res['views'])} views of {h}x{w} (HxW); "
           f"rendered coverage {', '.join(f'{c:.0%}' for c in res['coverage'])})")

@@ -61,8 +61,9 @@ def _render_cameras(cameras: Any, views: list[int], scale: float) -> tuple[Any, 
 
 def render_views(scene: Any, cameras: Any, views: list[int] | None = None, scale: float = 1.0,
                  min_alpha: float = 0.5, background: tuple[int, int, int] = BACKGROUND,
-                 backend: str = "auto", device: str = "cpu") -> list[ViewImages]:
-    """Render the chosen views (default all) of ``scene`` from ``cameras``."""
+                 backend: str = "auto", device: str = "cpu", progress: bool = False) -> list[ViewImages]:
+    """Render the chosen views (default all) of ``scene`` from ``cameras`` (cameras in batches under the
+    renderer's memory budget; ``progress``: a bar over the batches of long renders)."""
     import torch
 
     from ..render import render_gaussians
@@ -107,7 +108,7 @@ def render_views(scene: Any, cameras: Any, views: list[int] | None = None, scale
     with torch.no_grad():
         for i in range(0, feats.shape[1], _CHUNK):
             f = torch.from_numpy(np.ascontiguousarray(feats[:, i:i + _CHUNK])).to(dev)
-            r = render_gaussians(means, opac, f, E.to(dev), K.to(dev), w, h, backend=backend, **geo)
+            r = render_gaussians(means, opac, f, E.to(dev), K.to(dev), w, h, backend=backend, progress=progress, **geo)
             out_feats.append(r.features.float().cpu())
             alpha = r.alphas[..., 0].float().cpu() if alpha is None else alpha
     fmap = torch.cat(out_feats, dim=-1).numpy()  # [V, h, w, F]
@@ -229,7 +230,8 @@ def overview_image(images: list[ViewImages], legend, views: list[int], tile: int
 
 def write_figures(scene: Any, cameras: Any, out_dir: str | Path, views: list[int] | None = None, scale: float = 1.0,
                   min_alpha: float = 0.5, title: str = "", background: tuple[int, int, int] = BACKGROUND,
-                  backend: str = "auto", device: str = "cpu", inputs: list[np.ndarray] | None = None) -> dict[str, Any]:
+                  backend: str = "auto", device: str = "cpu", inputs: list[np.ndarray] | None = None,
+                  progress: bool = False) -> dict[str, Any]:
     """Render and write the PNGs (see the module docstring); returns ``{"files": [...], "size": (h, w), ...}``.
     ``inputs``: the input images of ``views`` (shown in the overview's first column)."""
     from PIL import Image
@@ -239,7 +241,7 @@ def write_figures(scene: Any, cameras: Any, out_dir: str | Path, views: list[int
         raise NotADirectoryError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     views = list(range(cameras.num_views)) if (views is None and cameras is not None) else views
-    images = render_views(scene, cameras, views, scale, min_alpha, background, backend, device)
+    images = render_views(scene, cameras, views, scale, min_alpha, background, backend, device, progress)
     files = []
     for v, im in zip(views, images):
         for kind, arr in (("rgb", im.rgb), ("semantic", colorize_labels(im.semantic, "semantic", background)),

@@ -45,13 +45,55 @@ def knn_outliers(points: np.ndarray, k: int = 16, std_ratio: float = 2.0) -> np.
     (robust to the outliers themselves) and more than twice the median (so that the natural spread of
     randomly sampled surfaces is kept).
     """
+    pts = np.asarray(points, dtype=np.float64)
+    return grouped_knn_outliers(pts, np.zeros(len(pts), dtype=np.int64), k, std_ratio)
+
+
+def grouped_knn_outliers(points: np.ndarray, groups: np.ndarray, k: int = 16, std_ratio: float = 2.0,
+                         workers: int = 1) -> np.ndarray:
+    """:func:`knn_outliers` of every group at once: ``points [N, 3]``, ``groups [N]`` (object index, any
+    order) → mask ``[N]``, equal to running :func:`knn_outliers` on each group's points.
+
+    Each group gets its own k-d tree (queried on ``workers`` threads, without the GIL); the medians and
+    thresholds of all groups are computed together. (One tree over all points, with the group as a
+    far-apart 4th coordinate, gives the same result but measured 2.5x slower.) Groups of at most ``k + 1``
+    points have no outliers.
+    """
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
-    if len(pts) <= k + 1:
-        return np.zeros(len(pts), dtype=bool)
-    dist, _ = cKDTree(pts).query(pts, k=k + 1)
-    mean_d = dist[:, 1:].mean(1)
-    med = np.median(mean_d)
-    mad = 1.4826 * np.median(np.abs(mean_d - med))
-    return mean_d > max(med + std_ratio * max(mad, 1e-12), 2.0 * med)
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros(len(pts), dtype=bool)
+    if len(pts) == 0:
+        return out
+    _, inv, size = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.argsort(inv, kind="stable")
+    start = np.concatenate([[0], np.cumsum(size)])
+    mean_d = np.zeros(len(pts))
+    big = np.nonzero(size > k + 1)[0]
+    for gi in big:
+        idx = order[start[gi]:start[gi + 1]]
+        sub = pts[idx]
+        dist, _ = cKDTree(sub).query(sub, k=k + 1, workers=workers)
+        mean_d[idx] = dist[:, 1:].mean(1)
+    sel = (size > k + 1)[inv]
+    if not sel.any():
+        return out
+    g = inv[sel]
+    md = mean_d[sel]
+    med = _group_median(md, g)
+    mad = 1.4826 * _group_median(np.abs(md - med[g]), g)
+    out[sel] = md > np.maximum(med + std_ratio * np.maximum(mad, 1e-12), 2.0 * med)[g]
+    return out
+
+
+def _group_median(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``np.median`` of each group (``groups`` in 0..G-1) → ``[G]`` (NaN for an empty group)."""
+    count = np.bincount(groups)
+    order = np.lexsort((values, groups))
+    v = values[order]
+    start = np.cumsum(count) - count
+    lo = start + (count - 1) // 2
+    hi = start + count // 2
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, (v[np.minimum(lo, len(v) - 1)] + v[np.minimum(hi, len(v) - 1)]) / 2, np.nan)

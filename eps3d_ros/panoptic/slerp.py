@@ -52,7 +52,7 @@ def weighted_slerp_pool(embeddings: Tensor, weights: Tensor | None = None) -> tu
     e = torch.nn.functional.normalize(embeddings[keep], dim=-1)
     w = w[keep]
     # Heaviest first, so that merges pair regions of similar weight (as PE3R's area-sorted order).
-    order = torch.argsort(w, descending=True)
+    order = torch.argsort(w, descending=True, stable=True)
     e, w = e[order], w[order]
     while e.shape[0] > 1:
         if e.shape[0] % 2:  # carry the lightest one to the next round unchanged

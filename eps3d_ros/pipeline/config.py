@@ -39,8 +39,11 @@ class ModelSourceConfig:
     config: str = ""  # optional config JSON overriding what the weights carry
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     allow_random_weights: bool = False  # refuse to start without weights unless explicitly allowed
+    threads: int = -1  # CPU threads: -1 all cores but one, 0 torch's default, N exactly N (pipeline/threads.py)
 
     def validate(self) -> "ModelSourceConfig":
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < -1:
+            raise ValueError(f"model.threads must be an int >= -1, got {self.threads!r}")
         if not self.weights and not self.allow_random_weights:
             demo = Path(__file__).resolve().parents[2] / "models" / "demo_tiny"
             hint = f"; to try it, this repository ships a demo model: model.weights:={demo}" if demo.is_dir() else ""

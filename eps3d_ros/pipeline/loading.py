@@ -20,6 +20,7 @@ from ..model.bundle import ModelBundle
 from ..panoptic.text import TINY_TEST_MODEL, TextEncoder, TextEncoderConfig, register_tiny_test_model
 from .config import AUTO, Eps3dConfig
 from .reconstruct import Reconstructor
+from .threads import prepare_process
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     bundle = ModelBundle.load(m.weights) if m.weights else None
     cfg, text_config, line = resolve_config(config, bundle)
     log.info("%s", line)
+    prepare_process(cfg)  # threads (model.threads) and the panoptic stage's one-off costs, once
     if bundle is not None:
         model = bundle.load_network(device=device, config=m.config or None)
     else:

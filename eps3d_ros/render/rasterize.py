@@ -16,7 +16,7 @@ from eps3d_ros.conventions import covariance_from_scale_rotation, to_homogeneous
 from eps3d_ros.render.gsplat_backend import gsplat_unavailable_reason, rasterize_gsplat
 from eps3d_ros.render.torch_backend import rasterize_torch
 
-__all__ = ["RenderOutput", "render_gaussians", "has_gsplat"]
+__all__ = ["RenderOutput", "render_gaussians", "has_gsplat", "camera_batch_size", "DEFAULT_MAX_BYTES"]
 
 BACKENDS = ("auto", "torch", "gsplat")
 
@@ -53,6 +53,8 @@ def render_gaussians(
     far_plane: float = 1e10,
     eps2d: float = 0.3,
     backend: str = "auto",
+    max_bytes: int | None = None,
+    progress: bool = False,
 ) -> RenderOutput:
     """Render N 3D Gaussians into C images of ``height x width`` with any number D of channels.
 
@@ -62,6 +64,11 @@ def render_gaussians(
     (pure PyTorch, differentiable, any device), ``"gsplat"`` (CUDA) or ``"auto"`` (gsplat when the
     inputs are on CUDA and gsplat is usable, else torch). Raises ``ValueError`` on bad inputs and
     ``RuntimeError`` when ``backend="gsplat"`` cannot run.
+
+    Memory: the cameras are rendered in batches whose working set (estimated from the number of
+    (camera, Gaussian) pairs, see :func:`camera_batch_size`) stays within ``max_bytes`` (default
+    :data:`DEFAULT_MAX_BYTES`); the outputs ``[C, H, W, D]`` come on top. ``progress``: a tqdm bar over the
+    batches when there are several.
     """
     _check_tensor("means", means, ("N", 3))
     N, dev = means.shape[0], means.device
@@ -134,6 +141,50 @@ def render_gaussians(
         if why is not None:
             raise RuntimeError(f"backend='gsplat' cannot run: {why}; use backend='torch' or 'auto'")
 
+    if max_bytes is not None and max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    if use == "torch" and covariances is None:  # once for all batches
+        covariances = covariance_from_scale_rotation(scales, rotations)
+        scales = rotations = None
+    per = camera_batch_size(N, D, C, max_bytes, width, height)
+    if per < C:
+        batches = range(0, C, per)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"render {C} views", unit="batch", total=-(-C // per))
+        parts = [_render(use, means, opacities, features, viewmats[i:i + per], Ks[i:i + per], width, height,
+                         covariances, scales, rotations, None if backgrounds is None else backgrounds[i:i + per],
+                         near_plane, far_plane, eps2d, dt) for i in batches]
+        return RenderOutput(features=torch.cat([p[0] for p in parts]), alphas=torch.cat([p[1] for p in parts]),
+                            depths=torch.cat([p[2] for p in parts]), backend=use)
+    feats, alphas, depths = _render(use, means, opacities, features, viewmats, Ks, width, height, covariances, scales,
+                                    rotations, backgrounds, near_plane, far_plane, eps2d, dt)
+    return RenderOutput(features=feats, alphas=alphas, depths=depths, backend=use)
+
+
+# Working-set budget of one batch of cameras (both backends), and the estimate it is checked against:
+# per visible (camera, Gaussian) pair the projection keeps ~60 values, the compositing ~(D + 2) values per
+# pair plus ~6 index values per (pair, tile) intersection; float32 values, int64 indices.
+DEFAULT_MAX_BYTES = 1 << 30
+_PAIR_BYTES = 4 * 60
+_ISECT_BYTES = 8 * 6
+_ISECTS_PER_PAIR = 4
+
+
+def camera_batch_size(n: int, d: int, cameras: int, max_bytes: int | None = None, width: int = 0,
+                      height: int = 0) -> int:
+    """How many of ``cameras`` to render at once so that their (camera, Gaussian) pairs stay within
+    ``max_bytes`` (assuming every Gaussian is visible in every camera: an upper bound)."""
+    budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    per_camera = max(1, n) * (_PAIR_BYTES + 4 * (d + 2) + _ISECT_BYTES * _ISECTS_PER_PAIR)
+    per_camera += 4 * (d + 2) * width * height  # the camera's image
+    return int(max(1, min(cameras, budget // per_camera)))
+
+
+def _render(use, means, opacities, features, viewmats, Ks, width, height, covariances, scales, rotations,
+            backgrounds, near_plane, far_plane, eps2d, dt):
+    """One batch of cameras through the chosen backend: ``(features, alphas, depths)``."""
     common = dict(backgrounds=backgrounds, near_plane=float(near_plane), far_plane=float(far_plane), eps2d=float(eps2d))
     if use == "gsplat":
         feats, alphas, depths = rasterize_gsplat(
@@ -150,7 +201,7 @@ def render_gaussians(
             **{**common, "backgrounds": up(backgrounds)},
         )
         feats, alphas, depths = feats.to(dt), alphas.to(dt), depths.to(dt)
-    return RenderOutput(features=feats, alphas=alphas, depths=depths, backend=use)
+    return feats, alphas, depths
 
 
 def _check_tensor(name: str, x: object, shape: tuple, device: torch.device | None = None) -> None:
