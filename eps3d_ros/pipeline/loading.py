@@ -126,7 +126,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     p = cfg.pipeline
     t0 = time.perf_counter()
     with torch.inference_mode():
-        model(torch.zeros(1, min(2, p.window_size), 3, p.image_height, p.image_width, device=device))
+        model(torch.zeros(1, p.window_size, 3, p.image_height, p.image_width, device=device))  # the window's shape
     text.prototypes(cfg.panoptic.vocabulary)
     log.info("model on %s, warm-up %.2f s", device, time.perf_counter() - t0)
     return Reconstructor(model, text, cfg, bundle)
