@@ -39,7 +39,6 @@ def child(args: argparse.Namespace) -> dict:
 
     from gil_ticker import GilTicker
 
-    from eps3d_ros.commands import text_config
     from eps3d_ros.data.synthetic import generate_scene
     from eps3d_ros.pipeline.clouds import cloud_points, cloud_to_bytes
     from eps3d_ros.pipeline.config import Eps3dConfig
@@ -52,7 +51,9 @@ def child(args: argparse.Namespace) -> dict:
     cfg.model.allow_random_weights = not args.weights
     cfg.model.device = args.device
     cfg.model.threads = args.threads
-    cfg.text = text_config(ROOT / "models" / "demo_tiny", None, None, "cpu")
+    if not args.weights:  # random network weights: the demo model's text encoder (the folder gives its own)
+        cfg.text.model = "eps3d-tiny-clip"
+        cfg.text.pretrained = str(ROOT / "models" / "demo_tiny" / "text_encoder.safetensors")
     cfg.pipeline.image_height = cfg.pipeline.image_width = args.size
     cfg.pipeline.window_size = args.views
     cfg.pipeline.buffer_size = max(cfg.pipeline.buffer_size, args.views)

@@ -399,9 +399,13 @@ def test_rosbag_replay_with_depth_and_tf_is_metric(tmp_path) -> None:
         xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
         fused = np.concatenate([seq.world_points(i).reshape(-1, 3) for i in range(5)])
         dist, _ = cKDTree(fused[np.isfinite(fused).all(1)][::3]).query(xyz)
-        # map points are voxel means; the random test network makes some "things" span the room, whose point
-        # budget then coarsens their voxels: the bulk lies on the measured surfaces
-        assert np.percentile(dist, 50) < 0.01 and np.percentile(dist, 75) < 0.05, np.percentile(dist, [50, 75, 99])
+        # the published map's points are voxel means: the bulk on the measured surfaces
+        assert np.percentile(dist, 50) < 0.01, np.percentile(dist, [50, 75, 99])
+        # the window's Gaussians lie on the fused measured cloud where the sensor measured depth (measured depth
+        # through TF); the rest (no depth: ~15 % of Redwood's pixels) keep the random network's centres
+        means = h.node.session.snapshot.scene.means.astype(np.float64)
+        dist, _ = cKDTree(fused[np.isfinite(fused).all(1)][::3]).query(means)
+        assert np.percentile(dist, 75) < 0.01, np.percentile(dist, [50, 75, 99])
         assert h.node.session.snapshot.scale_known and h.node.session.snapshot.frame_id == "map"
         assert CAMERA_FRAME in h.node._poses.frames()
     finally:
@@ -499,7 +503,8 @@ def test_lifecycle_cycles_leave_one_publisher_per_topic_and_nothing_stale(scene)
             n.trigger_activate()
             assert h.wait_for(lambda: all(peer.count_publishers(t) == 1 for t in topics), 10), \
                 {t: peer.count_publishers(t) for t in topics}
-            assert h.wait_for(lambda: peer.count_publishers("/diagnostics") == 1, 10)
+            assert h.wait_for(lambda: [t for t, _ in peer.get_publisher_names_and_types_by_node(
+                "eps3d_node", "/cycles")].count("/diagnostics") == 1, 10)
             assert len(peer.get_service_names_and_types_by_node("eps3d_node", "/cycles")) > 0
         late = []
         peer.create_subscription(ObjectArray, "eps3d_node/objects", late.append, LATCHED)

@@ -12,6 +12,7 @@ threads while the next one is being built.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,15 @@ from .config import Eps3dConfig
 from .frames import Frame
 from .intake import window_frames
 
-__all__ = ["SceneSnapshot", "Reconstructor", "measured_world_points"]
+__all__ = ["SceneSnapshot", "Reconstructor", "Cancelled", "measured_world_points"]
+
+# Modules whose start is a point where a window may be abandoned (the transformer blocks and the heads'
+# fusion stages: a few tens of milliseconds apart even for the release model on a CPU).
+_CANCEL_POINTS = frozenset({"Block", "FeatureFusionBlock", "DPTHead"})
+
+
+class Cancelled(RuntimeError):
+    """The window was abandoned on request (the session is closing, or was reset)."""
 
 
 @dataclass(frozen=True, eq=False)  # identity equality/hash: numpy fields have no truth value
@@ -64,14 +73,30 @@ class Reconstructor:
         self.space = SemanticSpace.from_model(model)  # the expansion into the text space, read once
         self.device = next(model.parameters()).device
         self.bundle = bundle
+        self._cancel: threading.Event | None = None
+        for module in model.modules():
+            if type(module).__name__ in _CANCEL_POINTS:
+                module.register_forward_pre_hook(self._check_cancel)
 
     @property
     def input_box(self) -> tuple[int, int]:
         """The box frames are fitted into (the model's native size unless the user gave another)."""
         return self.config.pipeline.image_height, self.config.pipeline.image_width
 
-    def run(self, frames: Sequence[Frame]) -> SceneSnapshot:
-        frames = list(frames)
+    def run(self, frames: Sequence[Frame], cancel: threading.Event | None = None) -> SceneSnapshot:
+        """One window → a snapshot. ``cancel``: when set (from another thread) the run stops at the next block of
+        the network or between stages and raises :class:`Cancelled`."""
+        self._cancel = cancel
+        try:
+            return self._run(list(frames))
+        finally:
+            self._cancel = None
+
+    def _check_cancel(self, *_: Any) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("the window was abandoned")
+
+    def _run(self, frames: list[Frame]) -> SceneSnapshot:
         if not frames:
             raise ValueError("cannot reconstruct from an empty window of frames")
         for f in frames:
@@ -99,6 +124,7 @@ class Reconstructor:
                     notes.append(note)
             cameras = _scene_cameras(pred, align, small)
             t3 = self._tick()
+        self._check_cancel()
 
         newest = max(f.stamp for f in frames)
         scene = build_scene(g, self.space, self.text_encoder, cfg.panoptic, metadata={

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import logging
 import threading
 import time
@@ -47,7 +48,7 @@ from .config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
 from .frames import Frame
 from .intake import prepare_frame
-from .reconstruct import SceneSnapshot
+from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
 
 __all__ = ["Session", "SessionUpdate", "ConfigChange"]
@@ -99,6 +100,7 @@ class Session:
         self._stats = {"windows": 0, "failures": 0, "dropped_after_reset": 0, "last_error": "", "last_fusion_s": 0.0}
         self._last_note: dict[str, float] = {}
         self.last_offer: AddResult | None = None
+        self._running_cancel = threading.Event()  # set to abandon the window being reconstructed
         self._worker = InferenceWorker(self._run_window, self._window_done, self._window_failed)
 
     @classmethod
@@ -193,6 +195,7 @@ class Session:
         """Forget frames, map and scene now; a window still running is dropped when it finishes."""
         with self._lock:
             self._generation += 1
+            self._running_cancel.set()  # the window being reconstructed is dropped anyway: stop it early
             self._worker.discard_waiting()
             self.buffer.reset()
             update = self._map.clear()
@@ -247,15 +250,24 @@ class Session:
         return loaded
 
     def close(self, timeout: float | None = 10.0) -> bool:
-        """Stop taking frames, drop queued work, let a running window finish (its result is not published);
-        True when the worker ended within ``timeout``."""
+        """Stop taking frames, drop queued work, abandon a running window (a reconstructor with ``run(frames,
+        cancel)`` stops at its next network block or stage; another finishes, unpublished); True when the
+        worker ended within ``timeout``."""
         self._closing = True
+        self._running_cancel.set()
         return self._worker.stop(timeout)
 
     # ---------------------------------------------------------------------------- worker side
     def _run_window(self, frames: list[Frame]) -> tuple[int, SceneSnapshot]:
-        generation = self._generation
-        return generation, self.reconstructor.run(frames)
+        with self._lock:
+            generation = self._generation
+            self._running_cancel = cancel = threading.Event()
+            if self._closing:
+                cancel.set()
+        run = self.reconstructor.run
+        if "cancel" in inspect.signature(run).parameters:
+            return generation, run(frames, cancel=cancel)
+        return generation, run(frames)
 
     def _window_done(self, result: tuple[int, SceneSnapshot]) -> None:
         generation, snap = result
@@ -281,6 +293,9 @@ class Session:
         self._publish(SessionUpdate("window", update, snap, {**snap.timings, "fusion": fusion}))
 
     def _window_failed(self, error: Exception, frames: list[Frame]) -> None:
+        if isinstance(error, Cancelled):
+            self._stats["dropped_after_reset"] += 1  # abandoned by reset() or close(): not a failure
+            return
         message = f"reconstruction of {len(frames)} frames failed: {type(error).__name__}: {error}"
         self._stats["failures"] += 1
         self._stats["last_error"] = message

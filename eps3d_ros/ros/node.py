@@ -11,6 +11,7 @@ group and reads the map's published state, so it never waits for inference.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import rclpy
@@ -99,7 +100,7 @@ class Eps3dNode(LifecycleNode):
             if self.session is not None:
                 self.trigger_activate()
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         """Everything created in configure / activate destroyed; a window still running is not published."""
         self._release_inputs()
         if self.session is not None:
@@ -186,12 +187,11 @@ def main(args=None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # SIGINT / SIGTERM: rclpy shut the context down
     finally:
-        try:
-            node.close()
-            node.destroy_node()
-            executor.shutdown(timeout_sec=1.0)
-        except KeyboardInterrupt:
-            pass  # a second Ctrl-C while closing: leave now
+        for sig in (signal.SIGINT, signal.SIGTERM):  # closing is bounded; half-destroyed DDS entities are not
+            signal.signal(sig, signal.SIG_IGN)
+        node.close()
+        executor.shutdown(timeout_sec=5.0)  # its threads stop before the node they serve is destroyed
+        node.destroy_node()
         rclpy.try_shutdown()
 
 
