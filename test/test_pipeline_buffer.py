@@ -55,7 +55,7 @@ def test_staleness() -> None:
     assert not r and r.reason == "stale" and "more than max_frame_age 1.0 s" in r.message
     assert buf.add(frame(1.8))  # 0.0 and 0.5 fall behind 1.8 - 1.0 = 0.8 and leave
     assert [f.stamp for f in buf.frames()] == [1.0, 1.4, 1.8]
-    assert buf.stats()["dropped"]["stale"] == 3  # one refused + two expired
+    assert buf.stats()["dropped"]["stale"] == 1 and buf.stats()["dropped"]["aged_out"] == 2  # refused; expired
 
 
 def test_time_jump_back_resets_after_consecutive_stale_frames() -> None:

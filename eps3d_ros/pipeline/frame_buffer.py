@@ -2,8 +2,8 @@
 
 Admission rules (each refusal or drop has a reason string the node can log, and is counted):
 
-* ``stale``: a frame older than ``newest - max_frame_age`` is refused; buffered frames that fall
-  behind ``newest - max_frame_age`` when a newer frame arrives are dropped;
+* ``stale``: a frame older than ``newest - max_frame_age`` is refused; ``aged_out``: buffered frames that
+  fall behind ``newest - max_frame_age`` when a newer frame arrives leave (the normal course of a stream);
 * ``out_of_order``: a frame older than the last accepted one is refused (windows are built from a
   time-ordered buffer); ``duplicate``: same stamp as the last accepted one;
 * ``future``: a frame stamped more than ``max_future_stamp`` seconds after ``now`` (the caller's clock,
@@ -32,7 +32,8 @@ from .intake import select_keyframes
 
 __all__ = ["AddResult", "EmptyBufferError", "FrameBuffer", "DROP_REASONS"]
 
-DROP_REASONS = ("stale", "future", "out_of_order", "duplicate", "overflow", "size_change", "time_jump", "reset")
+DROP_REASONS = ("stale", "future", "out_of_order", "duplicate", "aged_out", "overflow", "size_change", "time_jump",
+                "reset")
 
 
 class EmptyBufferError(LookupError):
@@ -111,7 +112,7 @@ class FrameBuffer:
             self._since_window += 1
             while self._frames and self._frames[0].stamp < frame.stamp - cfg.max_frame_age:
                 self._bytes -= _nbytes(self._frames.popleft())
-                self._dropped["stale"] += 1
+                self._dropped["aged_out"] += 1
             self._bytes += _nbytes(frame)
             while len(self._frames) > 1 and (len(self._frames) > cfg.buffer_size
                                              or self._bytes > cfg.max_buffer_mb * 2**20):

@@ -284,7 +284,7 @@ class Session:
         for note in update.notes:
             log.warning("%s", note)
         if snap.alignment.warning:
-            self._note("alignment", snap.alignment.warning, logging.WARNING, every_s=10.0)
+            self._note("alignment", snap.alignment.warning, logging.WARNING, every_s=60.0)  # also in diagnostics
         log.info("window of %d views at %.3f s: %d objects in '%s' (%s), map %d objects (+%d, %d updated, %d "
                  "merged, %d removed) in %.2f s + fusion %.3f s", len(snap.window_stamps), snap.stamp,
                  len(snap.scene.objects), snap.frame_id, "metric" if snap.scale_known else "scale unknown",
