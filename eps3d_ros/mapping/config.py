@@ -23,7 +23,7 @@ class MapConfig:
 
     # ---- association (a window's detection ↔ a map thing), see mapping/association.py
     association_voxel_size: float = 0.05  # m; grid on which the overlap of two point sets is counted
-    min_overlap: float = 0.2  # overlap (max of voxel overlap coefficient and box IoU) a match needs
+    min_overlap: float = 0.2  # overlap a match needs: max of voxel overlap, box IoU (same label: + proximity)
     label_mismatch_overlap: float = 0.6  # a detection with another label than the map thing matches only above this
     min_embedding_similarity: float = 0.5  # cosine of the two pooled embeddings a match needs
     embedding_weight: float = 0.5  # match score = overlap + embedding_weight * cosine + label_weight * [same label]
