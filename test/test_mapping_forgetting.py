@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from eps3d_ros.mapping import MapConfig, ObjectMap
-from eps3d_ros.mapping.visibility import points_seen, seen_places, zbuffer
+from eps3d_ros.mapping.visibility import points_seen, seen_places, silhouette_pixels, zbuffer
 from test_mapping_world import Thing, World, map_config, ring, table_world, window
 
 MUG = 0  # index of the mug at the origin in table_world()
@@ -66,8 +66,8 @@ def test_an_occluded_object_stays() -> None:
     m, mug = mapped(map_config(remove_after_misses=1))
     # the mug is gone, but a big ball between the camera and its place hides where it was
     rest = table_world().without(MUG).things
-    hidden = World([Thing("ball", (0.75, 0.0, 0.29), 0.2)] + rest)
-    eye = (1.5, 0.0, 0.5)
+    hidden = World([Thing("ball", (0.5, 0.0, 0.24), 0.15)] + rest)
+    eye = (1.0, 0.0, 0.4)
     for k in range(3):
         up = m.integrate(window(hidden, [eye], [tuple(MUG_AT)], stamp=3.0 + k))
         assert up.removed == () and mug not in up.missed
@@ -133,21 +133,32 @@ def test_a_thing_too_small_in_the_images_is_not_missed() -> None:
     far = window(gone, [(1.8, 0.0, 1.0)], [tuple(MUG_AT)], stamp=3.0)
     obj = m.object_by_id(mug)
     assert seen_places([obj], far.cameras, map_config(min_visible_pixels=0.0))[0]  # in view, nothing in front
-    assert not seen_places([obj], far.cameras, MapConfig())[0]  # but ~14 pixels of a 48 x 64 image
+    assert not seen_places([obj], far.cameras, MapConfig())[0]  # but a few pixels of a 48 x 64 image
     up = m.integrate(far)
     assert up.removed == () and m.object_by_id(mug).misses == 0
     up = m.integrate(window(gone, [(0.6, 0.0, 0.5)], [tuple(MUG_AT)], stamp=4.0))
     assert up.removed == (mug,)
 
 
-def test_pixel_support_of_a_seen_point() -> None:
-    """A voxel of edge s at depth z seen face-on covers fx fy (s / z)^2 pixels, summed over the cameras."""
+def test_silhouette_pixels_count_the_covered_area() -> None:
+    """A square patch facing the camera covers its projected area in pixels, whether its points are sparser than
+    the pixels (near) or denser (far), and a second layer behind it (a surface thickened by noise) adds nothing."""
     from eps3d_ros.cameras import Cameras
 
-    K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
-    E = np.tile(np.eye(4)[:3], (2, 1, 1))
-    depth = np.full((2, 48, 64), 5.0, np.float32)
-    cams = Cameras(E, np.stack([K, K]), 48, 64, depth=depth)
-    seen, pixels = points_seen(np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 6.0]]), cams, depth, map_config(), 0.02)
-    assert seen.tolist() == [True, False]  # the second is behind the depth: occluded
-    np.testing.assert_allclose(pixels, [2 * 100 * 100 * 0.02 ** 2 / 4, 0.0])
+    K = np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]])
+    E = np.eye(4)[:3][None]
+    xs = np.arange(-0.1, 0.1, 0.02) + 0.01  # a 20 cm square of 2 cm voxels, 10 x 10 points
+    patch = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
+    cfg = map_config(visibility_max_range=10.0)
+    for z in (0.5, 2.0, 8.0):
+        depth = np.full((1, 96, 128), z + 1.0, np.float32)  # a wall behind it
+        cams = Cameras(E, K[None], 96, 128, depth=depth)
+        one = np.c_[patch, np.full(len(patch), z)]
+        two = np.concatenate([one, one + [0.004, 0.004, 0.01]])  # thickened: a shifted copy 1 cm behind
+        true_area = (100 * 0.2 / z) ** 2
+        for pts in (one, two):
+            px = silhouette_pixels(pts, np.zeros(len(pts), np.int64), np.array([0.02]), cams, depth, cfg)[0]
+            # within the pixels a 20 cm square can touch (straddling pixel borders: one more per side)
+            assert 0.8 * true_area <= px <= (np.sqrt(true_area) + 2) ** 2, (z, px, true_area)
+        assert points_seen(one, cams, depth, cfg).all()
+        assert not points_seen(one + [0, 0, 2.0], cams, depth, cfg).any()  # behind the wall: occluded

@@ -23,7 +23,7 @@ class MapConfig:
 
     # ---- association (a window's detection ↔ a map thing), see mapping/association.py
     association_voxel_size: float = 0.05  # m; grid on which the overlap of two point sets is counted
-    min_overlap: float = 0.2  # overlap (max of voxel overlap coefficient and box IoU) a match needs
+    min_overlap: float = 0.2  # overlap a match needs: max of voxel overlap, box IoU (same label: + proximity)
     label_mismatch_overlap: float = 0.6  # a detection with another label than the map thing matches only above this
     min_embedding_similarity: float = 0.5  # cosine of the two pooled embeddings a match needs
     embedding_weight: float = 0.5  # match score = overlap + embedding_weight * cosine + label_weight * [same label]
@@ -38,8 +38,8 @@ class MapConfig:
     visibility_min_range: float = 0.1  # m; nearer points count as not seen (inside the camera's blind zone)
     occlusion_tolerance: float = 0.05  # m; depth more than this in front of a point = occluded (not seen)
     min_visible_fraction: float = 0.3  # fraction of a thing's sampled points seen for its place to count as seen
-    # pixels the seen part of a thing must cover (summed over the window's cameras) for its place to count as
-    # seen: smaller in the images, the panoptic stage may miss it (panoptic.min_object_points is 30)
+    # pixels the seen part of a thing must cover (its silhouette, summed over the window's cameras) for its place
+    # to count as seen: smaller in the images, the panoptic stage may miss it (panoptic.min_object_points is 30)
     min_visible_pixels: float = 60.0
     visibility_samples: int = 64  # points per thing tested (evenly spread over its points)
 

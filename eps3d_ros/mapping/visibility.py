@@ -15,9 +15,11 @@ A thing's place is seen when both
 * the fraction of its sampled points (``visibility_samples``, evenly spread over its points) that are
   seen reaches ``min_visible_fraction`` (a present object hides its own far side, about half its points,
   so the default 0.3 stays below one half), and
-* the seen part would cover at least ``min_visible_pixels`` pixels, summed over the cameras: each seen
-  point stands for ``P / samples`` map points, each a voxel of edge ``voxel_size`` seen face-on at depth
-  ``z``, i.e. ``fx fy (voxel_size / z)^2`` pixels. A thing that small or that far in the images may be
+* the seen part covers at least ``min_visible_pixels`` pixels, summed over the cameras: all its seen
+  points are projected and the distinct cells they fall in are counted, on a grid of cells of
+  ``c = max(1, f voxel_size / z̄)`` pixels (``f = sqrt(fx fy)``, ``z̄`` the mean depth of its seen points in
+  that camera), times ``c²``: the area of its silhouette, whether its points are sparser than the pixels
+  (near) or denser (far, or a surface thickened by pose noise). A thing that small in the images may be
   missed by the panoptic stage (``panoptic.min_object_points``), so not detecting it is no evidence.
 
 Depth: the window's camera depth (``Cameras.depth``: measured where the frames had it, else the
@@ -50,33 +52,54 @@ def sample_points(objects: Sequence[MapObject], samples: int) -> tuple[np.ndarra
     return np.concatenate(pts).astype(np.float64), np.concatenate(owner)
 
 
-def points_seen(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfig,
-                voxel_size: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(seen [Q] bool, pixels [Q])`` for map-frame ``points [Q, 3]``: whether any camera sees each one (rules 1-3
-    above; ``depth [S, H, W]``), and the pixels its voxel (edge ``voxel_size``, scalar or ``[Q]``) covers face-on,
-    summed over the cameras that see it."""
+def _visible(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfig, s: int):
+    """Camera ``s``: ``(indices of the points it sees, their u, v, z)`` (rules 1-3 above)."""
     H, W = cameras.height, cameras.width
+    E, K = cameras.extrinsics[s], cameras.intrinsics[s]
+    pc = points @ E[:, :3].T + E[:, 3]  # [Q, 3] camera frame, OpenCV axes
+    z = pc[:, 2]
+    ok = (z > config.visibility_min_range) & (z <= config.visibility_max_range)
+    zs = np.where(ok, z, 1.0)  # no division by ~0 behind the camera (those points are out anyway)
+    uvw = pc @ K.T
+    u, v = uvw[:, 0] / zs, uvw[:, 1] / zs
+    col, row = np.round(u), np.round(v)
+    ok &= (col >= 0) & (col < W) & (row >= 0) & (row < H)
+    idx = np.nonzero(ok)[0]
+    d = depth[s, row[idx].astype(np.int64), col[idx].astype(np.int64)]
+    with np.errstate(invalid="ignore"):
+        vis = np.isfinite(d) & (d > 0) & (d >= z[idx] - config.occlusion_tolerance)
+    idx = idx[vis]
+    return idx, u[idx], v[idx], z[idx]
+
+
+def points_seen(points: np.ndarray, cameras, depth: np.ndarray, config: MapConfig) -> np.ndarray:
+    """``[Q]`` bool: which map-frame ``points [Q, 3]`` any camera sees (rules 1-3 above); ``depth [S, H, W]``."""
     seen = np.zeros(len(points), dtype=bool)
-    pixels = np.zeros(len(points))
-    size2 = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64) ** 2, (len(points),))
     for s in range(cameras.num_views):
-        E, K = cameras.extrinsics[s], cameras.intrinsics[s]
-        pc = points @ E[:, :3].T + E[:, 3]  # [Q, 3] camera frame, OpenCV axes
-        z = pc[:, 2]
-        ok = (z > config.visibility_min_range) & (z <= config.visibility_max_range)
-        zs = np.where(ok, z, 1.0)  # no division by ~0 behind the camera (those points are out anyway)
-        uvw = pc @ K.T
-        col = np.round(uvw[:, 0] / zs)
-        row = np.round(uvw[:, 1] / zs)
-        ok &= (col >= 0) & (col < W) & (row >= 0) & (row < H)
-        idx = np.nonzero(ok)[0]
-        d = depth[s, row[idx].astype(np.int64), col[idx].astype(np.int64)]
-        with np.errstate(invalid="ignore"):
-            vis = np.isfinite(d) & (d > 0) & (d >= z[idx] - config.occlusion_tolerance)
-        hit = idx[vis]
-        seen[hit] = True
-        pixels[hit] += K[0, 0] * K[1, 1] * size2[hit] / z[hit] ** 2
-    return seen, pixels
+        seen[_visible(points, cameras, depth, config, s)[0]] = True
+    return seen
+
+
+def silhouette_pixels(points: np.ndarray, owner: np.ndarray, voxel_sizes: np.ndarray, cameras, depth: np.ndarray,
+                      config: MapConfig) -> np.ndarray:
+    """``[M]`` pixels covered by the seen points of each object (``owner [Q]`` in ``0..M-1``, ``voxel_sizes [M]``),
+    summed over the cameras (see the module docstring)."""
+    m = len(voxel_sizes)
+    total = np.zeros(m)
+    for s in range(cameras.num_views):
+        idx, u, v, z = _visible(points, cameras, depth, config, s)
+        if not len(idx):
+            continue
+        o = owner[idx]
+        count = np.bincount(o, minlength=m)
+        zmean = np.bincount(o, weights=z, minlength=m) / np.maximum(count, 1)
+        f = float(np.sqrt(cameras.intrinsics[s][0, 0] * cameras.intrinsics[s][1, 1]))
+        cell = np.maximum(1.0, f * voxel_sizes / np.where(zmean > 0, zmean, np.inf))  # [M] pixels per cell side
+        cu = np.floor((u + 0.5) / cell[o]).astype(np.int64)  # u + 0.5 in [0, W): pixel (u, v)'s centre is at (u, v)
+        cv = np.floor((v + 0.5) / cell[o]).astype(np.int64)
+        keys = np.unique((o * (cameras.width + 2) + cu) * (cameras.height + 2) + cv)
+        total += np.bincount(keys // ((cameras.width + 2) * (cameras.height + 2)), minlength=m) * cell ** 2
+    return total
 
 
 def seen_places(objects: Sequence[MapObject], cameras, config: MapConfig, gaussians: np.ndarray | None = None
@@ -91,13 +114,17 @@ def seen_places(objects: Sequence[MapObject], cameras, config: MapConfig, gaussi
             return np.zeros(len(objects), dtype=bool)
         depth = zbuffer(gaussians, cameras)
     pts, owner = sample_points(objects, config.visibility_samples)
-    sizes = np.array([o.voxel_size for o in objects])[owner]
-    seen, pixels = points_seen(pts, cameras, depth, config, sizes)
+    seen = points_seen(pts, cameras, depth, config)
     m = len(objects)
-    samples = np.maximum(np.bincount(owner, minlength=m), 1)
-    frac = np.bincount(owner, weights=seen, minlength=m) / samples
-    area = np.bincount(owner, weights=pixels, minlength=m) * np.array([o.point_count for o in objects]) / samples
-    return (frac >= config.min_visible_fraction) & (area >= config.min_visible_pixels)
+    frac = np.bincount(owner, weights=seen, minlength=m) / np.maximum(np.bincount(owner, minlength=m), 1)
+    out = frac >= config.min_visible_fraction
+    cand = np.nonzero(out)[0]
+    if len(cand) and config.min_visible_pixels > 0:  # all points of the candidates: their silhouettes
+        every = np.concatenate([objects[k].points for k in cand]).astype(np.float64)
+        own = np.repeat(np.arange(len(cand)), [objects[k].point_count for k in cand])
+        sizes = np.array([objects[k].voxel_size for k in cand])
+        out[cand] = silhouette_pixels(every, own, sizes, cameras, depth, config) >= config.min_visible_pixels
+    return out
 
 
 def zbuffer(points: np.ndarray, cameras) -> np.ndarray:
