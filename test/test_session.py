@@ -217,3 +217,28 @@ def test_from_model_dir_fills_from_the_bundle() -> None:
         s.close()
     with pytest.raises(ValueError, match="unknown setting 'pipeline.nope'"):
         Session.from_model_dir(REPO / "models" / "demo_tiny", **{"pipeline.nope": 1})
+
+
+def test_big_frames_are_held_at_the_network_size_and_buffer_events_are_logged_once(oracle, caplog) -> None:
+    """A 12-MP camera: the buffer keeps 112x84 frames, not camera resolution; a clock that jumps back resets the
+    buffer with one log line saying why."""
+    import logging
+
+    from eps3d_ros.pipeline.frames import Frame
+
+    s = Session(session_config(every=0), oracle)
+    try:
+        rgb = np.zeros((3000, 4000, 3), np.uint8)
+        K = np.array([[3000.0, 0, 1999.5], [0, 3000.0, 1499.5], [0, 0, 1]])
+        for t in (100.0, 100.5, 101.0):
+            assert s.offer(Frame(t, rgb, K, "camera", depth=np.ones((3000, 4000), np.float32)))
+        assert {f.size for f in s.buffer.frames()} == {(84, 112)}
+        assert s.buffer.stats()["bytes"] == 3 * (84 * 112 * 3 + 84 * 112 * 4)
+        with caplog.at_level(logging.WARNING, logger="eps3d_ros"):
+            for t in (1.0, 1.5, 2.0, 2.5):  # a bag looping back: three stale frames, then a reset
+                s.offer(Frame(t, rgb[:30, :40], K / 100 * [[1], [1], [100]], "camera"))
+        assert len(s.buffer) == 2
+        jumps = [r for r in caplog.records if "time went back" in r.getMessage()]
+        assert len(jumps) == 1 and "dropped 3 buffered frames" in jumps[0].getMessage()
+    finally:
+        s.close()
