@@ -25,7 +25,10 @@ __all__ = [
     "TrainConfig",
     "load_train_config",
     "FREEZE_GROUPS",
+    "RENDER_CAMERAS",
 ]
+
+RENDER_CAMERAS = ("predicted", "detached", "ground_truth")
 
 # Names usable in ``model.freeze`` besides raw parameter-name prefixes.
 FREEZE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -66,6 +69,9 @@ class DataSection:
     kind: str = "synthetic"  # "synthetic" or "recorded"
     height: int = 112  # training image size (multiples of 14)
     width: int = 112
+    # multi-resolution: each step draws its size from height/width + k*14, k in -size_steps..size_steps
+    # (the same k for both sides); 0 = always height x width
+    size_steps: int = 0
     context_views: int = 3  # views through the network
     target_views: int = 1  # held-out views rendered into (need cameras)
     # synthetic: seeds seed_start .. seed_start + num_scenes - 1
@@ -80,6 +86,10 @@ class DataSection:
     @property
     def num_views(self) -> int:
         return self.context_views + self.target_views
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """Training sizes ``(height, width)``, smallest first (one when ``size_steps`` is 0)."""
+        return [(self.height + 14 * k, self.width + 14 * k) for k in range(-self.size_steps, self.size_steps + 1)]
 
 
 @dataclass
@@ -96,6 +106,12 @@ class RenderSection:
     start_step: int = 0  # rendered losses start here (geometry warm-up: early renders are slow and noisy)
     every: int = 1  # render on every k-th step from start_step (CPU: splatting costs more than the network)
     near_plane: float = 0.01  # Gaussians closer to a rendered camera are culled (normalised scene units)
+    # Cameras that place the Gaussians (unprojection of the predicted depth) and render them:
+    # "predicted" — the camera head's (the paper: the rendered terms also train the camera head);
+    # "detached" — the camera head's, without gradient (only the camera loss trains the head);
+    # "ground_truth" — the true cameras relative to the first input view, scaled into the prediction
+    # (needs cameras; the rendered terms then judge depth and appearance, not the camera head).
+    cameras: str = "predicted"
 
 
 @dataclass
@@ -159,6 +175,11 @@ class TrainConfig:
             raise ValueError(f"render.every must be >= 1, got {self.render.every}")
         if not self.render.near_plane > 0:
             raise ValueError(f"render.near_plane must be > 0, got {self.render.near_plane}")
+        if self.render.cameras not in RENDER_CAMERAS:
+            raise ValueError(f"render.cameras must be one of {RENDER_CAMERAS}, got {self.render.cameras!r}")
+        if d.size_steps < 0 or min(d.height, d.width) - 14 * d.size_steps < 14:
+            raise ValueError(f"data.size_steps must be >= 0 and leave sizes >= 14 px, got {d.size_steps} for "
+                             f"{d.height}x{d.width}")
         if self.render.backend not in ("auto", "torch", "gsplat"):
             raise ValueError(f"render.backend must be 'auto', 'torch' or 'gsplat', got {self.render.backend!r}")
         if o.steps < 1 or o.lr <= 0 or o.warmup_steps < 0 or not 0 <= o.min_lr_ratio <= 1 or o.grad_clip < 0:

@@ -46,7 +46,7 @@ __all__ = [
 
 # Order of the terms in logs and in ``total_loss``.
 LOSS_NAMES = ("rgb", "instance", "semantic", "ins2sem", "depth", "camera", "direct_semantic", "direct_instance",
-              "semantic_ce", "direct_semantic_ce")
+              "semantic_ce", "direct_semantic_ce", "direct_rgb")
 
 
 @dataclass
@@ -63,6 +63,9 @@ class LossConfig:
     # input views directly (no splatting). Cheap; useful when rendering is the bottleneck (CPU).
     direct_semantic: float = 0.0
     direct_instance: float = 0.0
+    # the RGB term on the per-pixel colours (DC) of the input views' Gaussians, no splatting: teaches
+    # colours on every step; opacity and size still need the rendered term
+    direct_rgb: float = 0.0
     # The direct instance term over all input views at once (one InfoNCE per window instead of per
     # view). Only for teachers whose mask ids agree across views (the synthetic ground truth), NOT
     # for per-view SAM masks; it makes the instance features of one object agree across views.

@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from torch import Tensor
 
 from eps3d_ros.conventions import invert_rigid, to_homogeneous
 from eps3d_ros.model import EPS3D, EPS3DConfig
+from eps3d_ros.model.outputs import depth_to_world_points
 from eps3d_ros.model.pose_encoding import extrinsics_intrinsics_to_pose_encoding
 from eps3d_ros.render import render_gaussians
 
@@ -188,7 +190,11 @@ class Trainer:
     def batch(self, step: int) -> tuple[Sample, list[int], list[int], np.random.Generator, torch.Generator]:
         """The window of ``step``: sample, context / target view indices and the step's generators."""
         rng = np.random.default_rng([self.config.run.seed, step])
-        sample = self.dataset[int(rng.integers(len(self.dataset)))]
+        index = int(rng.integers(len(self.dataset)))
+        sizes = self.config.data.sizes()
+        # one size per step (multi-resolution); no draw for a fixed size keeps older runs' streams unchanged
+        height, width = sizes[int(rng.integers(len(sizes)))] if len(sizes) > 1 else sizes[0]
+        sample = self.dataset.at_size(index, height, width)
         n_target = self.config.data.target_views if sample.has_cameras else 0
         if sample.num_views > self.config.data.num_views:
             sample = sample.select(list(range(self.config.data.num_views)))
@@ -230,22 +236,25 @@ class Trainer:
             gt_enc = extrinsics_intrinsics_to_pose_encoding(gt_rel, sample.intrinsics[context].to(dev), H, W)
             terms["camera"] = camera_loss([p[0] for p in pred.pose_enc_list], gt_enc, L.camera_gamma)
 
-        g = pred.gaussians
+        g, ctx_viewmats, ctx_Ks, first, target_scale = self._placement(pred, sample, context, rel)
         # ----- rendered terms
         rendered_any = w["rgb"] or w["semantic"] or w["instance"] or w["semantic_ce"]
         if rendered_any and step >= cfg.render.start_step and (step - cfg.render.start_step) % cfg.render.every == 0:
             k = cfg.render.context_views
             sel = list(range(len(context))) if k < 0 or k >= len(context) else \
                 sorted(rng.choice(len(context), size=k, replace=False).tolist())
-            viewmats = [to_homogeneous(pred.extrinsics[0, sel])] if sel else []
-            Ks = [pred.intrinsics[0, sel]] if sel else []
+            viewmats = [ctx_viewmats[sel]] if sel else []
+            Ks = [ctx_Ks[sel]] if sel else []
             views = [context[i] for i in sel]
             if cfg.render.target_views and target and rel is not None:
-                viewmats.append(self._target_viewmats(pred, sample, context, target, rel))
+                s = target_scale if target_scale is not None else self._target_scale(pred, sample, context, rel)
+                t_rel = rel[target].clone()
+                t_rel[..., 3] *= s
+                viewmats.append(to_homogeneous(t_rel) @ first[None])
                 Ks.append(sample.intrinsics[target].to(dev))
                 views += target
             if views:
-                terms.update(self._rendered_terms(pred, sample, teach, views, torch.cat(viewmats),
+                terms.update(self._rendered_terms(pred, g, sample, teach, views, torch.cat(viewmats),
                                                   torch.cat(Ks), gen, stats))
         # ----- Ins2Sem on the Gaussians
         if w["ins2sem"]:
@@ -253,6 +262,12 @@ class Trainer:
                 g.instances[0], g.semantics[0], L.ins2sem_anchors, L.ins2sem_neighbors,
                 valid=g.opacities[0].detach() > 0.05, generator=gen, expand=model.expand_semantic_features)
         # ----- optional direct (unrendered) terms on the input views' per-pixel maps
+        if w["direct_rgb"]:
+            if pred.gaussians.means.shape[1] != pred.depth[0].numel():
+                raise ValueError("loss.direct_rgb needs pixel-aligned Gaussians: turn voxelize off")
+            colours = 0.5 + SH_C0 * pred.gaussians.harmonics[0, :, :, 0]  # [S*H*W, 3] in (view, row, col) order
+            colours = colours.reshape(len(context), H, W, 3).permute(0, 3, 1, 2)
+            terms["direct_rgb"] = rgb_loss(colours, ctx.images.to(dev))
         if w["direct_semantic"] or w["direct_instance"] or w["direct_semantic_ce"]:
             tctx = teach.select(context)
             if w["direct_semantic"] or w["direct_semantic_ce"]:
@@ -274,8 +289,38 @@ class Trainer:
                                                             generator=gen)
         return terms, stats
 
-    def _target_viewmats(self, pred, sample: Sample, context: list[int], target: list[int], rel: Tensor) -> Tensor:
-        """Ground-truth target cameras placed in the prediction's frame and scale ``[T, 4, 4]``."""
+    def _placement(self, pred, sample: Sample, context: list[int], rel: Tensor | None):
+        """The Gaussians to render and the cameras that place them (``render.cameras``).
+
+        Returns ``(gaussians, context viewmats [S, 4, 4], context Ks [S, 3, 3], first [4, 4], scale)``:
+        ``first`` maps the first context camera's frame to the Gaussians' world frame (the target
+        views are ``rel_target @ first``) and ``scale`` is the true-to-predicted scale when it was
+        already computed (else ``None``).
+        """
+        mode = self.config.render.cameras
+        g = pred.gaussians
+        if mode == "predicted":
+            E, K = pred.extrinsics[0], pred.intrinsics[0]
+            return g, to_homogeneous(E), K, to_homogeneous(pred.extrinsics[0, 0]).detach(), None
+        if mode == "detached":
+            E, K = pred.extrinsics[0].detach(), pred.intrinsics[0].detach()
+            scale = None
+        else:
+            if rel is None:
+                raise ValueError("render.cameras 'ground_truth' needs cameras in the training data (intrinsics and "
+                                 "extrinsics); use 'predicted' or 'detached'")
+            scale = self._target_scale(pred, sample, context, rel)
+            E = rel[context].clone()
+            E[..., 3] *= scale
+            K = sample.intrinsics[context].to(E.device)
+        if g.means.shape[1] != pred.depth[0].numel():
+            raise ValueError(f"render.cameras {mode!r} re-places pixel-aligned Gaussians: turn voxelize off")
+        means = depth_to_world_points(pred.depth, E[None], K[None]).reshape(1, -1, 3)
+        return replace(g, means=means), to_homogeneous(E), K, to_homogeneous(E[0]), scale
+
+    def _target_scale(self, pred, sample: Sample, context: list[int], rel: Tensor) -> float:
+        """Predicted-over-true scale: ``median(predicted depth) / median(true depth)`` of the context views,
+        or without depth the ratio of camera baselines."""
         with torch.no_grad():
             s = None
             if sample.depth is not None:
@@ -288,17 +333,13 @@ class Trainer:
                 gc = invert_rigid(rel[context])[:, :, 3]
                 gb, pb = (gc - gc[:1]).norm(dim=-1).sum(), (pc - pc[:1]).norm(dim=-1).sum()
                 s = float(pb / gb) if float(gb) > 1e-6 else 1.0
-            t_rel = rel[target].clone()
-            t_rel[..., 3] *= s
-            first = to_homogeneous(pred.extrinsics[0, 0])  # the predicted first context camera
-            return to_homogeneous(t_rel) @ first[None]
+            return s
 
-    def _rendered_terms(self, pred, sample: Sample, teach, views: list[int], viewmats: Tensor, Ks: Tensor,
+    def _rendered_terms(self, pred, g, sample: Sample, teach, views: list[int], viewmats: Tensor, Ks: Tensor,
                         gen: torch.Generator, stats: dict[str, float]) -> dict[str, Tensor]:
         cfg, L, model = self.config, self.config.loss, self.model
         w = L.weights()
         H, W = sample.size
-        g = pred.gaussians
         cs = g.semantics.shape[-1]
         parts, names = [], []
         if w["rgb"]:
