@@ -81,6 +81,9 @@ class LossConfig:
     ssim: float = 0.0  # λ of the SSIM part of the RGB term (0 = plain L1)
     temperature: float = 0.1  # τ of the instance InfoNCE
     instance_pixels: int = 4096  # pixels sampled per view for the InfoNCE (0 = all)
+    # pixels (of the x0.5 semantic maps, all input views together) sampled for the direct semantic
+    # terms; 0 = all. The 512-d expansion and its cosines dominate a CPU step otherwise.
+    semantic_pixels: int = 0
     ins2sem_anchors: int = 64  # M
     ins2sem_neighbors: int = 16  # K
     min_alpha: float = 0.5  # rendered pixels more transparent than this get no semantic / instance loss
@@ -98,6 +101,8 @@ class LossConfig:
             raise ValueError(f"loss.ssim must be in [0, 1], got {self.ssim}")
         if self.ins2sem_anchors < 1 or self.ins2sem_neighbors < 1:
             raise ValueError("loss.ins2sem_anchors (M) and loss.ins2sem_neighbors (K) must be >= 1")
+        if self.semantic_pixels < 0:
+            raise ValueError("loss.semantic_pixels must be >= 0 (0 = all pixels)")
         if self.instance_pixels < 0:
             raise ValueError("loss.instance_pixels must be >= 0 (0 = all pixels)")
         if not 0.0 <= self.min_alpha < 1.0:

@@ -113,6 +113,16 @@ def _relative(extrinsics: Tensor, reference: Tensor) -> Tensor:
     return (to_homogeneous(extrinsics) @ to_homogeneous(invert_rigid(reference))[None])[:, :3]
 
 
+def _pick_pixels(t: Tensor, pick: Tensor | None) -> Tensor:
+    """``[S, D, h, w]`` → ``[1, D, P, 1]`` or ``[S, h, w]`` → ``[1, P, 1]`` at flat pixel indices ``pick``
+    (``None``: unchanged)."""
+    if pick is None:
+        return t
+    if t.dim() == 4:
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])[pick.to(t.device)].T[None, :, :, None]
+    return t.reshape(-1)[pick.to(t.device)][None, :, None]
+
+
 def _lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
@@ -270,14 +280,18 @@ class Trainer:
             terms["direct_rgb"] = rgb_loss(colours, ctx.images.to(dev))
         if w["direct_semantic"] or w["direct_instance"] or w["direct_semantic_ce"]:
             tctx = teach.select(context)
+            pick = None
             if w["direct_semantic"] or w["direct_semantic_ce"]:
-                expanded = model.expand_semantics(pred.semantic_maps[0])  # [S, 512, H/2, W/2]
-                size = tuple(expanded.shape[-2:])
+                expanded, pick = self._expanded_semantics(pred.semantic_maps[0], gen)  # [S, 512, H/2, W/2]
+                size = tuple(pred.semantic_maps.shape[-2:])
+                size = (size[0] // 2, size[1] // 2)
             if w["direct_semantic"]:
                 tgt, valid = tctx.semantic_target(size)
+                tgt, valid = _pick_pixels(tgt, pick), _pick_pixels(valid, pick)
                 terms["direct_semantic"] = semantic_loss(expanded, tgt.to(dev), valid.to(dev))
             classes = tctx.semantic_classes(size) if w["direct_semantic_ce"] else None
             if classes is not None:
+                classes = _pick_pixels(classes, pick)
                 terms["direct_semantic_ce"] = semantic_ce_loss(expanded, classes.to(dev), tctx.prototypes.to(dev),
                                                                L.semantic_ce_scale, L.semantic_ce_balanced)
             if w["direct_instance"]:
@@ -288,6 +302,18 @@ class Trainer:
                 terms["direct_instance"] = instance_infonce(feats, masks, L.temperature, max_pixels=n_pix,
                                                             generator=gen)
         return terms, stats
+
+    def _expanded_semantics(self, maps: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """The decoder's expansion of per-pixel semantic maps ``[S, Cs, H, W]``: ``[S, 512, H/2, W/2]``, or with
+        ``loss.semantic_pixels`` only that many random pixels ``[1, 512, P, 1]`` and their flat indices ``[P]``."""
+        n = self.config.loss.semantic_pixels
+        small = self.model.decoder.feature_expansion[0](maps)  # the expansion's x0.5 resampling
+        total = small.shape[0] * small.shape[2] * small.shape[3]
+        if n <= 0 or n >= total:
+            return self.model.expand_semantics(maps), None
+        pick = torch.randperm(total, generator=gen)[:n].to(maps.device)
+        flat = small.permute(0, 2, 3, 1).reshape(total, -1)[pick]  # [P, Cs]
+        return self.model.expand_semantic_features(flat).T[None, :, :, None], pick
 
     def _placement(self, pred, sample: Sample, context: list[int], rel: Tensor | None):
         """The Gaussians to render and the cameras that place them (``render.cameras``).
@@ -468,7 +494,8 @@ class Trainer:
 
         d, r = self.config.data, self.config.run
         ecfg = EvalConfig(seed_start=r.eval_seed_start, num_scenes=r.eval_scenes, num_views=r.eval_views,
-                          height=d.height, width=d.width, scene_options=dict(d.scene_options), path_2d=False)
+                          height=d.height, width=d.width, scene_options=dict(d.scene_options), path_2d=False,
+                          measured_queries=False)  # a second clustering per scene: the full evaluation has it
         self.model.eval()
         try:
             res = evaluate_model(self.model, self.text_encoder, ecfg)
