@@ -2,7 +2,7 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
-    eps3d train --config FILE [--resume] [--out-dir DIR] [--steps N] [--device DEV]
+    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
                                                         distillation training (eps3d_ros.train)
     eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--json FILE] [--markdown]
                                                         held-out synthetic metrics of a model folder
@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=_presets)
     tr = sub.add_parser("train", help="train by distillation from a YAML config (see config/train_demo.yaml)")
     tr.add_argument("--config", required=True, help="training config YAML")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt when it exists")
+    tr.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                    help="continue from OUT_DIR/checkpoint.pt when it exists, or from CHECKPOINT (a checkpoint.pt "
+                         "or a slim resume state such as checkpoints/demo_small/resume.pt)")
     tr.add_argument("--out-dir", help="override run.out_dir")
     tr.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
     tr.add_argument("--device", help="override run.device (cpu, cuda, auto)")

@@ -97,6 +97,44 @@ def test_save_and_resume_give_identical_next_step_losses(tmp_path, text_weights)
         Trainer(cfg, resume=tmp_path / "nope.pt")
 
 
+def test_slim_resume_state_resumes_exactly_without_storing_the_weights_twice(tmp_path, text_weights) -> None:
+    from eps3d_ros.train import write_resume_state
+
+    cfg = small_config(tmp_path / "run", text_weights, data={"num_scenes": 3}, render={"context_views": 1})
+    a = Trainer(cfg)
+    for _ in range(2):
+        a.train_step()
+    full = a.save_checkpoint()
+    model_dir = a.export(tmp_path / "model")
+    slim = write_resume_state(full, model_dir, tmp_path / "ship" / "resume.pt")
+    assert slim.stat().st_size < 0.8 * full.stat().st_size  # the weights are not in it
+    expected = a.train_step()
+    b = Trainer(cfg, resume=slim)
+    assert b.step == 2
+    got = b.train_step()
+    for k in (*ALL_TERMS, "total", "lr"):
+        assert got[k] == expected[k], (k, got[k], expected[k])
+    # other weights beside it: refused, by name
+    a.export(model_dir)  # the model of step 3
+    with pytest.raises(ValueError, match="SHA-256"):
+        Trainer(cfg, resume=slim)
+    with pytest.raises(ValueError, match="does not hold the weights"):
+        write_resume_state(full, model_dir, tmp_path / "ship" / "again.pt")
+
+
+def test_direct_semantic_terms_on_a_pixel_subset_estimate_the_full_terms(tmp_path, text_weights) -> None:
+    terms = {"direct_semantic": 1.0, "direct_semantic_ce": 1.0}
+    full = Trainer(small_config(tmp_path, text_weights, loss={n: terms.get(n, 0.0) for n in ALL_TERMS}))
+    part = Trainer(small_config(tmp_path, text_weights, loss={**{n: terms.get(n, 0.0) for n in ALL_TERMS},
+                                                              "semantic_pixels": 600}))
+    a, b = full.losses_at(0), part.losses_at(0)  # the same fresh weights (seeded), 600 of 3 x 21 x 21 pixels
+    for k in terms:
+        assert b[k] == pytest.approx(a[k], rel=0.15), (k, a[k], b[k])
+    assert part.losses_at(0) == b  # the subset is a function of the step: resumable
+    for _ in range(4):
+        assert np.isfinite(part.train_step()["total"])
+
+
 def test_fit_writes_logs_checkpoint_and_a_loadable_model(tmp_path, text_weights) -> None:
     cfg = small_config(tmp_path / "run", text_weights, optim={"steps": 2},
                        run={"checkpoint_every": 1, "eval_every": 2, "eval_scenes": 1, "eval_views": 3})

@@ -565,7 +565,12 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
+        """Resume from a run's ``checkpoint.pt`` or from a slim resume state (:mod:`.resume_state`)."""
+        from .resume_state import RESUME_FORMAT, read_resume_state
+
         state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("format") == RESUME_FORMAT:
+            state = read_resume_state(path, map_location=self.device)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not an eps3d training checkpoint")
         self.model.load_state_dict(state["model"])
@@ -589,9 +594,12 @@ class Trainer:
         return d
 
 
-def train(config: TrainConfig | str | Path, resume: bool = False, steps: int | None = None,
+def train(config: TrainConfig | str | Path, resume: bool | str | Path = False, steps: int | None = None,
           overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Train from a config (object or YAML path); returns ``fit``'s summary (``export`` = the model folder)."""
+    """Train from a config (object or YAML path); returns ``fit``'s summary (``export`` = the model folder).
+
+    ``resume``: ``True`` continues from ``run.out_dir/checkpoint.pt`` when it exists; a path continues from
+    that checkpoint or slim resume state."""
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
     elif overrides:
