@@ -112,6 +112,11 @@ class RenderSection:
     # "ground_truth" — the true cameras relative to the first input view, scaled into the prediction
     # (needs cameras; the rendered terms then judge depth and appearance, not the camera head).
     cameras: str = "predicted"
+    # False: the rendered terms do not move the Gaussians (their centres are detached), so depth is
+    # taught by the depth loss alone. With true depth at hand this stops the rendered semantic terms
+    # from buying lower loss by reordering occlusions (their gradient at the depth head was ~5x the
+    # depth loss's in a first demo_small run).
+    depth_gradients: bool = True
 
 
 @dataclass

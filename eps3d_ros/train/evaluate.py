@@ -19,7 +19,9 @@ Per scene (seeds ``seed_start ..``, never used for training), the model sees ``n
   of the predicted pose relative to the first view against the true one
   (:func:`eps3d_ros.eval.camera.relative_pose_errors`); medians over all views of all scenes;
 * **renders**: the Gaussians splatted (DC colour, torch renderer) into every input view with that
-  view's *predicted* camera, PSNR against the input image (all pixels); median over views;
+  view's *predicted* camera (its ``K`` moved to the renderer's pixel centres,
+  :func:`eps3d_ros.conventions.intrinsics_for_pixel_centres`), PSNR against the input image (all
+  pixels); median over views;
 * **queries**: for each thing class visible in the scene (>= ``min_query_pixels`` pixels), query its
   class name, take the top object, map its centroid into the ground-truth frame with the Sim(3) that
   aligns the predicted to the true camera centres (Umeyama), and measure the distance to the nearest
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eps3d_ros.conventions import invert_rigid
+from eps3d_ros.conventions import intrinsics_for_pixel_centres, invert_rigid
 from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
 from eps3d_ros.eval.camera import relative_pose_errors
 from eps3d_ros.eval.protocol import reference_protocol
@@ -194,7 +196,8 @@ def _render_psnr(pred, rgb: np.ndarray) -> np.ndarray:
     colours = (0.5 + SH_C0 * g.harmonics[0, :, :, 0]).clamp(0.0, 1.0)
     # near plane relative to the scene: the prediction is up to scale
     near = 0.05 * float(pred.depth[0].median())
-    out = render_gaussians(g.means[0], g.opacities[0], colours, pred.extrinsics[0], pred.intrinsics[0], W, H,
+    K = intrinsics_for_pixel_centres(pred.intrinsics[0])  # the renderer samples pixel centres
+    out = render_gaussians(g.means[0], g.opacities[0], colours, pred.extrinsics[0], K, W, H,
                            covariances=g.covariances[0], near_plane=max(near, 1e-6), backend="torch")
     return psnr(out.features.clamp(0.0, 1.0), torch.from_numpy(rgb).double() / 255.0)
 

@@ -38,7 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eps3d_ros.conventions import invert_rigid, to_homogeneous
+from eps3d_ros.conventions import (
+    intrinsics_for_pixel_centres,
+    intrinsics_for_pixel_indices,
+    invert_rigid,
+    to_homogeneous,
+)
 from eps3d_ros.model import EPS3D, EPS3DConfig
 from eps3d_ros.model.outputs import depth_to_world_points
 from eps3d_ros.model.pose_encoding import extrinsics_intrinsics_to_pose_encoding
@@ -323,14 +328,18 @@ class Trainer:
         views are ``rel_target @ first``) and ``scale`` is the true-to-predicted scale when it was
         already computed (else ``None``).
         """
+        # Renders use K for pixel centres: the network unprojects pixel (u, v) at (u, v), the renderer samples
+        # it at (u + 0.5, v + 0.5) (eps3d_ros.conventions.intrinsics_for_pixel_centres).
         mode = self.config.render.cameras
         g = pred.gaussians
+        if not self.config.render.depth_gradients:
+            g = replace(g, means=g.means.detach())
         if mode == "predicted":
             E, K = pred.extrinsics[0], pred.intrinsics[0]
-            return g, to_homogeneous(E), K, to_homogeneous(pred.extrinsics[0, 0]).detach(), None
+            return g, to_homogeneous(E), intrinsics_for_pixel_centres(K), to_homogeneous(E[0]).detach(), None
         if mode == "detached":
             E, K = pred.extrinsics[0].detach(), pred.intrinsics[0].detach()
-            scale = None
+            K_render, scale = intrinsics_for_pixel_centres(K), None
         else:
             if rel is None:
                 raise ValueError("render.cameras 'ground_truth' needs cameras in the training data (intrinsics and "
@@ -338,11 +347,13 @@ class Trainer:
             scale = self._target_scale(pred, sample, context, rel)
             E = rel[context].clone()
             E[..., 3] *= scale
-            K = sample.intrinsics[context].to(E.device)
+            K_render = sample.intrinsics[context].to(E.device)  # the data's K samples pixel centres
+            K = intrinsics_for_pixel_indices(K_render)
         if g.means.shape[1] != pred.depth[0].numel():
             raise ValueError(f"render.cameras {mode!r} re-places pixel-aligned Gaussians: turn voxelize off")
-        means = depth_to_world_points(pred.depth, E[None], K[None]).reshape(1, -1, 3)
-        return replace(g, means=means), to_homogeneous(E), K, to_homogeneous(E[0]), scale
+        depth = pred.depth if self.config.render.depth_gradients else pred.depth.detach()
+        means = depth_to_world_points(depth, E[None], K[None]).reshape(1, -1, 3)
+        return replace(g, means=means), to_homogeneous(E), K_render, to_homogeneous(E[0]), scale
 
     def _target_scale(self, pred, sample: Sample, context: list[int], rel: Tensor) -> float:
         """Predicted-over-true scale: ``median(predicted depth) / median(true depth)`` of the context views,
