@@ -4,7 +4,7 @@
     eps3d presets                                       the built-in model presets and their sizes
     eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
                                                         distillation training (eps3d_ros.train)
-    eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--json FILE] [--markdown]
+    eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--min-cluster-size N] [--json FILE] [--markdown]
                                                         held-out synthetic metrics of a model folder
     eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)
 """
@@ -77,7 +77,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
         return 2
     cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
-                     path_2d=not args.no_2d, device=args.device)
+                     path_2d=not args.no_2d, device=args.device, min_cluster_size=args.min_cluster_size)
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:
         with open(args.json, "w") as f:
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
     ev.add_argument("--size", default="112x112", help="image size HxW, multiples of 14 (default 112x112)")
     ev.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
+    ev.add_argument("--min-cluster-size", type=int, default=100, metavar="N",
+                    help="HDBSCAN min_cluster_size in Gaussians (default 100; use the model card's value)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", help="write the full result (summary and per scene) here")
     ev.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")

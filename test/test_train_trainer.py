@@ -281,6 +281,17 @@ def test_multi_resolution_draws_sizes_around_the_native_one(tmp_path, text_weigh
         small_config(tmp_path, text_weights, render={"cameras": "true"})
 
 
+def test_initial_opacity_of_a_fresh_model(tmp_path, text_weights) -> None:
+    tr = Trainer(small_config(tmp_path, text_weights, model={"init_opacity": 0.95}))
+    sample, context, *_ = tr.batch(0)
+    with torch.no_grad():
+        pred = tr.model(sample.select(context).images[None])
+    op = pred.gaussians.opacities
+    assert abs(float(op.median()) - 0.95) < 0.03, float(op.median())
+    with pytest.raises(ValueError, match="init_opacity"):
+        small_config(tmp_path, text_weights, model={"init_opacity": 1.0})
+
+
 def test_config_errors_name_the_problem(tmp_path, text_weights) -> None:
     with pytest.raises(ValueError, match="unknown keys in optim"):
         small_config(tmp_path, text_weights, optim={"learning_rate": 1.0})

@@ -49,6 +49,10 @@ class ModelSection:
     init_from: str = ""  # weights (dir or file) to start from, e.g. a release checkpoint
     overrides: dict[str, Any] = field(default_factory=dict)  # EPS3DConfig.replace(**overrides), e.g. {gaussians: {...}}
     freeze: list[str] = field(default_factory=list)  # groups (FREEZE_GROUPS) or parameter-name prefixes
+    # A fresh model's starting Gaussian opacity (None = the network's own init, 0.5). Adam moves the
+    # opacity logit by ~lr per step and only render steps teach it: from 0.5 a CPU run never gets its
+    # surfaces opaque (0.46 after 900 steps of a first demo_small run), so each view's renders had holes.
+    init_opacity: float | None = None
     gradient_checkpointing: bool = False
 
 
@@ -193,6 +197,10 @@ class TrainConfig:
             raise ValueError("optim.betas must have two values")
         if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < 0:
             raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= 0")
+        if self.model.init_opacity is not None and not 0.0 < self.model.init_opacity < 1.0:
+            raise ValueError(f"model.init_opacity must be in (0, 1), got {self.model.init_opacity}")
+        if self.model.init_opacity is not None and self.model.init_from:
+            raise ValueError("model.init_opacity sets a fresh model's start: it cannot change model.init_from's weights")
         for name in self.model.freeze:
             if name not in FREEZE_GROUPS and not (name.startswith("encoder.") or name.startswith("decoder.")):
                 raise ValueError(f"model.freeze entry {name!r} is neither a group {sorted(FREEZE_GROUPS)} nor a "

@@ -113,6 +113,17 @@ def apply_freeze(model: torch.nn.Module, freeze: list[str]) -> list[str]:
     return frozen
 
 
+def set_initial_opacity(model: EPS3D, opacity: float) -> None:
+    """Start every Gaussian at ``opacity``: the appearance head's opacity-logit bias becomes the logit
+    that the adapter maps to it (raw channel 0; the rest of the head is untouched)."""
+    last = model.encoder.gaussian_param_head.scratch.output_conv2[-1]
+    e = model.encoder.gaussian_adapter.opacity_exponent(0)
+    if e != 1.0:
+        raise ValueError("model.init_opacity assumes the identity opacity mapping (opacity_mapping initial = final = 0)")
+    with torch.no_grad():
+        last.bias[0] = math.log(opacity / (1.0 - opacity))
+
+
 def _relative(extrinsics: Tensor, reference: Tensor) -> Tensor:
     """``E_i ∘ E_ref⁻¹`` ``[V, 3, 4]``: camera-from-(reference camera) transforms."""
     return (to_homogeneous(extrinsics) @ to_homogeneous(invert_rigid(reference))[None])[:, :3]
@@ -156,6 +167,8 @@ class Trainer:
             if cfg.model.overrides:
                 mcfg = mcfg.replace(**cfg.model.overrides)
             self.model = EPS3D(mcfg)
+            if cfg.model.init_opacity is not None:
+                set_initial_opacity(self.model, cfg.model.init_opacity)
         self.model.to(self.device).train()
         self.model.set_gradient_checkpointing(cfg.model.gradient_checkpointing)
         self.frozen = apply_freeze(self.model, cfg.model.freeze)
