@@ -1,7 +1,7 @@
 """Overfit one synthetic scene with every loss term on: does each term fall, do renders reach > 30 dB?
 
-    python bench/bench_overfit.py [--preset small] [--size 56] [--steps 400] [--seed 7]
-                                  [--cameras ground_truth] [--out bench/results/overfit.json]
+    python bench/bench_overfit.py [--preset small] [--size 56] [--steps 400] [--seed 7] [--render-every 1]
+                                  [--cameras ground_truth] [--depth-gradients] [--out bench/results/overfit.json]
 
 A recipe check, not a model: one scene (``--seed``, 4 views, all of them input views, no held-out
 view), the network trained from scratch on it alone. Reports every loss term at the start and the
@@ -35,16 +35,18 @@ TERMS = {"rgb": 1.0, "semantic": 1.0, "instance": 0.2, "ins2sem": 0.05, "depth":
 
 
 def overfit_config(out_dir: str, preset: str, size: int, steps: int, seed: int, cameras: str,
-                   text_weights: str, depth_gradients: bool = False) -> TrainConfig:
+                   text_weights: str, depth_gradients: bool = False, render_every: int = 1,
+                   lr: float = 5e-3) -> TrainConfig:
     return TrainConfig.from_dict({
-        "model": {"preset": preset},
+        "model": {"preset": preset, "init_opacity": 0.9},
         "text": {"model": "eps3d-tiny-clip", "pretrained": text_weights, "create_random_seed": 0},
         "data": {"height": size, "width": size, "context_views": 4, "target_views": 0, "seed_start": seed,
                  "num_scenes": 1},
         "render": {"backend": "torch", "context_views": -1, "cameras": cameras, "depth_gradients": depth_gradients,
+                   "every": render_every,
                    "near_plane": 0.05},
         "loss": {**TERMS, "direct_instance_cross_view": True, "semantic_ce_balanced": True},
-        "optim": {"steps": steps, "lr": 2e-3, "warmup_steps": 20, "min_lr_ratio": 0.1, "weight_decay": 0.0},
+        "optim": {"steps": steps, "lr": lr, "warmup_steps": 20, "min_lr_ratio": 0.1, "weight_decay": 0.0},
         "run": {"out_dir": out_dir, "device": "cpu", "num_threads": 1, "checkpoint_every": 0, "progress": False,
                 "tensorboard": False},
     })
@@ -82,13 +84,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7, help="the one training scene")
     p.add_argument("--cameras", default="ground_truth", help="render.cameras of the recipe")
     p.add_argument("--depth-gradients", action="store_true", help="render.depth_gradients: renders move the Gaussians")
+    p.add_argument("--render-every", type=int, default=1, help="render.every (splatting steps)")
+    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (per-pixel colours need many precise steps)")
     p.add_argument("--text-weights", default="models/demo_tiny/text_encoder.safetensors")
     p.add_argument("--out", default="bench/results/overfit.json")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = overfit_config(tmp, args.preset, args.size, args.steps, args.seed, args.cameras, args.text_weights,
-                             args.depth_gradients)
+                             args.depth_gradients, args.render_every, args.lr)
         tr = Trainer(cfg)
         before = tr.losses_at(0)
         t0 = time.perf_counter()
@@ -106,7 +110,7 @@ def main() -> None:
         "machine": {"cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "python": platform.python_version(), "load_avg": list(os.getloadavg())},
         "preset": args.preset, "image": [args.size, args.size], "steps": args.steps, "scene_seed": args.seed,
-        "render_cameras": args.cameras, "wall_s": round(wall, 1),
+        "render_cameras": args.cameras, "render_every": args.render_every, "lr": args.lr, "wall_s": round(wall, 1),
         "terms": {k: {"weight": TERMS[k], "start": before[k], "end": after[k], "ratio": after[k] / max(before[k], 1e-12)}
                   for k in LOSS_NAMES if k in before},
         "render_psnr_db": [float(x) for x in r["psnr"]],

@@ -26,7 +26,7 @@ TERMS = {"rgb": 1.0, "semantic": 1.0, "instance": 0.2, "ins2sem": 0.05, "depth":
 def test_one_scene_overfit_renders_above_30_db_and_every_term_falls(tmp_path) -> None:
     text = create_random_text_encoder(tmp_path / "text.safetensors", seed=0)
     cfg = TrainConfig.from_dict({
-        "model": {"preset": "small"},
+        "model": {"preset": "small", "init_opacity": 0.9},
         "text": {"model": "eps3d-tiny-clip", "pretrained": str(text)},
         "data": {"height": SIZE, "width": SIZE, "context_views": 4, "target_views": 0, "seed_start": SEED,
                  "num_scenes": 1},

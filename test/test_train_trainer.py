@@ -281,6 +281,18 @@ def test_multi_resolution_draws_sizes_around_the_native_one(tmp_path, text_weigh
         small_config(tmp_path, text_weights, render={"cameras": "true"})
 
 
+def test_terms_start_at_their_own_step(tmp_path, text_weights) -> None:
+    """Geometry first: the other terms are neither computed nor weighted before their start step."""
+    late = {"semantic": 3, "direct_semantic": 3, "direct_instance": 2}
+    tr = Trainer(small_config(tmp_path, text_weights, loss={"start": late}))
+    assert set(tr.losses_at(0)) == set(ALL_TERMS) - set(late)
+    assert set(tr.losses_at(2)) == set(ALL_TERMS) - {"semantic", "direct_semantic"}
+    assert set(tr.losses_at(3)) == set(ALL_TERMS)
+    assert tr.config.loss.weights(0)["semantic"] == 0.0 and tr.config.loss.weights()["semantic"] == 1.0
+    with pytest.raises(ValueError, match="loss.start"):
+        small_config(tmp_path, text_weights, loss={"start": {"colour": 5}})
+
+
 def test_initial_opacity_of_a_fresh_model(tmp_path, text_weights) -> None:
     tr = Trainer(small_config(tmp_path, text_weights, model={"init_opacity": 0.95}))
     sample, context, *_ = tr.batch(0)

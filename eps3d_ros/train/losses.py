@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +88,9 @@ class LossConfig:
     ins2sem_neighbors: int = 16  # K
     min_alpha: float = 0.5  # rendered pixels more transparent than this get no semantic / instance loss
     camera_gamma: float = 0.6  # weight of earlier camera-head iterations: gamma^(n-1-i)
+    # First step of a term ({term: step}; absent = 0), e.g. a geometry phase (depth, camera) before the
+    # semantic and instance terms join.
+    start: dict[str, int] = field(default_factory=dict)
 
     def validate(self) -> "LossConfig":
         for name in LOSS_NAMES:
@@ -107,12 +110,18 @@ class LossConfig:
             raise ValueError("loss.instance_pixels must be >= 0 (0 = all pixels)")
         if not 0.0 <= self.min_alpha < 1.0:
             raise ValueError("loss.min_alpha must be in [0, 1)")
+        for name, first in self.start.items():
+            if name not in LOSS_NAMES or not isinstance(first, int) or first < 0:
+                raise ValueError(f"loss.start needs {{term: first step >= 0}} with terms from {LOSS_NAMES}, got "
+                                 f"{name!r}: {first!r}")
         if not 0.0 < self.camera_gamma <= 1.0:
             raise ValueError("loss.camera_gamma must be in (0, 1]")
         return self
 
-    def weights(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in LOSS_NAMES}
+    def weights(self, step: int | None = None) -> dict[str, float]:
+        """``{term: weight}``; at ``step``, terms that start later (``start``) weigh 0."""
+        return {name: float(getattr(self, name)) if step is None or step >= self.start.get(name, 0) else 0.0
+                for name in LOSS_NAMES}
 
 
 # ------------------------------------------------------------------------------------------ RGB
@@ -331,9 +340,9 @@ def camera_loss(pose_encodings: list[Tensor], target: Tensor, gamma: float = 0.6
     return total / math.fsum(weights)
 
 
-def total_loss(terms: dict[str, Tensor], config: LossConfig) -> Tensor:
-    """``Σ weight * term`` over the computed terms with a non-zero weight."""
-    weights = config.weights()
+def total_loss(terms: dict[str, Tensor], config: LossConfig, step: int | None = None) -> Tensor:
+    """``Σ weight * term`` over the computed terms with a non-zero weight (at ``step``: see ``LossConfig.start``)."""
+    weights = config.weights(step)
     out = None
     for name, value in terms.items():
         w = weights.get(name, 0.0)

@@ -237,7 +237,7 @@ class Trainer:
     ) -> tuple[dict[str, Tensor], dict[str, float]]:
         """Every loss term with a non-zero weight for one window, and a few statistics."""
         cfg, L, dev, model = self.config, self.config.loss, self.device, self.model
-        w = L.weights()
+        w = L.weights(step)
         H, W = sample.size
         ctx = sample.select(context)
         pred = model(ctx.images.to(dev)[None], global_step=step)
@@ -283,7 +283,7 @@ class Trainer:
                 views += target
             if views:
                 terms.update(self._rendered_terms(pred, g, sample, teach, views, torch.cat(viewmats),
-                                                  torch.cat(Ks), gen, stats))
+                                                  torch.cat(Ks), gen, stats, w))
         # ----- Ins2Sem on the Gaussians
         if w["ins2sem"]:
             terms["ins2sem"] = ins2sem_loss(
@@ -386,9 +386,8 @@ class Trainer:
             return s
 
     def _rendered_terms(self, pred, g, sample: Sample, teach, views: list[int], viewmats: Tensor, Ks: Tensor,
-                        gen: torch.Generator, stats: dict[str, float]) -> dict[str, Tensor]:
+                        gen: torch.Generator, stats: dict[str, float], w: dict[str, float]) -> dict[str, Tensor]:
         cfg, L, model = self.config, self.config.loss, self.model
-        w = L.weights()
         H, W = sample.size
         cs = g.semantics.shape[-1]
         parts, names = [], []
@@ -445,7 +444,7 @@ class Trainer:
         t0 = time.perf_counter()
         sample, context, target, rng, gen = self.batch(self.step)
         terms, stats = self.compute_losses(sample, context, target, rng, gen, self.step)
-        total = total_loss(terms, self.config.loss)
+        total = total_loss(terms, self.config.loss, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         row: dict[str, float] = {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         if torch.isfinite(total):
