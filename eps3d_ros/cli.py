@@ -2,9 +2,9 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
-    eps3d train --config FILE [--resume] [--out-dir DIR] [--steps N] [--device DEV]
+    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
                                                         distillation training (eps3d_ros.train)
-    eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--json FILE] [--markdown]
+    eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--min-cluster-size N] [--json FILE] [--markdown]
                                                         held-out synthetic metrics of a model folder
     eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)
 """
@@ -79,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
             return 2
     cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
-                     min_cluster_size=0, path_2d=not args.no_2d, device=args.device)
+                     min_cluster_size=args.min_cluster_size, path_2d=not args.no_2d, device=args.device)
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:
         with open(args.json, "w") as f:
@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=_presets)
     tr = sub.add_parser("train", help="train by distillation from a YAML config (see config/train_demo.yaml)")
     tr.add_argument("--config", required=True, help="training config YAML")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt when it exists")
+    tr.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                    help="continue from OUT_DIR/checkpoint.pt when it exists, or from CHECKPOINT (a checkpoint.pt "
+                         "or a slim resume state such as checkpoints/demo_small/resume.pt)")
     tr.add_argument("--out-dir", help="override run.out_dir")
     tr.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
     tr.add_argument("--device", help="override run.device (cpu, cuda, auto)")
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
     ev.add_argument("--size", help="image size HxW, multiples of 14 (default: the model's native size)")
     ev.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
+    ev.add_argument("--min-cluster-size", type=int, default=0, metavar="N",
+                    help="HDBSCAN min_cluster_size in Gaussians (default 0: the model's recommendation)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", help="write the full result (summary and per scene) here")
     ev.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")

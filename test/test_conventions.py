@@ -81,3 +81,44 @@ def test_covariance_from_scale_rotation() -> None:
     torch.testing.assert_close(cov, R @ torch.diag_embed(s**2) @ R.transpose(1, 2))
     # Eigenvalues are the squared scales.
     torch.testing.assert_close(torch.linalg.eigvalsh(cov), torch.sort(s**2, dim=-1).values)
+
+
+def test_pixel_centre_intrinsics_move_the_principal_point_half_a_pixel() -> None:
+    K = torch.tensor([[80.0, 0, 56], [0, 80, 56], [0, 0, 1]])
+    Kc = cv.intrinsics_for_pixel_centres(K)
+    assert Kc[0, 2] == 56.5 and Kc[1, 2] == 56.5 and torch.equal(Kc[:2, :2], K[:2, :2])
+    torch.testing.assert_close(cv.intrinsics_for_pixel_indices(Kc), K)
+    assert cv.intrinsics_for_pixel_centres(K[None].expand(3, 3, 3)).shape == (3, 3, 3)
+    with pytest.raises(ValueError, match="intrinsics"):
+        cv.intrinsics_for_pixel_centres(torch.zeros(3, 4))
+
+
+def test_network_gaussians_render_back_onto_their_pixels_with_pixel_centre_intrinsics() -> None:
+    """Pixel-aligned Gaussians unprojected as the network does (pixel (u, v) at (u, v)) from true depth
+    render their image back sharply only with the pixel-centre K; with the network's own K every render is
+    half a pixel off (the renderer samples (u + 0.5, v + 0.5)) and blurred."""
+    from eps3d_ros.data.synthetic import generate_scene
+    from eps3d_ros.eval import psnr
+    from eps3d_ros.model.outputs import depth_to_world_points
+    from eps3d_ros.render import render_gaussians
+
+    s = generate_scene(3, num_views=1, height=56, width=56)
+    E, K = torch.from_numpy(s.extrinsics), torch.from_numpy(s.intrinsics)  # the data's K samples pixel centres
+    depth = torch.from_numpy(s.depth)[None, ..., None]
+    image = torch.from_numpy(s.rgb[0]).float() / 255
+    ok = s.depth[0].reshape(-1) > 0
+
+    def render(K_unproject: torch.Tensor, K_render: torch.Tensor) -> float:
+        means = depth_to_world_points(depth, E[None], K_unproject[None]).reshape(-1, 3)[ok]
+        n = means.shape[0]
+        scales = (0.05 * depth.reshape(-1)[ok] / K[0, 0, 0])[:, None].expand(n, 3).contiguous()  # 0.05 px
+        out = render_gaussians(means, torch.full((n,), 0.99), image.reshape(-1, 3)[ok], E, K_render, 56, 56,
+                               scales=scales, rotations=torch.tensor([0.0, 0, 0, 1]).expand(n, 4), backend="torch")
+        m = torch.from_numpy(s.depth[0] > 0)
+        return float(psnr(out.features[0][m][None, None], image[m][None, None])[0])
+
+    K_net = cv.intrinsics_for_pixel_indices(K)  # what the network would predict for this camera
+    exact = render(K_net, cv.intrinsics_for_pixel_centres(K_net))
+    assert exact > 30.0, exact
+    # the same Gaussians rendered with the network's own K: half a pixel off, several dB lost
+    assert render(K_net, K_net) < exact - 3.0

@@ -25,7 +25,15 @@ def tiny() -> EPS3D:
 
 
 def test_presets() -> None:
-    assert list_presets() == ["eps3d", "tiny"]
+    assert list_presets() == ["eps3d", "small", "tiny"]
+    small = EPS3DConfig.from_preset("small")
+    a, g = small.aggregator, small.gaussians
+    assert (a.embed_dim, a.depth, a.num_heads, a.patch_embed) == (64, 8, 4, "conv")
+    assert (small.dpt.layers, small.dpt.features, g.scale_multiplier, g.scale_max) == ([1, 3, 5, 7], 32, 0.01, 0.03)
+    # between tiny and the release: in size, and in what the model folder can afford (<= 25 MB with a text tower)
+    sizes = {name: sum(math.prod(s) for s in expected_shapes(EPS3DConfig.from_preset(name)).values())
+             for name in ("tiny", "small", "eps3d")}
+    assert sizes["tiny"] < sizes["small"] < sizes["eps3d"] and 4 * sizes["small"] < 12 * 2**20, sizes
     rel = EPS3DConfig.from_preset("eps3d")
     a, d, g = rel.aggregator, rel.dpt, rel.gaussians
     assert (a.embed_dim, a.depth, a.num_heads, a.patch_embed) == (1024, 24, 16, "dinov2_vitl14_reg")

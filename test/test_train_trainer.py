@@ -20,7 +20,7 @@ from eps3d_ros.train import (
 from eps3d_ros.train.config import load_train_config
 
 ALL_TERMS = ("rgb", "semantic", "instance", "ins2sem", "depth", "camera", "direct_semantic", "direct_instance",
-             "semantic_ce", "direct_semantic_ce")
+             "semantic_ce", "direct_semantic_ce", "direct_rgb")
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,44 @@ def test_save_and_resume_give_identical_next_step_losses(tmp_path, text_weights)
     assert got["grad_norm"] == pytest.approx(expected["grad_norm"], rel=1e-5)
     with pytest.raises(FileNotFoundError):
         Trainer(cfg, resume=tmp_path / "nope.pt")
+
+
+def test_slim_resume_state_resumes_exactly_without_storing_the_weights_twice(tmp_path, text_weights) -> None:
+    from eps3d_ros.train import write_resume_state
+
+    cfg = small_config(tmp_path / "run", text_weights, data={"num_scenes": 3}, render={"context_views": 1})
+    a = Trainer(cfg)
+    for _ in range(2):
+        a.train_step()
+    full = a.save_checkpoint()
+    model_dir = a.export(tmp_path / "model")
+    slim = write_resume_state(full, model_dir, tmp_path / "ship" / "resume.pt")
+    assert slim.stat().st_size < 0.8 * full.stat().st_size  # the weights are not in it
+    expected = a.train_step()
+    b = Trainer(cfg, resume=slim)
+    assert b.step == 2
+    got = b.train_step()
+    for k in (*ALL_TERMS, "total", "lr"):
+        assert got[k] == expected[k], (k, got[k], expected[k])
+    # other weights beside it: refused, by name
+    a.export(model_dir)  # the model of step 3
+    with pytest.raises(ValueError, match="SHA-256"):
+        Trainer(cfg, resume=slim)
+    with pytest.raises(ValueError, match="does not hold the weights"):
+        write_resume_state(full, model_dir, tmp_path / "ship" / "again.pt")
+
+
+def test_direct_semantic_terms_on_a_pixel_subset_estimate_the_full_terms(tmp_path, text_weights) -> None:
+    terms = {"direct_semantic": 1.0, "direct_semantic_ce": 1.0}
+    full = Trainer(small_config(tmp_path, text_weights, loss={n: terms.get(n, 0.0) for n in ALL_TERMS}))
+    part = Trainer(small_config(tmp_path, text_weights, loss={**{n: terms.get(n, 0.0) for n in ALL_TERMS},
+                                                              "semantic_pixels": 600}))
+    a, b = full.losses_at(0), part.losses_at(0)  # the same fresh weights (seeded), 600 of 3 x 21 x 21 pixels
+    for k in terms:
+        assert b[k] == pytest.approx(a[k], rel=0.15), (k, a[k], b[k])
+    assert part.losses_at(0) == b  # the subset is a function of the step: resumable
+    for _ in range(4):
+        assert np.isfinite(part.train_step()["total"])
 
 
 def test_fit_writes_logs_checkpoint_and_a_loadable_model(tmp_path, text_weights) -> None:
@@ -174,6 +212,103 @@ def test_rendered_terms_start_late_and_come_every_kth_step(tmp_path, text_weight
         assert not rendered & set(terms) and {"depth", "direct_semantic", "ins2sem"} <= set(terms)
     with pytest.raises(ValueError, match="render.every"):
         small_config(tmp_path, text_weights, render={"every": 0})
+
+
+@pytest.mark.parametrize("cameras", ["predicted", "detached", "ground_truth"])
+def test_render_cameras_decide_whether_renders_train_the_camera_head(tmp_path, text_weights, cameras) -> None:
+    """Only with 'predicted' cameras do the rendered terms reach the camera head (the collapse of issue 12)."""
+    rendered = {"rgb": 1.0, "semantic": 1.0, "instance": 1.0, "semantic_ce": 1.0}
+    tr = Trainer(small_config(tmp_path, text_weights, render={"cameras": cameras},
+                              loss={name: rendered.get(name, 0.0) for name in ALL_TERMS}))
+    sample, context, target, rng, gen = tr.batch(0)
+    terms, _ = tr.compute_losses(sample, context, target, rng, gen, 0)
+    assert set(terms) == set(rendered)
+    sum(terms.values()).backward()
+    head = [p.grad for n, p in tr.model.named_parameters() if n.startswith("encoder.camera_head.")]
+    depth = [p.grad for n, p in tr.model.named_parameters() if n.startswith("encoder.depth_head.")]
+    head_norm = sum(float(g.norm()) for g in head if g is not None)
+    assert sum(float(g.norm()) for g in depth if g is not None) > 0  # the renders still train the depth
+    assert (head_norm > 0) == (cameras == "predicted"), head_norm
+
+
+def test_renders_without_depth_gradients_leave_the_geometry_to_the_depth_loss(tmp_path, text_weights) -> None:
+    rendered = {"rgb": 1.0, "semantic": 1.0, "instance": 1.0, "semantic_ce": 1.0}
+    tr = Trainer(small_config(tmp_path, text_weights, render={"cameras": "ground_truth", "depth_gradients": False},
+                              loss={name: rendered.get(name, 0.0) for name in ALL_TERMS}))
+    sample, context, target, rng, gen = tr.batch(0)
+    terms, _ = tr.compute_losses(sample, context, target, rng, gen, 0)
+    sum(terms.values()).backward()
+    grads = {n: p.grad for n, p in tr.model.named_parameters()}
+    assert all(grads[n] is None or not grads[n].any() for n in grads if n.startswith("encoder.depth_head."))
+    appearance = [g for n, g in grads.items() if n.startswith("encoder.gaussian_param_head.") and g is not None]
+    assert sum(float(g.norm()) for g in appearance) > 0  # opacity, size and colour still learn from the renders
+
+
+def test_ground_truth_render_cameras_place_gaussians_on_the_true_surface(tmp_path, text_weights) -> None:
+    """With the true cameras the Gaussians of every view land where that view's true depth puts them."""
+    tr = Trainer(small_config(tmp_path, text_weights, render={"cameras": "ground_truth"}))
+    sample, context, target, rng, gen = tr.batch(0)
+    with torch.no_grad():
+        pred = tr.model(sample.select(context).images[None])
+        pred.depth[...] = sample.depth[context][None, ..., None] * 2.0  # a perfect depth, at another scale
+        from eps3d_ros.train.trainer import _relative
+
+        rel = _relative(sample.extrinsics, sample.extrinsics[context[0]])
+        g, viewmats, Ks, first, scale = tr._placement(pred, sample, context, rel)
+    assert scale == pytest.approx(2.0) and torch.allclose(first, torch.eye(4), atol=1e-5)
+    # one world point seen by two views: unproject pixel p of view 0, project into view 1 with the true cameras
+    means = g.means[0].reshape(len(context), 42, 42, 3)
+    world = torch.cat([means[1].reshape(-1, 3), torch.ones(42 * 42, 1)], 1)
+    cam0 = (viewmats[0] @ world.T).T[:, :3]  # view 1's points in view 0's camera
+    z = cam0[:, 2]
+    ok = z > 0
+    uv = (Ks[0] @ cam0[ok].T).T
+    uv = uv[:, :2] / uv[:, 2:]
+    inside = (uv > 0).all(1) & (uv < 42).all(1)
+    u, v = uv[inside].floor().long().unbind(1)  # Ks render pixel centres: pixel u spans [u, u + 1)
+    seen = sample.depth[context[0]][v, u] * 2.0
+    # where the surface is not occluded, view 1's points sit at view 0's depth (to pixel rounding)
+    rel_err = ((z[ok][inside] - seen).abs() / seen).median()
+    assert float(rel_err) < 0.05, float(rel_err)
+
+
+def test_multi_resolution_draws_sizes_around_the_native_one(tmp_path, text_weights) -> None:
+    cfg = small_config(tmp_path, text_weights, data={"size_steps": 1, "num_scenes": 3})
+    assert cfg.data.sizes() == [(28, 28), (42, 42), (56, 56)]
+    tr = Trainer(cfg)
+    sizes = {tr.batch(step)[0].size for step in range(12)}
+    assert sizes == {(28, 28), (42, 42), (56, 56)}
+    assert np.isfinite(tr.train_step()["total"])
+    # the same scene at two sizes: the same cameras, intrinsics scaled with the image
+    a, b = tr.dataset.at_size(0, 28, 28), tr.dataset.at_size(0, 56, 56)
+    assert torch.equal(a.extrinsics, b.extrinsics) and torch.allclose(2 * a.intrinsics[:, :2], b.intrinsics[:, :2])
+    with pytest.raises(ValueError, match="size_steps"):
+        small_config(tmp_path, text_weights, data={"size_steps": 3})
+    with pytest.raises(ValueError, match="render.cameras"):
+        small_config(tmp_path, text_weights, render={"cameras": "true"})
+
+
+def test_terms_start_at_their_own_step(tmp_path, text_weights) -> None:
+    """Geometry first: the other terms are neither computed nor weighted before their start step."""
+    late = {"semantic": 3, "direct_semantic": 3, "direct_instance": 2}
+    tr = Trainer(small_config(tmp_path, text_weights, loss={"start": late}))
+    assert set(tr.losses_at(0)) == set(ALL_TERMS) - set(late)
+    assert set(tr.losses_at(2)) == set(ALL_TERMS) - {"semantic", "direct_semantic"}
+    assert set(tr.losses_at(3)) == set(ALL_TERMS)
+    assert tr.config.loss.weights(0)["semantic"] == 0.0 and tr.config.loss.weights()["semantic"] == 1.0
+    with pytest.raises(ValueError, match="loss.start"):
+        small_config(tmp_path, text_weights, loss={"start": {"colour": 5}})
+
+
+def test_initial_opacity_of_a_fresh_model(tmp_path, text_weights) -> None:
+    tr = Trainer(small_config(tmp_path, text_weights, model={"init_opacity": 0.95}))
+    sample, context, *_ = tr.batch(0)
+    with torch.no_grad():
+        pred = tr.model(sample.select(context).images[None])
+    op = pred.gaussians.opacities
+    assert abs(float(op.median()) - 0.95) < 0.03, float(op.median())
+    with pytest.raises(ValueError, match="init_opacity"):
+        small_config(tmp_path, text_weights, model={"init_opacity": 1.0})
 
 
 def test_config_errors_name_the_problem(tmp_path, text_weights) -> None:

@@ -1,11 +1,14 @@
-"""Metrics EPS3D reports: semantic mIoU / accuracy, instance P/R/F, panoptic PQ/SQ/RQ.
+"""Metrics EPS3D reports: semantic mIoU / accuracy, instance P/R/F, panoptic PQ/SQ/RQ, cameras, PSNR.
 
-Every metric takes integer label arrays (numpy or torch) of any shape: 2D maps ``[H, W]``, stacks of
-views ``[S, H, W]``, or per-point labels ``[N]`` (the 3D variant). ``protocol`` adds EPS3D's 2D
+Cameras (``camera``: relative rotation / translation-direction errors) and image fidelity (``image``:
+PSNR) take poses and images. Every other metric takes integer label arrays (numpy or torch) of any
+shape: 2D maps ``[H, W]``, stacks of views ``[S, H, W]``, or per-point labels ``[N]`` (the 3D variant). ``protocol`` adds EPS3D's 2D
 evaluation protocol (nearest resize to 256², 25-pixel border crop) and one-call evaluations.
 Each module's docstring lists its definition choices.
 """
 
+from eps3d_ros.eval.camera import relative_pose_errors, rotation_angle_deg
+from eps3d_ros.eval.image import psnr
 from eps3d_ros.eval.instance import instance_iou_matrix, instance_prf, match_segments, prf_from_counts
 from eps3d_ros.eval.panoptic import panoptic_counts, panoptic_quality, summarize_panoptic
 from eps3d_ros.eval.protocol import (
@@ -19,6 +22,9 @@ from eps3d_ros.eval.protocol import (
 from eps3d_ros.eval.semantic import confusion_matrix, per_class_iou, semantic_accuracy, semantic_miou
 
 __all__ = [
+    "relative_pose_errors",
+    "rotation_angle_deg",
+    "psnr",
     "confusion_matrix",
     "per_class_iou",
     "semantic_miou",

@@ -364,9 +364,25 @@ def _tiny() -> EPS3DConfig:
     )
 
 
+def _small() -> EPS3DConfig:
+    """Between tiny and the release, sized for training on CPU cores (the demo model): 64-wide, 8 layers,
+    4 heads, conv patch embedding, DPT heads twice tiny's width. Gaussians start about one pixel wide at
+    the (normalised) mean depth 1 — ``scale_multiplier`` 0.01: with the release's 0.001 a from-scratch
+    model needs thousands of steps to grow them (Adam moves the raw scale ~lr per step) — and are capped
+    at 0.03 (the CPU renderer pays for every covered tile)."""
+    return EPS3DConfig(
+        aggregator=AggregatorConfig(embed_dim=64, depth=8, num_heads=4, patch_embed="conv"),
+        camera_head=CameraHeadConfig(trunk_depth=2, num_heads=4),
+        dpt=DPTConfig(layers=[1, 3, 5, 7], features=32, out_channels=[16, 32, 64, 64], gs_merger_channels=16,
+                      gs_hidden=16),
+        gaussians=GaussianConfig(scale_multiplier=0.01, scale_max=0.03),
+        preset="small",
+    )
+
+
 def _eps3d() -> EPS3DConfig:
     """Release shapes: DINOv2 ViT-L/14 with registers, 1024 wide, 24 layers, 16 heads."""
     return EPS3DConfig(preset="eps3d")
 
 
-PRESETS: dict[str, EPS3DConfig] = {"tiny": _tiny(), "eps3d": _eps3d()}
+PRESETS: dict[str, EPS3DConfig] = {"tiny": _tiny(), "small": _small(), "eps3d": _eps3d()}

@@ -29,6 +29,7 @@ from .teachers import (
     read_recording,
     write_recording,
 )
+from .resume_state import read_resume_state, write_resume_state
 from .trainer import Trainer, train
 
 __all__ = [
@@ -59,4 +60,6 @@ __all__ = [
     "load_text_encoder",
     "Trainer",
     "train",
+    "write_resume_state",
+    "read_resume_state",
 ]

@@ -25,7 +25,10 @@ __all__ = [
     "TrainConfig",
     "load_train_config",
     "FREEZE_GROUPS",
+    "RENDER_CAMERAS",
 ]
+
+RENDER_CAMERAS = ("predicted", "detached", "ground_truth")
 
 # Names usable in ``model.freeze`` besides raw parameter-name prefixes.
 FREEZE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -46,6 +49,10 @@ class ModelSection:
     init_from: str = ""  # weights (dir or file) to start from, e.g. a release checkpoint
     overrides: dict[str, Any] = field(default_factory=dict)  # EPS3DConfig.replace(**overrides), e.g. {gaussians: {...}}
     freeze: list[str] = field(default_factory=list)  # groups (FREEZE_GROUPS) or parameter-name prefixes
+    # A fresh model's starting Gaussian opacity (None = the network's own init, 0.5). Adam moves the
+    # opacity logit by ~lr per step and only render steps teach it: from 0.5 a CPU run never gets its
+    # surfaces opaque (0.46 after 900 steps of a first demo_small run), so each view's renders had holes.
+    init_opacity: float | None = None
     gradient_checkpointing: bool = False
 
 
@@ -66,6 +73,9 @@ class DataSection:
     kind: str = "synthetic"  # "synthetic" or "recorded"
     height: int = 112  # training image size (multiples of 14)
     width: int = 112
+    # multi-resolution: each step draws its size from height/width + k*14, k in -size_steps..size_steps
+    # (the same k for both sides); 0 = always height x width
+    size_steps: int = 0
     context_views: int = 3  # views through the network
     target_views: int = 1  # held-out views rendered into (need cameras)
     # synthetic: seeds seed_start .. seed_start + num_scenes - 1
@@ -80,6 +90,10 @@ class DataSection:
     @property
     def num_views(self) -> int:
         return self.context_views + self.target_views
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """Training sizes ``(height, width)``, smallest first (one when ``size_steps`` is 0)."""
+        return [(self.height + 14 * k, self.width + 14 * k) for k in range(-self.size_steps, self.size_steps + 1)]
 
 
 @dataclass
@@ -96,6 +110,17 @@ class RenderSection:
     start_step: int = 0  # rendered losses start here (geometry warm-up: early renders are slow and noisy)
     every: int = 1  # render on every k-th step from start_step (CPU: splatting costs more than the network)
     near_plane: float = 0.01  # Gaussians closer to a rendered camera are culled (normalised scene units)
+    # Cameras that place the Gaussians (unprojection of the predicted depth) and render them:
+    # "predicted" — the camera head's (the paper: the rendered terms also train the camera head);
+    # "detached" — the camera head's, without gradient (only the camera loss trains the head);
+    # "ground_truth" — the true cameras relative to the first input view, scaled into the prediction
+    # (needs cameras; the rendered terms then judge depth and appearance, not the camera head).
+    cameras: str = "predicted"
+    # False: the rendered terms do not move the Gaussians (their centres are detached), so depth is
+    # taught by the depth loss alone. With true depth at hand this stops the rendered semantic terms
+    # from buying lower loss by reordering occlusions (their gradient at the depth head was ~5x the
+    # depth loss's in a first demo_small run).
+    depth_gradients: bool = True
 
 
 @dataclass
@@ -159,6 +184,11 @@ class TrainConfig:
             raise ValueError(f"render.every must be >= 1, got {self.render.every}")
         if not self.render.near_plane > 0:
             raise ValueError(f"render.near_plane must be > 0, got {self.render.near_plane}")
+        if self.render.cameras not in RENDER_CAMERAS:
+            raise ValueError(f"render.cameras must be one of {RENDER_CAMERAS}, got {self.render.cameras!r}")
+        if d.size_steps < 0 or min(d.height, d.width) - 14 * d.size_steps < 14:
+            raise ValueError(f"data.size_steps must be >= 0 and leave sizes >= 14 px, got {d.size_steps} for "
+                             f"{d.height}x{d.width}")
         if self.render.backend not in ("auto", "torch", "gsplat"):
             raise ValueError(f"render.backend must be 'auto', 'torch' or 'gsplat', got {self.render.backend!r}")
         if o.steps < 1 or o.lr <= 0 or o.warmup_steps < 0 or not 0 <= o.min_lr_ratio <= 1 or o.grad_clip < 0:
@@ -167,6 +197,10 @@ class TrainConfig:
             raise ValueError("optim.betas must have two values")
         if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < 0:
             raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= 0")
+        if self.model.init_opacity is not None and not 0.0 < self.model.init_opacity < 1.0:
+            raise ValueError(f"model.init_opacity must be in (0, 1), got {self.model.init_opacity}")
+        if self.model.init_opacity is not None and self.model.init_from:
+            raise ValueError("model.init_opacity sets a fresh model's start: it cannot change model.init_from's weights")
         for name in self.model.freeze:
             if name not in FREEZE_GROUPS and not (name.startswith("encoder.") or name.startswith("decoder.")):
                 raise ValueError(f"model.freeze entry {name!r} is neither a group {sorted(FREEZE_GROUPS)} nor a "

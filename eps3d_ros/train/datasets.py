@@ -123,7 +123,7 @@ class SyntheticDataset:
         self.num_views, self.height, self.width = int(num_views), int(height), int(width)
         self.scene_options = dict(scene_options or {})
         self.cache_size = int(cache_size)
-        self._cache: OrderedDict[int, Sample] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], Sample] = OrderedDict()
         from eps3d_ros.data.scene_layout import CLASS_NAMES, STUFF_CLASSES, THING_CLASSES
 
         self.class_names, self.things, self.stuff = list(CLASS_NAMES), list(THING_CLASSES), list(STUFF_CLASSES)
@@ -131,18 +131,25 @@ class SyntheticDataset:
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def scene(self, index: int):
-        """The full :class:`~eps3d_ros.data.synthetic.SyntheticScene` of item ``index`` (not cached)."""
+    def scene(self, index: int, height: int | None = None, width: int | None = None):
+        """The full :class:`~eps3d_ros.data.synthetic.SyntheticScene` of item ``index`` (not cached),
+        rendered at ``height x width`` (default: the dataset's size)."""
         from eps3d_ros.data.synthetic import generate_scene
 
-        return generate_scene(self.seeds[index], self.num_views, self.height, self.width, **self.scene_options)
+        return generate_scene(self.seeds[index], self.num_views, height or self.height, width or self.width,
+                              **self.scene_options)
 
     def __getitem__(self, index: int) -> Sample:
-        hit = self._cache.get(index)
+        return self.at_size(index, self.height, self.width)
+
+    def at_size(self, index: int, height: int, width: int) -> Sample:
+        """Item ``index`` rendered (not resized) at ``height x width``: the same scene and cameras at any size."""
+        key = (index, int(height), int(width))
+        hit = self._cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(index)
+            self._cache.move_to_end(key)
             return hit
-        s = self.scene(index)
+        s = self.scene(index, height, width)
         sample = Sample(
             images=torch.from_numpy(s.rgb).permute(0, 3, 1, 2).float() / 255.0,
             depth=torch.from_numpy(s.depth),
@@ -153,7 +160,7 @@ class SyntheticDataset:
             name=f"synthetic-{self.seeds[index]}",
         )
         if self.cache_size > 0:
-            self._cache[index] = sample
+            self._cache[key] = sample
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return sample
@@ -191,6 +198,10 @@ class RecordedDataset:
         return len(self.windows)
 
     def __getitem__(self, index: int) -> Sample:
+        return self.at_size(index, self.height, self.width)
+
+    def at_size(self, index: int, height: int, width: int) -> Sample:
+        """Window ``index`` resized to ``height x width`` (see :func:`resize_sample`)."""
         r, start = self.windows[index]
         d = self._data[r]
         idx = np.arange(start, start + self.num_views * self.stride, self.stride)
@@ -211,4 +222,4 @@ class RecordedDataset:
             teacher_masks=opt("teacher_masks", torch.int64),
             name=f"{self.recordings[r].name}[{start}]",
         )
-        return resize_sample(sample, self.height, self.width)
+        return resize_sample(sample, height, width)

@@ -13,7 +13,15 @@ Per scene (seeds ``seed_start ..``, never used for training), the model sees ``n
   the input views with the predicted cameras; nearest resize to 256², 25-px border crop, PQ and
   instance F per view;
 * **depth**: AbsRel and δ<1.25 after scaling the prediction by ``median(gt) / median(pred)`` per scene
-  (the network is up to scale);
+  (the network is up to scale); also AbsRel of the same seeds rendered at other sizes
+  (``depth_size_offsets``, default one 14-px step below and above: does the model work off its size?);
+* **cameras**: per view ``i >= 1`` the rotation error and the translation direction error (degrees)
+  of the predicted pose relative to the first view against the true one
+  (:func:`eps3d_ros.eval.camera.relative_pose_errors`); medians over all views of all scenes;
+* **renders**: the Gaussians splatted (DC colour, torch renderer) into every input view with that
+  view's *predicted* camera (its ``K`` moved to the renderer's pixel centres,
+  :func:`eps3d_ros.conventions.intrinsics_for_pixel_centres`), PSNR against the input image (all
+  pixels); median over views;
 * **queries**: for each thing class visible in the scene (>= ``min_query_pixels`` pixels), query its
   class name, take the top object, map its centroid into the ground-truth frame with the Sim(3) that
   aligns the predicted to the true camera centres (Umeyama), and measure the distance to the nearest
@@ -38,12 +46,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from eps3d_ros.conventions import invert_rigid
+from eps3d_ros.conventions import intrinsics_for_pixel_centres, invert_rigid
 from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
+from eps3d_ros.eval.camera import relative_pose_errors
 from eps3d_ros.eval.protocol import reference_protocol
 from eps3d_ros.similarity import AlignmentError, umeyama_sim3
 
 log = logging.getLogger(__name__)
+
+SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic: colour = 0.5 + SH_C0 * dc
 
 __all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir",
            "markdown_table", "panoptic_config"]
@@ -71,7 +82,19 @@ class EvalConfig:
     # use_measured_depth path): isolates labels and instances from the predicted geometry
     measured_queries: bool = True
     min_query_pixels: int = 30  # a ground-truth object smaller than this (all views) is not queried
+    cameras: bool = True  # relative rotation / translation direction errors
+    renders: bool = True  # PSNR of the input views rendered with their predicted cameras
+    # depth AbsRel also at (height + o) x (width + o) for each offset (multiples of 14; () = off)
+    depth_size_offsets: tuple[int, ...] = (-14, 14)
     device: str = "cpu"
+
+    def validate(self) -> "EvalConfig":
+        if self.num_scenes < 1:
+            raise ValueError("num_scenes must be >= 1")
+        for o in self.depth_size_offsets:
+            if o % 14 or o == 0 or min(self.height, self.width) + o < 14:
+                raise ValueError(f"depth_size_offsets must be non-zero multiples of 14 leaving sizes >= 14, got {o}")
+        return self
 
 
 def panoptic_config(class_names: list[str], stuff: list[int], cfg: EvalConfig):
@@ -157,6 +180,10 @@ def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> d
         r = instance_prf(pi, gi, per_view=True)
         out["ins2d"] = (r["tp"], r["num_pred"], r["num_gt"])
     out.update(_depth_metrics(pred.depth[0, ..., 0].numpy(), scene.depth))
+    if cfg.cameras and S >= 2:
+        out["rotation_errors"], out["translation_errors"] = relative_pose_errors(pred.extrinsics[0], scene.extrinsics)
+    if cfg.renders:
+        out["psnr"] = _render_psnr(pred, scene.rgb)
     if cfg.queries or cfg.measured_queries:
         gt_pts = np.stack([scene.world_points(v) for v in range(scene.num_views)])  # [S, H, W, 3], NaN = no hit
         visible = scene.visible_centroids(cfg.min_query_pixels)
@@ -165,6 +192,34 @@ def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> d
     if cfg.measured_queries:
         out["measured_queries"] = _measured_queries(pred, space, text_encoder, pcfg, gt_pts, visible)
     return out
+
+
+def _render_psnr(pred, rgb: np.ndarray) -> np.ndarray:
+    """PSNR ``[S]`` of every input view rendered from all Gaussians with its predicted camera (DC colour)."""
+    from eps3d_ros.eval.image import psnr
+    from eps3d_ros.render import render_gaussians
+
+    g = pred.gaussians
+    S, H, W = rgb.shape[:3]
+    colours = (0.5 + SH_C0 * g.harmonics[0, :, :, 0]).clamp(0.0, 1.0)
+    # near plane relative to the scene: the prediction is up to scale
+    near = 0.05 * float(pred.depth[0].median())
+    K = intrinsics_for_pixel_centres(pred.intrinsics[0])  # the renderer samples pixel centres
+    out = render_gaussians(g.means[0], g.opacities[0], colours, pred.extrinsics[0], K, W, H,
+                           covariances=g.covariances[0], near_plane=max(near, 1e-6), backend="torch")
+    return psnr(out.features.clamp(0.0, 1.0), torch.from_numpy(rgb).double() / 255.0)
+
+
+def _size_depth(model, cfg: EvalConfig, seed: int, offset: int) -> float:
+    """Depth AbsRel of scene ``seed`` rendered at ``(height + offset) x (width + offset)``."""
+    from eps3d_ros.data.synthetic import generate_scene
+
+    scene = generate_scene(seed, cfg.num_views, cfg.height + offset, cfg.width + offset, **cfg.scene_options)
+    dev = next(model.parameters()).device
+    images = torch.from_numpy(scene.rgb).permute(0, 3, 1, 2).float().div(255.0)[None].to(dev)
+    with torch.inference_mode():
+        depth = model(images).depth[0, ..., 0].cpu().numpy()
+    return _depth_metrics(depth, scene.depth)["abs_rel"]
 
 
 def _measured_queries(pred, space, text_encoder, pcfg, gt_pts: np.ndarray,
@@ -268,6 +323,27 @@ def _summarize(per_scene: list[dict[str, Any]], names: list[str], things: list[i
         out[f"instance_precision_{tag}"], out[f"instance_recall_{tag}"], out[f"instance_f_{tag}"] = p, rc, f
     out["depth_abs_rel"] = float(np.nanmean([r["abs_rel"] for r in per_scene]))
     out["depth_delta1"] = float(np.nanmean([r["delta1"] for r in per_scene]))
+    off = []
+    for o in cfg.depth_size_offsets:
+        if f"abs_rel_{o:+d}" not in per_scene[0]:  # rows of evaluate_scene alone (no off-size pass)
+            continue
+        key = f"depth_abs_rel_{cfg.height + o}x{cfg.width + o}"
+        out[key] = float(np.nanmean([r[f"abs_rel_{o:+d}"] for r in per_scene]))
+        off.append(out[key])
+    if off:
+        out["depth_abs_rel_off_size_max"] = float(max(off))
+    if "rotation_errors" in per_scene[0]:
+        rot = np.concatenate([r["rotation_errors"] for r in per_scene])
+        tr = np.concatenate([r["translation_errors"] for r in per_scene])
+        out["camera_rotation_error_median_deg"] = float(np.median(rot))
+        out["camera_rotation_within_5deg"] = float(np.mean(rot <= 5.0))
+        out["camera_translation_error_median_deg"] = float(np.nanmedian(tr)) if np.isfinite(tr).any() else float("nan")
+        out["camera_translation_within_10deg"] = float(np.mean(tr[np.isfinite(tr)] <= 10.0)) if np.isfinite(tr).any() \
+            else float("nan")
+    if "psnr" in per_scene[0]:
+        ps = np.concatenate([r["psnr"] for r in per_scene])
+        out["render_psnr_median_db"] = float(np.median(ps))
+        out["render_psnr_mean_db"] = float(np.mean(ps[np.isfinite(ps)]))
     qs = [q for r in per_scene for q in r.get("queries", [])]
     if qs:
         out["queries"] = len(qs)
@@ -292,9 +368,7 @@ def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progre
     from eps3d_ros.data.synthetic import generate_scene
     from eps3d_ros.panoptic import SemanticSpace
 
-    cfg = config or EvalConfig()
-    if cfg.num_scenes < 1:
-        raise ValueError("num_scenes must be >= 1")
+    cfg = (config or EvalConfig()).validate()
     was = model.training
     model.eval()
     space = SemanticSpace.from_model(model)
@@ -308,11 +382,15 @@ def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progre
     try:
         for seed in it:
             scene = generate_scene(seed, cfg.num_views, cfg.height, cfg.width, **cfg.scene_options)
-            per_scene.append(evaluate_scene(model, text_encoder, scene, cfg, space))
+            row = evaluate_scene(model, text_encoder, scene, cfg, space)
+            for o in cfg.depth_size_offsets:
+                row[f"abs_rel_{o:+d}"] = _size_depth(model, cfg, seed, o)
+            per_scene.append(row)
     finally:
         model.train(was)
     summary = _summarize(per_scene, scene.class_names, scene.things, scene.stuff, cfg)
-    slim = [{k: v for k, v in r.items() if not k.startswith(("cm", "pq", "ins"))} for r in per_scene]
+    slim = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()
+             if not k.startswith(("cm", "pq", "ins"))} for r in per_scene]
     return {"summary": summary, "per_scene": slim}
 
 
@@ -345,6 +423,13 @@ def markdown_table(summary: dict[str, Any]) -> str:
         ("Instance F@0.5 (2D, per view)", f("instance_f_2d")),
         ("PQ (2D, per view)", f("pq_2d")),
         ("Depth AbsRel (median-scaled) / δ<1.25", f"{f('depth_abs_rel')} / {f('depth_delta1')}"),
+        *[(f"Depth AbsRel at {k[len('depth_abs_rel_'):]}", f(k)) for k in summary
+          if k.startswith("depth_abs_rel_") and k[len("depth_abs_rel_"):][:1].isdigit()],
+        ("Camera rotation error, median (°, relative to the first view) / within 5°",
+         f"{f('camera_rotation_error_median_deg', 2)} / {f('camera_rotation_within_5deg')}"),
+        ("Camera translation direction error, median (°) / within 10°",
+         f"{f('camera_translation_error_median_deg', 2)} / {f('camera_translation_within_10deg')}"),
+        ("RGB render PSNR of the input views (predicted cameras), median (dB)", f("render_psnr_median_db", 2)),
         ("Query top-1 label accuracy", f("query_label_accuracy")),
         ("Centroid error of queried objects, median (m), Sim(3) on cameras",
          f("centroid_error_median_cameras")),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ __all__ = [
 
 # Order of the terms in logs and in ``total_loss``.
 LOSS_NAMES = ("rgb", "instance", "semantic", "ins2sem", "depth", "camera", "direct_semantic", "direct_instance",
-              "semantic_ce", "direct_semantic_ce")
+              "semantic_ce", "direct_semantic_ce", "direct_rgb")
 
 
 @dataclass
@@ -63,6 +63,9 @@ class LossConfig:
     # input views directly (no splatting). Cheap; useful when rendering is the bottleneck (CPU).
     direct_semantic: float = 0.0
     direct_instance: float = 0.0
+    # the RGB term on the per-pixel colours (DC) of the input views' Gaussians, no splatting: teaches
+    # colours on every step; opacity and size still need the rendered term
+    direct_rgb: float = 0.0
     # The direct instance term over all input views at once (one InfoNCE per window instead of per
     # view). Only for teachers whose mask ids agree across views (the synthetic ground truth), NOT
     # for per-view SAM masks; it makes the instance features of one object agree across views.
@@ -78,10 +81,16 @@ class LossConfig:
     ssim: float = 0.0  # λ of the SSIM part of the RGB term (0 = plain L1)
     temperature: float = 0.1  # τ of the instance InfoNCE
     instance_pixels: int = 4096  # pixels sampled per view for the InfoNCE (0 = all)
+    # pixels (of the x0.5 semantic maps, all input views together) sampled for the direct semantic
+    # terms; 0 = all. The 512-d expansion and its cosines dominate a CPU step otherwise.
+    semantic_pixels: int = 0
     ins2sem_anchors: int = 64  # M
     ins2sem_neighbors: int = 16  # K
     min_alpha: float = 0.5  # rendered pixels more transparent than this get no semantic / instance loss
     camera_gamma: float = 0.6  # weight of earlier camera-head iterations: gamma^(n-1-i)
+    # First step of a term ({term: step}; absent = 0), e.g. a geometry phase (depth, camera) before the
+    # semantic and instance terms join.
+    start: dict[str, int] = field(default_factory=dict)
 
     def validate(self) -> "LossConfig":
         for name in LOSS_NAMES:
@@ -95,16 +104,24 @@ class LossConfig:
             raise ValueError(f"loss.ssim must be in [0, 1], got {self.ssim}")
         if self.ins2sem_anchors < 1 or self.ins2sem_neighbors < 1:
             raise ValueError("loss.ins2sem_anchors (M) and loss.ins2sem_neighbors (K) must be >= 1")
+        if self.semantic_pixels < 0:
+            raise ValueError("loss.semantic_pixels must be >= 0 (0 = all pixels)")
         if self.instance_pixels < 0:
             raise ValueError("loss.instance_pixels must be >= 0 (0 = all pixels)")
         if not 0.0 <= self.min_alpha < 1.0:
             raise ValueError("loss.min_alpha must be in [0, 1)")
+        for name, first in self.start.items():
+            if name not in LOSS_NAMES or not isinstance(first, int) or first < 0:
+                raise ValueError(f"loss.start needs {{term: first step >= 0}} with terms from {LOSS_NAMES}, got "
+                                 f"{name!r}: {first!r}")
         if not 0.0 < self.camera_gamma <= 1.0:
             raise ValueError("loss.camera_gamma must be in (0, 1]")
         return self
 
-    def weights(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in LOSS_NAMES}
+    def weights(self, step: int | None = None) -> dict[str, float]:
+        """``{term: weight}``; at ``step``, terms that start later (``start``) weigh 0."""
+        return {name: float(getattr(self, name)) if step is None or step >= self.start.get(name, 0) else 0.0
+                for name in LOSS_NAMES}
 
 
 # ------------------------------------------------------------------------------------------ RGB
@@ -323,9 +340,9 @@ def camera_loss(pose_encodings: list[Tensor], target: Tensor, gamma: float = 0.6
     return total / math.fsum(weights)
 
 
-def total_loss(terms: dict[str, Tensor], config: LossConfig) -> Tensor:
-    """``Σ weight * term`` over the computed terms with a non-zero weight."""
-    weights = config.weights()
+def total_loss(terms: dict[str, Tensor], config: LossConfig, step: int | None = None) -> Tensor:
+    """``Σ weight * term`` over the computed terms with a non-zero weight (at ``step``: see ``LossConfig.start``)."""
+    weights = config.weights(step)
     out = None
     for name, value in terms.items():
         w = weights.get(name, 0.0)

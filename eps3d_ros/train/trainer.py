@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eps3d_ros.conventions import invert_rigid, to_homogeneous
+from eps3d_ros.conventions import (
+    intrinsics_for_pixel_centres,
+    intrinsics_for_pixel_indices,
+    invert_rigid,
+    to_homogeneous,
+)
 from eps3d_ros.model import EPS3D, EPS3DConfig
+from eps3d_ros.model.outputs import depth_to_world_points
 from eps3d_ros.model.pose_encoding import extrinsics_intrinsics_to_pose_encoding
 from eps3d_ros.render import render_gaussians
 
@@ -106,9 +113,30 @@ def apply_freeze(model: torch.nn.Module, freeze: list[str]) -> list[str]:
     return frozen
 
 
+def set_initial_opacity(model: EPS3D, opacity: float) -> None:
+    """Start every Gaussian at ``opacity``: the appearance head's opacity-logit bias becomes the logit
+    that the adapter maps to it (raw channel 0; the rest of the head is untouched)."""
+    last = model.encoder.gaussian_param_head.scratch.output_conv2[-1]
+    e = model.encoder.gaussian_adapter.opacity_exponent(0)
+    if e != 1.0:
+        raise ValueError("model.init_opacity assumes the identity opacity mapping (opacity_mapping initial = final = 0)")
+    with torch.no_grad():
+        last.bias[0] = math.log(opacity / (1.0 - opacity))
+
+
 def _relative(extrinsics: Tensor, reference: Tensor) -> Tensor:
     """``E_i ∘ E_ref⁻¹`` ``[V, 3, 4]``: camera-from-(reference camera) transforms."""
     return (to_homogeneous(extrinsics) @ to_homogeneous(invert_rigid(reference))[None])[:, :3]
+
+
+def _pick_pixels(t: Tensor, pick: Tensor | None) -> Tensor:
+    """``[S, D, h, w]`` → ``[1, D, P, 1]`` or ``[S, h, w]`` → ``[1, P, 1]`` at flat pixel indices ``pick``
+    (``None``: unchanged)."""
+    if pick is None:
+        return t
+    if t.dim() == 4:
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])[pick.to(t.device)].T[None, :, :, None]
+    return t.reshape(-1)[pick.to(t.device)][None, :, None]
 
 
 def _lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -141,6 +169,8 @@ class Trainer:
             if cfg.model.overrides:
                 mcfg = mcfg.replace(**cfg.model.overrides)
             self.model = EPS3D(mcfg)
+            if cfg.model.init_opacity is not None:
+                set_initial_opacity(self.model, cfg.model.init_opacity)
         self.model.to(self.device).train()
         self.model.set_gradient_checkpointing(cfg.model.gradient_checkpointing)
         self.frozen = apply_freeze(self.model, cfg.model.freeze)
@@ -190,7 +220,11 @@ class Trainer:
     def batch(self, step: int) -> tuple[Sample, list[int], list[int], np.random.Generator, torch.Generator]:
         """The window of ``step``: sample, context / target view indices and the step's generators."""
         rng = np.random.default_rng([self.config.run.seed, step])
-        sample = self.dataset[int(rng.integers(len(self.dataset)))]
+        index = int(rng.integers(len(self.dataset)))
+        sizes = self.config.data.sizes()
+        # one size per step (multi-resolution); no draw for a fixed size keeps older runs' streams unchanged
+        height, width = sizes[int(rng.integers(len(sizes)))] if len(sizes) > 1 else sizes[0]
+        sample = self.dataset.at_size(index, height, width)
         n_target = self.config.data.target_views if sample.has_cameras else 0
         if sample.num_views > self.config.data.num_views:
             sample = sample.select(list(range(self.config.data.num_views)))
@@ -205,7 +239,7 @@ class Trainer:
     ) -> tuple[dict[str, Tensor], dict[str, float]]:
         """Every loss term with a non-zero weight for one window, and a few statistics."""
         cfg, L, dev, model = self.config, self.config.loss, self.device, self.model
-        w = L.weights()
+        w = L.weights(step)
         H, W = sample.size
         ctx = sample.select(context)
         pred = model(ctx.images.to(dev)[None], global_step=step)
@@ -232,39 +266,52 @@ class Trainer:
             gt_enc = extrinsics_intrinsics_to_pose_encoding(gt_rel, sample.intrinsics[context].to(dev), H, W)
             terms["camera"] = camera_loss([p[0] for p in pred.pose_enc_list], gt_enc, L.camera_gamma)
 
-        g = pred.gaussians
+        g, ctx_viewmats, ctx_Ks, first, target_scale = self._placement(pred, sample, context, rel)
         # ----- rendered terms
         rendered_any = w["rgb"] or w["semantic"] or w["instance"] or w["semantic_ce"]
         if rendered_any and step >= cfg.render.start_step and (step - cfg.render.start_step) % cfg.render.every == 0:
             k = cfg.render.context_views
             sel = list(range(len(context))) if k < 0 or k >= len(context) else \
                 sorted(rng.choice(len(context), size=k, replace=False).tolist())
-            viewmats = [to_homogeneous(pred.extrinsics[0, sel])] if sel else []
-            Ks = [pred.intrinsics[0, sel]] if sel else []
+            viewmats = [ctx_viewmats[sel]] if sel else []
+            Ks = [ctx_Ks[sel]] if sel else []
             views = [context[i] for i in sel]
             if cfg.render.target_views and target and rel is not None:
-                viewmats.append(self._target_viewmats(pred, sample, context, target, rel))
+                s = target_scale if target_scale is not None else self._target_scale(pred, sample, context, rel)
+                t_rel = rel[target].clone()
+                t_rel[..., 3] *= s
+                viewmats.append(to_homogeneous(t_rel) @ first[None])
                 Ks.append(sample.intrinsics[target].to(dev))
                 views += target
             if views:
-                terms.update(self._rendered_terms(pred, sample, teach, views, torch.cat(viewmats),
-                                                  torch.cat(Ks), gen, stats))
+                terms.update(self._rendered_terms(pred, g, sample, teach, views, torch.cat(viewmats),
+                                                  torch.cat(Ks), gen, stats, w))
         # ----- Ins2Sem on the Gaussians
         if w["ins2sem"]:
             terms["ins2sem"] = ins2sem_loss(
                 g.instances[0], g.semantics[0], L.ins2sem_anchors, L.ins2sem_neighbors,
                 valid=g.opacities[0].detach() > 0.05, generator=gen, expand=model.expand_semantic_features)
         # ----- optional direct (unrendered) terms on the input views' per-pixel maps
+        if w["direct_rgb"]:
+            if pred.gaussians.means.shape[1] != pred.depth[0].numel():
+                raise ValueError("loss.direct_rgb needs pixel-aligned Gaussians: turn voxelize off")
+            colours = 0.5 + SH_C0 * pred.gaussians.harmonics[0, :, :, 0]  # [S*H*W, 3] in (view, row, col) order
+            colours = colours.reshape(len(context), H, W, 3).permute(0, 3, 1, 2)
+            terms["direct_rgb"] = rgb_loss(colours, ctx.images.to(dev))
         if w["direct_semantic"] or w["direct_instance"] or w["direct_semantic_ce"]:
             tctx = teach.select(context)
+            pick = None
             if w["direct_semantic"] or w["direct_semantic_ce"]:
-                expanded = model.expand_semantics(pred.semantic_maps[0])  # [S, 512, H/2, W/2]
-                size = tuple(expanded.shape[-2:])
+                expanded, pick = self._expanded_semantics(pred.semantic_maps[0], gen)  # [S, 512, H/2, W/2]
+                size = tuple(pred.semantic_maps.shape[-2:])
+                size = (size[0] // 2, size[1] // 2)
             if w["direct_semantic"]:
                 tgt, valid = tctx.semantic_target(size)
+                tgt, valid = _pick_pixels(tgt, pick), _pick_pixels(valid, pick)
                 terms["direct_semantic"] = semantic_loss(expanded, tgt.to(dev), valid.to(dev))
             classes = tctx.semantic_classes(size) if w["direct_semantic_ce"] else None
             if classes is not None:
+                classes = _pick_pixels(classes, pick)
                 terms["direct_semantic_ce"] = semantic_ce_loss(expanded, classes.to(dev), tctx.prototypes.to(dev),
                                                                L.semantic_ce_scale, L.semantic_ce_balanced)
             if w["direct_instance"]:
@@ -276,8 +323,56 @@ class Trainer:
                                                             generator=gen)
         return terms, stats
 
-    def _target_viewmats(self, pred, sample: Sample, context: list[int], target: list[int], rel: Tensor) -> Tensor:
-        """Ground-truth target cameras placed in the prediction's frame and scale ``[T, 4, 4]``."""
+    def _expanded_semantics(self, maps: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """The decoder's expansion of per-pixel semantic maps ``[S, Cs, H, W]``: ``[S, 512, H/2, W/2]``, or with
+        ``loss.semantic_pixels`` only that many random pixels ``[1, 512, P, 1]`` and their flat indices ``[P]``."""
+        n = self.config.loss.semantic_pixels
+        small = self.model.decoder.feature_expansion[0](maps)  # the expansion's x0.5 resampling
+        total = small.shape[0] * small.shape[2] * small.shape[3]
+        if n <= 0 or n >= total:
+            return self.model.expand_semantics(maps), None
+        pick = torch.randperm(total, generator=gen)[:n].to(maps.device)
+        flat = small.permute(0, 2, 3, 1).reshape(total, -1)[pick]  # [P, Cs]
+        return self.model.expand_semantic_features(flat).T[None, :, :, None], pick
+
+    def _placement(self, pred, sample: Sample, context: list[int], rel: Tensor | None):
+        """The Gaussians to render and the cameras that place them (``render.cameras``).
+
+        Returns ``(gaussians, context viewmats [S, 4, 4], context Ks [S, 3, 3], first [4, 4], scale)``:
+        ``first`` maps the first context camera's frame to the Gaussians' world frame (the target
+        views are ``rel_target @ first``) and ``scale`` is the true-to-predicted scale when it was
+        already computed (else ``None``).
+        """
+        # Renders use K for pixel centres: the network unprojects pixel (u, v) at (u, v), the renderer samples
+        # it at (u + 0.5, v + 0.5) (eps3d_ros.conventions.intrinsics_for_pixel_centres).
+        mode = self.config.render.cameras
+        g = pred.gaussians
+        if not self.config.render.depth_gradients:
+            g = replace(g, means=g.means.detach())
+        if mode == "predicted":
+            E, K = pred.extrinsics[0], pred.intrinsics[0]
+            return g, to_homogeneous(E), intrinsics_for_pixel_centres(K), to_homogeneous(E[0]).detach(), None
+        if mode == "detached":
+            E, K = pred.extrinsics[0].detach(), pred.intrinsics[0].detach()
+            K_render, scale = intrinsics_for_pixel_centres(K), None
+        else:
+            if rel is None:
+                raise ValueError("render.cameras 'ground_truth' needs cameras in the training data (intrinsics and "
+                                 "extrinsics); use 'predicted' or 'detached'")
+            scale = self._target_scale(pred, sample, context, rel)
+            E = rel[context].clone()
+            E[..., 3] *= scale
+            K_render = sample.intrinsics[context].to(E.device)  # the data's K samples pixel centres
+            K = intrinsics_for_pixel_indices(K_render)
+        if g.means.shape[1] != pred.depth[0].numel():
+            raise ValueError(f"render.cameras {mode!r} re-places pixel-aligned Gaussians: turn voxelize off")
+        depth = pred.depth if self.config.render.depth_gradients else pred.depth.detach()
+        means = depth_to_world_points(depth, E[None], K[None]).reshape(1, -1, 3)
+        return replace(g, means=means), to_homogeneous(E), K_render, to_homogeneous(E[0]), scale
+
+    def _target_scale(self, pred, sample: Sample, context: list[int], rel: Tensor) -> float:
+        """Predicted-over-true scale: ``median(predicted depth) / median(true depth)`` of the context views,
+        or without depth the ratio of camera baselines."""
         with torch.no_grad():
             s = None
             if sample.depth is not None:
@@ -290,17 +385,12 @@ class Trainer:
                 gc = invert_rigid(rel[context])[:, :, 3]
                 gb, pb = (gc - gc[:1]).norm(dim=-1).sum(), (pc - pc[:1]).norm(dim=-1).sum()
                 s = float(pb / gb) if float(gb) > 1e-6 else 1.0
-            t_rel = rel[target].clone()
-            t_rel[..., 3] *= s
-            first = to_homogeneous(pred.extrinsics[0, 0])  # the predicted first context camera
-            return to_homogeneous(t_rel) @ first[None]
+            return s
 
-    def _rendered_terms(self, pred, sample: Sample, teach, views: list[int], viewmats: Tensor, Ks: Tensor,
-                        gen: torch.Generator, stats: dict[str, float]) -> dict[str, Tensor]:
+    def _rendered_terms(self, pred, g, sample: Sample, teach, views: list[int], viewmats: Tensor, Ks: Tensor,
+                        gen: torch.Generator, stats: dict[str, float], w: dict[str, float]) -> dict[str, Tensor]:
         cfg, L, model = self.config, self.config.loss, self.model
-        w = L.weights()
         H, W = sample.size
-        g = pred.gaussians
         cs = g.semantics.shape[-1]
         parts, names = [], []
         if w["rgb"]:
@@ -356,7 +446,7 @@ class Trainer:
         t0 = time.perf_counter()
         sample, context, target, rng, gen = self.batch(self.step)
         terms, stats = self.compute_losses(sample, context, target, rng, gen, self.step)
-        total = total_loss(terms, self.config.loss)
+        total = total_loss(terms, self.config.loss, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         row: dict[str, float] = {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         if torch.isfinite(total):
@@ -429,7 +519,8 @@ class Trainer:
 
         d, r = self.config.data, self.config.run
         ecfg = EvalConfig(seed_start=r.eval_seed_start, num_scenes=r.eval_scenes, num_views=r.eval_views,
-                          height=d.height, width=d.width, scene_options=dict(d.scene_options), path_2d=False)
+                          height=d.height, width=d.width, scene_options=dict(d.scene_options), path_2d=False,
+                          measured_queries=False)  # a second clustering per scene: the full evaluation has it
         self.model.eval()
         try:
             res = evaluate_model(self.model, self.text_encoder, ecfg)
@@ -499,7 +590,12 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
+        """Resume from a run's ``checkpoint.pt`` or from a slim resume state (:mod:`.resume_state`)."""
+        from .resume_state import RESUME_FORMAT, read_resume_state
+
         state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("format") == RESUME_FORMAT:
+            state = read_resume_state(path, map_location=self.device)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not an eps3d training checkpoint")
         self.model.load_state_dict(state["model"])
@@ -531,9 +627,12 @@ class Trainer:
         return d
 
 
-def train(config: TrainConfig | str | Path, resume: bool = False, steps: int | None = None,
+def train(config: TrainConfig | str | Path, resume: bool | str | Path = False, steps: int | None = None,
           overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Train from a config (object or YAML path); returns ``fit``'s summary (``export`` = the model folder)."""
+    """Train from a config (object or YAML path); returns ``fit``'s summary (``export`` = the model folder).
+
+    ``resume``: ``True`` continues from ``run.out_dir/checkpoint.pt`` when it exists; a path continues from
+    that checkpoint or slim resume state."""
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
     elif overrides:
