@@ -267,6 +267,7 @@ def main() -> None:
     soak = Soak(args)
     queries = Queries(args.query_hz, soak.busy)
     result: dict = {"args": vars(args), "load_before": load_before, "faults": [], "rss_mb": []}
+    t_start = time.time()
     try:
         if not soak.client.query.wait_for_service(timeout_sec=120):
             raise SystemExit(f"the node did not start: see {log_path}")
@@ -316,6 +317,14 @@ def main() -> None:
                          "while_a_window_runs": {"calls": len(busy),
                                                  "p95_ms": 1e3 * float(np.percentile(busy, 95)) if busy else None,
                                                  "max_ms": 1e3 * max(busy) if busy else None}}
+    # The slow round trips, with the fault (if any) that was being applied then: where to look first.
+    slow = []
+    for c in queries.calls:
+        if c["done"] and c["s"] > 0.05:
+            t = c["t"] - c["s"] - t_start
+            during = [f["fault"] for f in result["faults"] if f["t"] - 0.5 <= t <= f["t"] + f["seconds"] + 0.5]
+            slow.append({"t": round(t, 1), "ms": round(1e3 * c["s"], 1), "fault": during[0] if during else None})
+    result["queries"]["over_50_ms"] = slow
     rss = result["rss_mb"]
     five = [r["mb"] for r in rss if r["t"] < 300]
     last5 = [r["mb"] for r in rss if r["t"] >= rss[-1]["t"] - 300] if rss else []

@@ -47,7 +47,6 @@ from ..mapping import MapMatch, MapUpdate, ObjectMap, load_map, save_map
 from .config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
 from .frames import Frame
-from .heap import trim_heap
 from .intake import prepare_frame
 from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
@@ -292,7 +291,6 @@ class Session:
                  len(self._map.objects), len(update.added), len(update.updated), len(update.merged),
                  len(update.removed), snap.timings.get("total", float("nan")), fusion)
         self._publish(SessionUpdate("window", update, snap, {**snap.timings, "fusion": fusion}))
-        trim_heap()  # the window's temporaries are freed: keep the process's RSS flat over hours
 
     def _window_failed(self, error: Exception, frames: list[Frame]) -> None:
         if isinstance(error, Cancelled):

@@ -23,6 +23,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
 from rcl_interfaces.msg import SetParametersResult
 
+from ..pipeline.heap import trim_heap
 from ..pipeline.input_health import InputHealth
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
@@ -111,6 +112,7 @@ class Eps3dNode(LifecycleNode):
             self.destroy_publisher(self._diag)
             self._outputs = self._diag = None
         release_cuda_cache()
+        trim_heap()  # the model and the map are gone: give their pages back (nothing is served now)
 
     def destroy_node(self) -> None:
         stop_forwarding(self._log_handler)
