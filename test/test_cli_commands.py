@@ -163,7 +163,8 @@ def test_demo_end_to_end(model_dir, tmp_path) -> None:
     assert code == 0, stderr
     for text in ("input: synthetic scene seed 100000: 2 views of 56x56 (HxW) with depth and camera poses", "ground truth:",
                  "objects in 'map' (m;", "query 'red mug' (top 2):", "timings:", "generate scene", "load model",
-                 "network", "panoptic", "render PNGs", "write PLY"):
+                 "network", "panoptic", "render PNGs", "write PLY", "ground truth vs found (same class",
+                 "found; found things matched to no true object:"):
         assert text in stdout, text
     sf = load_scene(out / "scene.eps3d")
     assert sf.scale_known and sf.frame_id == "map" and sf.cameras.num_views == 2

@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
           f"{snap.alignment.method}), {scene.num_gaussians} Gaussians:")
     print_notes(snap)
     print(objects_table(scene, sf.scale_known, limit=25))
+    if synthetic is not None:
+        print(truth_table(synthetic, frames, snap, sf, cfg.output.map_frame))
     with timer.stage("query"):
         matches = scene.query(args.query, max_results=args.top)
     print(f"\nquery '{args.query}' (top {args.top}):")
@@ -203,3 +205,32 @@ def _node_parameters(cfg) -> dict:
         "pipeline.keyframe_min_interval": 0.0, "pipeline.keyframe_min_translation": 0.0,
         "pipeline.keyframe_min_rotation": 0.0,
     }
+
+
+
+def truth_table(synthetic, frames, snap, sf, map_frame: str, max_distance: float = 0.5) -> str:
+    """One line per true thing: the found object matched to it (same class, nearest first, within
+    ``max_distance`` m), or "missed"; then the found things matched to none (see eval.object_match)."""
+    import numpy as np
+
+    from ..eval.object_match import match_objects, true_objects
+
+    to_frame = None  # in the map frame: the synthetic world is the map
+    if sf.frame_id != map_frame:  # the reference view's optical frame: the truth is moved there
+        ref = frames[snap.alignment.reference_index]
+        if not ref.has_pose or not sf.scale_known:
+            return "\nground truth vs found: not compared (no metric pose links the scene to the synthetic world)"
+        to_frame = np.linalg.inv(ref.pose)  # pose: camera-to-world
+    matches, extras = match_objects(sf.scene.objects, true_objects(synthetic, to_frame), max_distance)
+    lines = [f"\nground truth vs found (same class, nearest centroid within {max_distance} m; box: largest axis "
+             "ratio to the true visible surface):",
+             f"  {'true object':<16} {'found':>6}  {'centroid error':>14}  {'box':>6}"]
+    for m in matches:
+        if m.found_id is None:
+            lines.append(f"  {m.truth.name:<16} {'missed':>6}")
+        else:
+            lines.append(f"  {m.truth.name:<16} {'#' + str(m.found_id):>6}  {m.error:>12.2f} m  {m.box_ratio:>5.1f}x")
+    found = sum(m.found_id is not None for m in matches)
+    lines.append(f"  {found} of {len(matches)} found; found things matched to no true object: "
+                 f"{', '.join('#' + str(i) for i in extras) if extras else 'none'}")
+    return "\n".join(lines)

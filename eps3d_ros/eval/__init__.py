@@ -9,6 +9,7 @@ Each module's docstring lists its definition choices.
 
 from eps3d_ros.eval.camera import relative_pose_errors, rotation_angle_deg
 from eps3d_ros.eval.image import psnr
+from eps3d_ros.eval.object_match import ObjectMatch, TrueObject, match_objects, true_objects
 from eps3d_ros.eval.instance import instance_iou_matrix, instance_prf, match_segments, prf_from_counts
 from eps3d_ros.eval.panoptic import panoptic_counts, panoptic_quality, summarize_panoptic
 from eps3d_ros.eval.protocol import (
@@ -22,6 +23,10 @@ from eps3d_ros.eval.protocol import (
 from eps3d_ros.eval.semantic import confusion_matrix, per_class_iou, semantic_accuracy, semantic_miou
 
 __all__ = [
+    "ObjectMatch",
+    "TrueObject",
+    "match_objects",
+    "true_objects",
     "relative_pose_errors",
     "rotation_angle_deg",
     "psnr",
