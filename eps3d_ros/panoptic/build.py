@@ -25,7 +25,8 @@ import torch
 from .clustering import cluster_instances
 from .clustering import warm_up as cluster_warm_up
 from .config import PanopticConfig
-from .geometry import grouped_knn_outliers, oriented_box
+from .geometry import grouped_knn_outliers, grouped_neighbours, oriented_box
+from .merging import merge_clusters
 from .pooling import pool_embeddings
 from .scene import UNKNOWN, Scene, SceneObject, SplatParams, TextEmbedder
 from .semantic_space import SemanticSpace
@@ -161,20 +162,39 @@ def assemble_scene(
     thing = (votes != UNKNOWN) & ~is_stuff_label[votes]
     member = (cids > 0) & thing[np.minimum(slot, max(len(clusters) - 1, 0))] if len(clusters) else np.zeros(n, bool)
     clock.stop("votes")
-    if config.outlier_removal and member.any():
+    core = member.copy()  # the points an object's geometry comes from (its densest cluster)
+    spacing = np.zeros(len(clusters))  # typical point spacing of each cluster (0: unknown)
+    if member.any() and (config.outlier_removal or config.core_link_factor > 0 or config.merge_instances):
         idx = np.nonzero(member)[0]
-        member[idx[grouped_knn_outliers(means[idx], cids[idx], config.outlier_neighbors, config.outlier_std_ratio,
-                                        workers=torch.get_num_threads())]] = False
+        nb = grouped_neighbours(means[idx], slot[idx], config.outlier_neighbors, workers=torch.get_num_threads())
+        inlier = ~nb.outliers(config.outlier_std_ratio) if config.outlier_removal else np.ones(len(idx), bool)
+        member[idx[~inlier]] = False
+        core[:] = False
+        core[idx[nb.densest_component(config.core_link_factor, keep=inlier)]] = True
+        spacing[np.unique(slot[idx])] = nb.spacing
     clock.stop("outliers")
-    counts = np.bincount(np.where(member, slot, len(clusters)), minlength=len(clusters) + 1)[:-1]
-    kept = [c for c in range(len(clusters)) if thing[c] and counts[c] >= config.min_object_points]
-    groups: list[tuple[int, bool, np.ndarray]] = []  # (label, is_thing, members) in object-id order
+    merged = np.arange(len(clusters))  # group of each cluster
+    if config.merge_instances and len(clusters) > 1:
+        idx = np.nonzero(member)[0]
+        merged = merge_clusters(means[idx], instance_features[idx], slot[idx], core[idx],
+                                np.where(thing, votes, UNKNOWN), spacing,
+                                min_similarity=config.merge_min_similarity, contact_factor=config.merge_contact_factor,
+                                min_contact=config.merge_min_contact, workers=torch.get_num_threads())
+    clock.stop("merge")
+    group = np.where(member, merged[np.minimum(slot, max(len(clusters) - 1, 0))], -1) if len(clusters) else \
+        np.full(n, -1, dtype=np.int64)
+    num_groups = int(merged.max()) + 1 if len(clusters) else 0
+    counts = np.bincount(group[member], minlength=num_groups)
+    group_label = np.full(num_groups, UNKNOWN, dtype=np.int64)
+    group_label[merged[thing]] = votes[thing]  # merged clusters share one label
+    kept = [g for g in range(num_groups) if group_label[g] != UNKNOWN and counts[g] >= config.min_object_points]
+    groups: list[tuple[int, bool, np.ndarray, np.ndarray]] = []  # (label, is_thing, members, core) in id order
     if kept:
-        order = np.argsort(np.where(member, slot, len(clusters)), kind="stable")
+        order = np.argsort(np.where(member, group, num_groups), kind="stable")
         start = np.concatenate([[0], np.cumsum(counts)])
-        for c in kept:
-            members = order[start[c]:start[c + 1]]
-            groups.append((int(votes[c]), True, members))
+        for g in kept:
+            members = order[start[g]:start[g + 1]]
+            groups.append((int(group_label[g]), True, members, members[core[members]]))
             instance_ids[members] = len(groups)
     # Stuff: one region per stuff class, of the Gaussians that no thing took.
     for label in range(len(vocab)):
@@ -182,12 +202,12 @@ def assemble_scene(
             continue
         members = np.nonzero((labels == label) & (instance_ids == 0))[0]
         if len(members) >= config.min_object_points:
-            groups.append((label, False, members))
+            groups.append((label, False, members, members))
     clock.stop("votes")
     embeddings = _pool_objects(groups, semantic_features, weights, space, config)
     clock.stop("pooling")
-    objects = tuple(_make_object(i + 1, label, is_thing, members, vocab, means, weights, labels, scores, emb)
-                    for i, ((label, is_thing, members), emb) in enumerate(zip(groups, embeddings)))
+    objects = tuple(_make_object(i + 1, label, is_thing, members, core, vocab, means, weights, labels, scores, emb)
+                    for i, ((label, is_thing, members, core), emb) in enumerate(zip(groups, embeddings)))
     clock.stop("objects")
     return Scene(
         means=means, opacities=opacities, colors=colors, weights=weights, semantic_features=semantic_features,
@@ -208,13 +228,13 @@ def _votes(labels: np.ndarray, weights: np.ndarray, slot: np.ndarray, clusters: 
     return np.where(known, np.argmax(table, axis=1), UNKNOWN).astype(np.int64)
 
 
-def _pool_objects(groups: list[tuple[int, bool, np.ndarray]], sem: np.ndarray, weights: np.ndarray,
+def _pool_objects(groups: list[tuple[int, bool, np.ndarray, np.ndarray]], sem: np.ndarray, weights: np.ndarray,
                   space: SemanticSpace, config: PanopticConfig) -> np.ndarray:
     """``[M, D]`` float32: every object's embedding in one pass (see :mod:`.pooling`)."""
     if not groups:
         return np.zeros((0, space.dim), dtype=np.float32)
-    members = np.concatenate([m for _, _, m in groups])
-    segments = np.repeat(np.arange(len(groups)), [len(m) for _, _, m in groups])
+    members = np.concatenate([g[2] for g in groups])
+    segments = np.repeat(np.arange(len(groups)), [len(g[2]) for g in groups])
     out = pool_embeddings(torch.from_numpy(np.ascontiguousarray(sem[members])),
                           torch.from_numpy(np.ascontiguousarray(weights[members])), torch.from_numpy(segments),
                           len(groups), space, config.pooling, config.pooling_chunk)
@@ -222,18 +242,22 @@ def _pool_objects(groups: list[tuple[int, bool, np.ndarray]], sem: np.ndarray, w
 
 
 def _make_object(
-    obj_id: int, label: int, is_thing: bool, members: np.ndarray, vocab: tuple[str, ...], means: np.ndarray,
-    weights: np.ndarray, labels: np.ndarray, scores: np.ndarray, embedding: np.ndarray,
+    obj_id: int, label: int, is_thing: bool, members: np.ndarray, core: np.ndarray, vocab: tuple[str, ...],
+    means: np.ndarray, weights: np.ndarray, labels: np.ndarray, scores: np.ndarray, embedding: np.ndarray,
 ) -> SceneObject:
-    pts = means[members].astype(np.float64)
+    """Score from all ``members``; centroid and boxes from ``core`` (its densest cluster; all members if empty)."""
     w = weights[members].astype(np.float64)
     w_sum = w.sum()
     wn = w / w_sum if w_sum > 0 else np.full(len(w), 1.0 / len(w))
     agree = labels[members] == label
     score = float((wn * np.where(agree, scores[members], 0.0)).sum())
+    geo = core if len(core) else members
+    pts = means[geo].astype(np.float64)
+    wc = weights[geo].astype(np.float64)
+    wc = wc / wc.sum() if wc.sum() > 0 else np.full(len(wc), 1.0 / len(wc))
     return SceneObject(
         id=obj_id, label=vocab[label], label_id=label, is_thing=is_thing, score=score,
-        centroid=(wn[:, None] * pts).sum(0), aabb_min=pts.min(0), aabb_max=pts.max(0), obb=oriented_box(pts),
+        centroid=(wc[:, None] * pts).sum(0), aabb_min=pts.min(0), aabb_max=pts.max(0), obb=oriented_box(pts),
         num_points=int(len(members)), embedding=embedding, indices=members.copy(),
     )
 

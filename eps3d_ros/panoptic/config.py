@@ -24,6 +24,16 @@ class PanopticConfig:
     outlier_removal: bool = True  # PE3R-style: drop points far from their same-instance neighbours
     outlier_neighbors: int = 16
     outlier_std_ratio: float = 3.0
+    # An object's centroid and boxes come from its densest cluster: the largest set of its points linked to
+    # k-NN neighbours (k = outlier_neighbors) no further than this x its typical point spacing. 0 = all points.
+    core_link_factor: float = 2.0
+    # Over-split instances (one chair in several HDBSCAN clusters) become one object when they have the same
+    # class, instance-feature centroids with a cosine >= merge_min_similarity, and touch in 3D: at least
+    # merge_min_contact of the smaller one's core points lie within merge_contact_factor x point spacing of the other.
+    merge_instances: bool = True
+    merge_min_similarity: float = 0.6
+    merge_contact_factor: float = 1.0
+    merge_min_contact: float = 0.02
     # Object embedding: "slerp" (PE3R area-weighted spherical interpolation) or "mean" (normalised mean).
     pooling: str = "slerp"
     # Weight of a Gaussian in pooling and label votes: "area" (opacity x footprint), "opacity", "uniform".
@@ -45,5 +55,11 @@ class PanopticConfig:
             raise ValueError("unknown_threshold is a probability in [0, 1]")
         if self.min_object_points < 1 or self.outlier_neighbors < 1 or self.pooling_chunk < 1:
             raise ValueError("min_object_points, outlier_neighbors and pooling_chunk must be positive")
+        if not (self.core_link_factor >= 0 and self.merge_contact_factor >= 0):
+            raise ValueError("core_link_factor and merge_contact_factor must be >= 0")
+        if not -1.0 <= self.merge_min_similarity <= 1.0:
+            raise ValueError("merge_min_similarity is a cosine in [-1, 1]")
+        if not 0.0 <= self.merge_min_contact <= 1.0:
+            raise ValueError("merge_min_contact is a fraction in [0, 1]")
         self.clustering.validate()
         return self
