@@ -317,14 +317,18 @@ def main() -> None:
                          "while_a_window_runs": {"calls": len(busy),
                                                  "p95_ms": 1e3 * float(np.percentile(busy, 95)) if busy else None,
                                                  "max_ms": 1e3 * max(busy) if busy else None}}
-    # The slow round trips, with the fault (if any) that was being applied then: where to look first.
-    slow = []
-    for c in queries.calls:
-        if c["done"] and c["s"] > 0.05:
-            t = c["t"] - c["s"] - t_start
-            during = [f["fault"] for f in result["faults"] if f["t"] - 0.5 <= t <= f["t"] + f["seconds"] + 0.5]
-            slow.append({"t": round(t, 1), "ms": round(1e3 * c["s"], 1), "fault": during[0] if during else None})
-    result["queries"]["over_50_ms"] = slow
+    # The slow and the unanswered round trips, with the fault (if any) being applied when they were asked:
+    # where to look first. (A request that reaches the node while a lifecycle cycle destroys its service is
+    # never answered: a client retries after its timeout.)
+    def fault_at(c: dict) -> str | None:
+        t = c["t"] - c["s"] - t_start
+        during = [f["fault"] for f in result["faults"] if f["t"] - 0.5 <= t <= f["t"] + f["seconds"] + 0.5]
+        return during[0] if during else None
+
+    result["queries"]["over_50_ms"] = [{"t": round(c["t"] - c["s"] - t_start, 1), "ms": round(1e3 * c["s"], 1),
+                                        "fault": fault_at(c)} for c in queries.calls if c["done"] and c["s"] > 0.05]
+    result["queries"]["unanswered"] = [{"t": round(c["t"] - c["s"] - t_start, 1), "fault": fault_at(c)}
+                                       for c in queries.calls if not c["done"]]
     rss = result["rss_mb"]
     five = [r["mb"] for r in rss if r["t"] < 300]
     last5 = [r["mb"] for r in rss if r["t"] >= rss[-1]["t"] - 300] if rss else []

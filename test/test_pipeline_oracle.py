@@ -116,7 +116,7 @@ def test_every_well_seen_thing_becomes_one_object(sequence, runs) -> None:
 
 
 def test_geometry_is_exact_without_outlier_removal(sequence, oracle, frames) -> None:
-    oracle = OracleReconstructor(sequence, OracleReconstructor.default_config(outlier_removal=False),
+    oracle = OracleReconstructor(sequence, OracleReconstructor.default_config(outlier_removal=False, core_link_factor=0.0),
                                  oracle.text_encoder, pixel_stride=STRIDE)
     stream = stop_windows(sequence)[1]
     window = [k % sequence.num_frames for k in stream]
