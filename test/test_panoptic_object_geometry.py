@@ -15,6 +15,7 @@ from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.geometry import grouped_neighbours
 from eps3d_ros.panoptic.merging import merge_clusters
+from test_panoptic_pooling import FixedPrototypes
 
 
 def box_points(rng, lo, hi, n) -> np.ndarray:
@@ -61,18 +62,6 @@ def test_merge_needs_one_class_close_features_and_contact() -> None:
     assert merge_clusters(pts, other, cluster, core, np.array([1, 1, 1]), spacing, **kw).tolist() == [0, 1, 2]
     # a negative label (not a thing) never merges
     assert merge_clusters(pts, same, cluster, core, np.array([-1, -1, 1]), spacing, **kw).tolist() == [0, 1, 2]
-
-
-class FixedPrototypes:
-    def __init__(self, vocab: list[str], dim: int = 512) -> None:
-        g = torch.Generator().manual_seed(3)
-        self.table = {v: torch.nn.functional.normalize(torch.randn(dim, generator=g), dim=0) for v in vocab}
-
-    def prototypes(self, names):
-        return torch.stack([self.table[n] for n in names])
-
-    def encode(self, texts):
-        raise NotImplementedError
 
 
 def split_chair_scene(merge: bool):

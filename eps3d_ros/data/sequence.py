@@ -26,20 +26,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from eps3d_ros.conventions import extrinsics_to_poses
 from eps3d_ros.data.camera_path import CameraPath
 from eps3d_ros.data.furniture import SceneObject
 from eps3d_ros.data.primitives import Primitive
 from eps3d_ros.data.raycast import LIGHT_DIRECTION
+from eps3d_ros.data.rendered_views import RenderedViews
 from eps3d_ros.data.room_layout import RoomLayout
 
 __all__ = ["SyntheticSequence"]
 
 
 @dataclass
-class SyntheticSequence:
+class SyntheticSequence(RenderedViews):
     """A rendered sequence with its ground truth (see the module docstring for conventions)."""
 
     rgb: np.ndarray  # [T, H, W, 3] uint8
@@ -74,38 +73,6 @@ class SyntheticSequence:
     def num_views(self) -> int:
         """Same as :attr:`num_frames` (the name :class:`~eps3d_ros.data.synthetic.SyntheticScene` uses)."""
         return self.num_frames
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[2])
-
-    @property
-    def poses(self) -> np.ndarray:
-        """Camera-to-world ``[T, 4, 4]`` float32."""
-        return extrinsics_to_poses(torch.from_numpy(self.extrinsics).double()).numpy().astype(np.float32)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """``[T, H, W]`` bool: pixels that hit a surface (``depth > 0``)."""
-        return self.depth > 0
-
-    def world_points(self, frame: int) -> np.ndarray:
-        """World points ``[H, W, 3]`` (float64) of ``frame``'s pixels through the stored (float32) camera; NaN
-        where nothing is hit."""
-        K = self.intrinsics[frame].astype(np.float64)
-        E = self.extrinsics[frame].astype(np.float64)
-        R, t = E[:, :3], E[:, 3]
-        u = np.arange(self.width, dtype=np.float64) + self.pixel_offset
-        v = np.arange(self.height, dtype=np.float64) + self.pixel_offset
-        pix = np.stack([*np.meshgrid(u, v, indexing="xy"), np.ones((self.height, self.width))], -1)
-        cam = (pix @ np.linalg.inv(K).T) * self.depth[frame].astype(np.float64)[..., None]
-        world = (cam - t) @ R  # R^T (x_cam - t)
-        world[self.depth[frame] <= 0] = np.nan
-        return world
 
     # ------------------------------------------------------------------------------------ stamps
     def stamp(self, k: int) -> float:

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from eps3d_ros.conventions import extrinsics_to_poses, poses_to_extrinsics
+from eps3d_ros.conventions import poses_to_extrinsics
 from eps3d_ros.data.camera_path import look_at_pose, sample_robot_path
 from eps3d_ros.data.raycast import LIGHT_DIRECTION, label_images, render_view, render_views
+from eps3d_ros.data.rendered_views import RenderedViews
 from eps3d_ros.data.room_layout import sample_room_layout
 from eps3d_ros.data.sequence import SyntheticSequence
 from eps3d_ros.data.scene_layout import (
@@ -59,7 +60,7 @@ __all__ = ["CLASS_NAMES", "COLOURS", "SyntheticScene", "SyntheticSequence", "gen
 
 
 @dataclass
-class SyntheticScene:
+class SyntheticScene(RenderedViews):
     """A rendered synthetic scene (numpy arrays; see the module docstring for conventions)."""
 
     rgb: np.ndarray  # [S, H, W, 3] uint8
@@ -82,36 +83,6 @@ class SyntheticScene:
     @property
     def num_views(self) -> int:
         return int(self.rgb.shape[0])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[2])
-
-    @property
-    def poses(self) -> np.ndarray:
-        """Camera-to-world ``[S, 4, 4]`` float32."""
-        return extrinsics_to_poses(torch.from_numpy(self.extrinsics).double()).numpy().astype(np.float32)
-
-    @property
-    def valid(self) -> np.ndarray:
-        """``[S, H, W]`` bool: pixels that hit a surface (``depth > 0``)."""
-        return self.depth > 0
-
-    def world_points(self, view: int) -> np.ndarray:
-        """World points ``[H, W, 3]`` (float64) of ``view``'s pixels; NaN where nothing is hit."""
-        K = self.intrinsics[view].astype(np.float64)
-        pose = extrinsics_to_poses(torch.from_numpy(self.extrinsics[view]).double()).numpy()
-        u = np.arange(self.width, dtype=np.float64) + self.pixel_offset
-        v = np.arange(self.height, dtype=np.float64) + self.pixel_offset
-        pix = np.stack([*np.meshgrid(u, v, indexing="xy"), np.ones((self.height, self.width))], -1)
-        cam = (pix @ np.linalg.inv(K).T) * self.depth[view].astype(np.float64)[..., None]
-        world = cam @ pose[:3, :3].T + pose[:3, 3]
-        world[self.depth[view] <= 0] = np.nan
-        return world
 
     def visible_centroids(self, min_pixels: int = 30) -> dict[str, list[np.ndarray]]:
         """Per class name, the centroids (world frame, float64) of the visible surface of each object seen in
