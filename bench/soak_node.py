@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "test")]
@@ -256,14 +257,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "soak_node.json"))
     ap.add_argument("--log", default="", help="node log file (default beside --out)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="a further node parameter (repeatable), e.g. output.max_cloud_points:=1000")
     args = ap.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = Path(args.log or out.with_suffix(".log"))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     load_before = os.getloadavg()
-    node = start_node(log_path, {"model.weights": str(ROOT / "models" / "demo_tiny"),
-                                 "pipeline.use_measured_depth": True}, NS)
+    params = {"model.weights": str(ROOT / "models" / "demo_tiny"), "pipeline.use_measured_depth": True}
+    for item in args.param:
+        key, _, value = item.partition(":=")
+        params[key] = yaml.safe_load(value)
+    node = start_node(log_path, params, NS)
     soak = Soak(args)
     queries = Queries(args.query_hz, soak.busy)
     result: dict = {"args": vars(args), "load_before": load_before, "faults": [], "rss_mb": []}

@@ -495,6 +495,9 @@ def test_lifecycle_cycles_leave_one_publisher_per_topic_and_nothing_stale(scene)
                   "/cycles/eps3d_node/objects", "/cycles/eps3d_node/markers"]
         for cycle in range(3):
             n.trigger_deactivate()
+            if cycle == 0:  # the services stay (no destroy racing a running callback) and say why they refuse
+                r = h.ask("mug")
+                assert not r.success and "not active" in r.message, r.message
             n.trigger_cleanup()
             assert n.session is None and n._outputs is None
             assert h.wait_for(lambda: all(peer.count_publishers(t) == 0 for t in topics), 10), \

@@ -1,5 +1,10 @@
 """The node's services over its session: ``~/query_objects``, ``~/reconstruct``, ``~/reset``, ``~/save_map``,
-``~/load_map``. Created on activate, destroyed on deactivate (:meth:`MapServices.destroy`).
+``~/load_map``.
+
+They live as long as the node and are *bound* to the session on activate and unbound on deactivate;
+unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
+callback of it that is still running in another executor thread: rclpy then sends the response through a
+destroyed handle, and the exception ends the executor's spin — the node died in the soak test that way.)
 
 Every answer is ``success`` + a message that says what happened or what was wrong (a missing folder, a file
 that is not a map, a map of another frame ...); nothing a client sends stops the node.
@@ -18,64 +23,84 @@ from .query_service import answer
 
 
 class MapServices:
-    def __init__(self, node, session, poses, query_group, misc_group) -> None:
+    def __init__(self, node, query_group, misc_group) -> None:
         from eps3d_ros.msg import Object3D
         from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
 
         self._node = node
-        self._session = session
-        self._poses = poses
+        self._bound: tuple | None = None  # (session, poses) while active
         self._Object3D = Object3D
         self._services = [
-            node.create_service(QueryObjects, "~/query_objects", self._query, callback_group=query_group),
-            node.create_service(Trigger, "~/reconstruct", self._reconstruct, callback_group=misc_group),
-            node.create_service(Trigger, "~/reset", self._reset, callback_group=misc_group),
-            node.create_service(SaveMap, "~/save_map", self._save, callback_group=misc_group),
-            node.create_service(LoadMap, "~/load_map", self._load, callback_group=misc_group),
+            node.create_service(QueryObjects, "~/query_objects", self._unless_inactive(self._query),
+                                callback_group=query_group),
+            node.create_service(Trigger, "~/reconstruct", self._unless_inactive(self._reconstruct),
+                                callback_group=misc_group),
+            node.create_service(Trigger, "~/reset", self._unless_inactive(self._reset), callback_group=misc_group),
+            node.create_service(SaveMap, "~/save_map", self._unless_inactive(self._save), callback_group=misc_group),
+            node.create_service(LoadMap, "~/load_map", self._unless_inactive(self._load), callback_group=misc_group),
         ]
 
+    def bind(self, session, poses) -> None:
+        self._bound = (session, poses)
+
+    def unbind(self) -> None:
+        self._bound = None
+
     def destroy(self) -> None:
+        """With the node (no executor spins it any more)."""
+        self._bound = None
         for s in self._services:
             self._node.destroy_service(s)
         self._services = []
 
-    def _query(self, request, response):
-        s = self._session
+    def _unless_inactive(self, handler):
+        def serve(request, response):
+            bound = self._bound  # one read: deactivate may unbind meanwhile
+            if bound is None:
+                response.success = False
+                response.message = ("eps3d_node is not active: configure and activate it (ros2 lifecycle set "
+                                    f"{self._node.get_fully_qualified_name()} activate)")
+                return response
+            return handler(*bound, request, response)
+        return serve
+
+    def _query(self, session, poses, request, response):
+        s = session
         return answer(s, request, response, self._Object3D,
-                      lambda target, source, stamp: frame_transform(self._poses, s.config.output.map_frame, target,
+                      lambda target, source, stamp: frame_transform(poses, s.config.output.map_frame, target,
                                                                     source, stamp),
                       lambda frame, t: Header(frame_id=frame, stamp=seconds_to_stamp(t)))
 
-    def _reconstruct(self, request, response):
-        response.success, response.message = self._session.reconstruct_now()
+    def _reconstruct(self, session, poses, request, response):
+        response.success, response.message = session.reconstruct_now()
         return response
 
-    def _reset(self, request, response):
-        self._session.reset()
+    def _reset(self, session, poses, request, response):
+        session.reset()
         response.success, response.message = True, "frames, map and scene cleared"
         return response
 
-    def _save(self, request, response):
+    def _save(self, session, poses, request, response):
         path = Path(request.path.strip()).expanduser()
         if not request.path.strip():
             response.success, response.message = False, "empty path: give the map file to write, e.g. /tmp/room.eps3d"
             return response
         try:
-            written = self._session.save_map(path)
+            written = session.save_map(path)
         except (OSError, ValueError) as e:
             response.success, response.message = False, f"cannot save the map to {printable(str(path))}: {e}"
             return response
-        n = len(self._session.map.objects)
+        n = len(session.map.objects)
         response.success, response.message = True, f"map with {n} objects written to {written}"
         return response
 
-    def _load(self, request, response):
+    def _load(self, session, poses, request, response):
         path = Path(request.path.strip()).expanduser()
         if not request.path.strip():
             response.success, response.message = False, "empty path: give a map file written by ~/save_map"
             return response
         try:
-            loaded = self._session.load_map(path)
+            loaded = session.load_map(path)
         except (OSError, ValueError) as e:
             response.success, response.message = False, f"cannot load {printable(str(path))}: {e}"
             return response

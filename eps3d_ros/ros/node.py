@@ -17,6 +17,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -73,7 +74,9 @@ class Eps3dNode(LifecycleNode):
         self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
                                  self._input_group, health.received, health.synchronised)
         health.topics = dict(self._input.topics)
-        self._map_services = MapServices(self, self.session, self._poses, self._query_group, self._misc_group)
+        if self._map_services is None:  # created on the first activate: a service that answers means "active"
+            self._map_services = MapServices(self, self._query_group, self._misc_group)
+        self._map_services.bind(self.session, self._poses)
         self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
         self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
                                f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
@@ -104,6 +107,9 @@ class Eps3dNode(LifecycleNode):
     def close(self, timeout: float = 10.0) -> None:
         """Everything created in configure / activate destroyed; a window still running is not published."""
         self._release_inputs()
+        if self._map_services is not None:
+            self._map_services.destroy()
+            self._map_services = None
         if self.session is not None:
             self.session.close(timeout)
             self.session = None
@@ -115,16 +121,20 @@ class Eps3dNode(LifecycleNode):
         trim_heap()  # the model and the map are gone: give their pages back (nothing is served now)
 
     def destroy_node(self) -> None:
+        if self._map_services is not None:
+            self._map_services.destroy()
         stop_forwarding(self._log_handler)
         super().destroy_node()
 
     def _release_inputs(self) -> None:
-        for thing in (self._map_services, self._input, self._poses):
+        if self._map_services is not None:
+            self._map_services.unbind()  # answers "not active" from now on; destroyed on cleanup (see close)
+        for thing in (self._input, self._poses):
             if thing is not None:
                 thing.destroy()
         if self._timer is not None:
             self.destroy_timer(self._timer)
-        self._map_services = self._input = self._poses = self._health = self._timer = None
+        self._input = self._poses = self._health = self._timer = None
 
     def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
         session, health = self.session, self._health
@@ -185,7 +195,13 @@ def main(args=None) -> None:
     executor.add_node(node)
     node.autostart()
     try:
-        executor.spin_until_future_complete(node.finished)  # ends on the shutdown transition
+        while not node.finished.done() and rclpy.ok():  # ends on the shutdown transition or a signal
+            try:
+                executor.spin_until_future_complete(node.finished)
+            except InvalidHandle as e:
+                # A service destroyed on cleanup while its last response was still being sent from another
+                # executor thread: that one client gets no answer; the node goes on.
+                node.get_logger().warning(f"a response was not sent: its service was destroyed meanwhile ({e})")
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # SIGINT / SIGTERM: rclpy shut the context down
     finally:
