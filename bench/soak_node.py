@@ -25,6 +25,7 @@ import ast
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -42,8 +43,6 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -59,39 +58,37 @@ FAULTS = ("bad_encoding", "size_change", "nan_depth", "out_of_order", "future_st
 
 
 class Queries(threading.Thread):
-    """Queries at a fixed rate in their own context; round trips in seconds, with the time they were asked."""
+    """Queries at a fixed rate from a process of their own (bench/query_process.py: a grasp planner's side,
+    not sharing this process's GIL with the frame sender); round trips in seconds, with the time of the
+    answer and whether a window was queued when it came."""
 
     def __init__(self, hz: float, busy: threading.Event) -> None:
         super().__init__(daemon=True)
-        self.period, self.busy = 1.0 / hz, busy
+        self.hz, self.busy = hz, busy
         self.stop = threading.Event()
         self.calls: list[dict] = []
 
     def run(self) -> None:
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx)
-        node = Node("soak_queries", context=ctx)
-        client = node.create_client(QueryObjects, f"{NS}/eps3d_node/query_objects")
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "query_process.py"),
+                                 f"{NS}/eps3d_node/query_objects", str(self.hz)], stdout=subprocess.PIPE, text=True)
+        reader = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        reader.start()
+        self.stop.wait()
+        proc.terminate()
         try:
-            while not self.stop.is_set():
-                if not client.service_is_ready():
-                    client.wait_for_service(timeout_sec=1.0)
-                    continue
-                t0 = time.perf_counter()
-                busy = self.busy.is_set()
-                future = client.call_async(QueryObjects.Request(text="chair", max_results=3))
-                ex.spin_until_future_complete(future, timeout_sec=10.0)
-                dt = time.perf_counter() - t0
-                r = future.result() if future.done() else None
-                self.calls.append({"t": time.time(), "s": dt, "done": future.done(), "busy": busy,
-                                   "success": bool(r and r.success)})
-                time.sleep(max(0.0, self.period - dt))
-        finally:
-            ex.shutdown()
-            node.destroy_node()
-            rclpy.shutdown(context=ctx)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(timeout=5)
+
+    def _read(self, proc) -> None:
+        for line in proc.stdout:
+            try:
+                call = json.loads(line)
+            except ValueError:
+                continue
+            call["busy"] = self.busy.is_set()
+            self.calls.append(call)
 
 
 class Soak:
