@@ -52,7 +52,7 @@ class Eps3dNode(LifecycleNode):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
         self.add_on_set_parameters_callback(self._on_parameters)
-        self._log_handler = forward_core_logs(self.get_logger())
+        self._log_handler = forward_core_logs(self.get_logger(), is_live=self.context.ok)
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
