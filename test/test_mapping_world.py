@@ -10,7 +10,6 @@ window's Gaussians and cameras together (a map-frame pose error). Shared with be
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -18,13 +17,14 @@ import numpy as np
 import torch
 
 from eps3d_ros.mapping import MapConfig
-from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, TextEncoderConfig
+from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
 from eps3d_ros.pipeline.alignment import Alignment
 from eps3d_ros.cameras import Cameras
 from eps3d_ros.pipeline.reconstruct import SceneSnapshot
 from eps3d_ros.similarity import Sim3
+from test_scene_file import FakeText
 
 VOCAB = ["floor", "wall", "table", "mug", "ball", "box", "bowl", "lamp"]
 MIN_OBJECT_POINTS = 10  # the windows' panoptic min_object_points (small images: 48 x 64 by default)
@@ -33,23 +33,6 @@ DIM = 16
 WALL_X = 3.0
 COLOURS = {"floor": (0.5, 0.5, 0.5), "wall": (0.8, 0.8, 0.7), "mug": (0.9, 0.1, 0.1), "ball": (0.1, 0.8, 0.1),
            "box": (0.6, 0.4, 0.2), "bowl": (0.1, 0.2, 0.9), "lamp": (0.9, 0.9, 0.1), "table": (0.4, 0.3, 0.2)}
-
-
-class FakeText:
-    """Deterministic text embedder: one seeded unit vector per text (no CLIP needed)."""
-
-    config = TextEncoderConfig(model="fake", pretrained="")
-
-    def __init__(self, dim: int = DIM) -> None:
-        self.dim = dim
-
-    def encode(self, texts):
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        rows = [np.random.default_rng(zlib.crc32(t.strip().encode())).normal(size=self.dim) for t in texts]
-        return torch.nn.functional.normalize(torch.tensor(np.stack(rows), dtype=torch.float32), dim=-1)
-
-    def prototypes(self, names):
-        return self.encode(list(names))
 
 
 TEXT = FakeText()

@@ -44,7 +44,7 @@ from .alignment import Alignment
 from ..cameras import Cameras
 from .config import Eps3dConfig
 from .frames import Frame
-from .reconstruct import SceneSnapshot
+from .reconstruct import SceneSnapshot, check_window
 
 __all__ = ["OracleReconstructor", "DEMO_TEXT_ENCODER_DIR"]
 
@@ -116,11 +116,7 @@ class OracleReconstructor:
         ``timings`` has the Reconstructor's keys; "network" is the time to make the ground-truth Gaussians.
         """
         frames = list(frames)
-        if not frames:
-            raise ValueError("cannot reconstruct from an empty window of frames")
-        for f in frames:
-            if not isinstance(f, Frame):
-                raise TypeError(f"windows hold Frame objects, got {type(f).__name__}")
+        check_window(frames)
         cfg = self.config
         t0 = time.perf_counter()
         index = [self._index_of(f) for f in frames]

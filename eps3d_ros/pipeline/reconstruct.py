@@ -54,6 +54,15 @@ class SceneSnapshot:
     cameras: Cameras | None = None  # the window's views in ``frame_id`` at the network size (with their depth)
 
 
+
+def check_window(frames: Sequence[Frame]) -> None:
+    """A window is a non-empty sequence of :class:`Frame` (clear errors otherwise)."""
+    if not frames:
+        raise ValueError("cannot reconstruct from an empty window of frames")
+    for f in frames:
+        if not isinstance(f, Frame):
+            raise TypeError(f"windows hold Frame objects, got {type(f).__name__}")
+
 class Reconstructor:
     """Runs ``model`` on windows of frames. ``config``: the whole :class:`Eps3dConfig` (reads ``pipeline``,
     ``output`` and ``panoptic``), resolved (``pipeline.image_height/width`` set: see
@@ -97,11 +106,7 @@ class Reconstructor:
             raise Cancelled("the window was abandoned")
 
     def _run(self, frames: list[Frame]) -> SceneSnapshot:
-        if not frames:
-            raise ValueError("cannot reconstruct from an empty window of frames")
-        for f in frames:
-            if not isinstance(f, Frame):
-                raise TypeError(f"windows hold Frame objects, got {type(f).__name__}")
+        check_window(frames)
         cfg = self.config
         pc = cfg.pipeline
         t0 = time.perf_counter()
