@@ -58,8 +58,25 @@ def test_zero_leaves_torch_alone_and_prepare_warms_the_clustering() -> None:
         "cfg = Eps3dConfig(); cfg.model.threads = 0; cfg.model.device = 'cpu'\n"
         "info = prepare_process(cfg)\n"
         "print(json.dumps({'same': torch.get_num_threads() == before, 'hdbscan': 'hdbscan' in sys.modules,\n"
-        "                  'warm': info['panoptic_warm_up_s']}))\n")
+        "                  'warm': info['panoptic_warm_up_s'], 'switch': sys.getswitchinterval(),\n"
+        "                  'logged': info['switch_interval_ms']}))\n")
     assert got["same"] and got["hdbscan"] and got["warm"] >= 0
+    assert got["switch"] == pytest.approx(0.0005) and got["logged"] == 0.5  # model.switch_interval_ms default
+
+
+def test_switch_interval_zero_keeps_pythons_and_bad_values_are_refused() -> None:
+    got = run_fresh(
+        "import json, sys\n"
+        "from eps3d_ros.pipeline.threads import set_switch_interval\n"
+        "before = sys.getswitchinterval()\n"
+        "kept = set_switch_interval(0)\n"
+        "two = set_switch_interval(2)\n"
+        "print(json.dumps({'before': before, 'kept': kept, 'two': two, 'now': sys.getswitchinterval()}))\n")
+    assert got["kept"] == pytest.approx(1000 * got["before"])
+    assert got["two"] == 2.0 and got["now"] == pytest.approx(0.002)
+    for bad in (-1, 101):
+        with pytest.raises(ValueError, match="switch_interval_ms"):
+            ModelSourceConfig(allow_random_weights=True, switch_interval_ms=bad).validate()
 
 
 def test_yaml_default_is_all_cores_but_one() -> None:
@@ -67,3 +84,4 @@ def test_yaml_default_is_all_cores_but_one() -> None:
 
     values = yaml.safe_load((ROOT / "config" / "eps3d.yaml").read_text())["eps3d_node"]["ros__parameters"]
     assert values["model"]["threads"] == Eps3dConfig().model.threads == -1
+    assert values["model"]["switch_interval_ms"] == Eps3dConfig().model.switch_interval_ms == 0.5

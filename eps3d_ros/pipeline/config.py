@@ -40,10 +40,16 @@ class ModelSourceConfig:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     allow_random_weights: bool = False  # refuse to start without weights unless explicitly allowed
     threads: int = -1  # CPU threads: -1 all cores but one, 0 torch's default, N exactly N (pipeline/threads.py)
+    # Python's thread switch interval (GIL hand-over), set once at start; 0 = Python's default (5 ms). Short, so
+    # that a query thread is not starved while other threads keep re-taking the GIL (pipeline/threads.py).
+    switch_interval_ms: float = 0.5
 
     def validate(self) -> "ModelSourceConfig":
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < -1:
             raise ValueError(f"model.threads must be an int >= -1, got {self.threads!r}")
+        if not 0.0 <= float(self.switch_interval_ms) <= 100.0:
+            raise ValueError(f"model.switch_interval_ms must be in [0, 100] (0: Python's default), "
+                             f"got {self.switch_interval_ms!r}")
         if not self.weights and not self.allow_random_weights:
             demo = Path(__file__).resolve().parents[2] / "models" / "demo_tiny"
             hint = f"; to try it, this repository ships a demo model: model.weights:={demo}" if demo.is_dir() else ""

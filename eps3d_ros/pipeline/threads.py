@@ -18,6 +18,14 @@ MKL, OpenBLAS) through ``threadpoolctl`` when it is installed. No numba is used.
 is what the node and the CLI call once: threads, then the panoptic stage's one-off costs (imports,
 first kernel calls) so that the first window runs as fast as the tenth, then ``gc.freeze()`` of what is
 loaded by then, so that the garbage collector's full collections (which hold the GIL) stay short.
+
+``model.switch_interval_ms`` (default 0.5; 0 leaves Python's 5 ms): how long a thread waiting for the GIL
+waits before it asks the holder to hand it over. In the node under the soak benchmark, rclpy's executor loop
+sometimes woke ~1000 times a second with nothing to do, taking and releasing the GIL each time; a 10 ms
+ticker thread was then up to 0.8 s late and queries took up to 2.7 s (likely: each release and re-take
+restarts a waiter's 5 ms wait). With 0.5 ms none of that was seen (bench/soak_node.py, README). Python
+threads then switch more often; windows in the soak took 1.01 s (median) against 0.97 s before, +4 %, within
+the run-to-run spread (inference runs in torch, without the GIL).
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from typing import Any
 
 import torch
 
-__all__ = ["resolve_threads", "set_threads", "prepare_process"]
+__all__ = ["resolve_threads", "set_threads", "set_switch_interval", "prepare_process"]
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +82,24 @@ def set_threads(threads: int) -> dict[str, Any]:
     return out
 
 
+def set_switch_interval(milliseconds: float) -> float:
+    """Python's thread switch interval in ms (``model.switch_interval_ms``; 0 leaves it); returns the one in force."""
+    if not 0.0 <= float(milliseconds) <= 100.0:
+        raise ValueError(f"model.switch_interval_ms must be in [0, 100] (0: Python's default), got {milliseconds!r}")
+    if milliseconds > 0:
+        sys.setswitchinterval(float(milliseconds) / 1000.0)
+    return round(sys.getswitchinterval() * 1000.0, 3)
+
+
 def prepare_process(config: Any) -> dict[str, Any]:
-    """Once at start: :func:`set_threads` with ``config.model.threads``, then the panoptic stage's warm-up
+    """Once at start: :func:`set_threads` with ``config.model.threads``, :func:`set_switch_interval` with
+    ``config.model.switch_interval_ms``, then the panoptic stage's warm-up
     on the model's device (:func:`eps3d_ros.panoptic.build.warm_up`: imports hdbscan, 1-2 s, and runs the
     first kernels of the clustering, outlier removal and pooling)."""
     from ..panoptic.build import warm_up
 
     info = set_threads(config.model.threads)
+    info["switch_interval_ms"] = set_switch_interval(config.model.switch_interval_ms)
     t0 = time.perf_counter()
     device = config.model.device
     if device == "auto":
