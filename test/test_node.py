@@ -16,6 +16,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -88,8 +89,18 @@ class Harness:
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
         self.node.autostart()
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
+
+    def _spin(self) -> None:
+        # As the node's main() does: rclpy's wait loop can meet an entity that a lifecycle transition (in
+        # another executor thread) is destroying at that moment; that ends one spin, not the harness.
+        while self.ctx.ok():
+            try:
+                self.executor.spin()
+                return  # shut down
+            except InvalidHandle:
+                continue
 
     def close(self) -> None:
         self.node.close()

@@ -1,8 +1,8 @@
-"""The node's services over its session: ``~/query_objects``, ``~/reconstruct``, ``~/reset``, ``~/save_map``,
-``~/load_map``.
+"""The node's map services over its session: ``~/reconstruct``, ``~/reset``, ``~/save_map``, ``~/load_map``
+(``~/query_objects`` is :mod:`.query_service`).
 
-They live as long as the node and are *bound* to the session on activate and unbound on deactivate;
-unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
+They live from the first activate to cleanup and are *bound* to the session on activate and unbound on
+deactivate; unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
 callback of it that is still running in another executor thread: rclpy then sends the response through a
 destroyed handle, and the exception ends the executor's spin — the node died in the soak test that way.)
 
@@ -14,25 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from .messages import printable, seconds_to_stamp
-from .poses import frame_transform
-from .query_service import answer
+from .messages import printable
 
 
 class MapServices:
-    def __init__(self, node, query_group, misc_group) -> None:
-        from eps3d_ros.msg import Object3D
-        from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
+    def __init__(self, node, misc_group) -> None:
+        from eps3d_ros.srv import LoadMap, SaveMap
 
         self._node = node
         self._bound: tuple | None = None  # (session, poses) while active
-        self._Object3D = Object3D
         self._services = [
-            node.create_service(QueryObjects, "~/query_objects", self._unless_inactive(self._query),
-                                callback_group=query_group),
             node.create_service(Trigger, "~/reconstruct", self._unless_inactive(self._reconstruct),
                                 callback_group=misc_group),
             node.create_service(Trigger, "~/reset", self._unless_inactive(self._reset), callback_group=misc_group),
@@ -47,7 +40,7 @@ class MapServices:
         self._bound = None
 
     def destroy(self) -> None:
-        """With the node (no executor spins it any more)."""
+        """On cleanup and with the node."""
         self._bound = None
         for s in self._services:
             self._node.destroy_service(s)
@@ -63,13 +56,6 @@ class MapServices:
                 return response
             return handler(*bound, request, response)
         return serve
-
-    def _query(self, session, poses, request, response):
-        s = session
-        return answer(s, request, response, self._Object3D,
-                      lambda target, source, stamp: frame_transform(poses, s.config.output.map_frame, target,
-                                                                    source, stamp),
-                      lambda frame, t: Header(frame_id=frame, stamp=seconds_to_stamp(t)))
 
     def _reconstruct(self, session, poses, request, response):
         response.success, response.message = session.reconstruct_now()

@@ -32,6 +32,7 @@ from .diagnostics import session_diagnostics
 from .frame_input import FrameInput
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
+from .query_service import QueryService
 from .messages import frame_from_messages
 from .params import config_from_node, config_from_values, declare_parameters, leaves
 from .poses import make_pose_source
@@ -46,9 +47,10 @@ class Eps3dNode(LifecycleNode):
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
         self.finished = Future()  # done after the shutdown transition: main() returns
-        self._outputs = self._diag = self._input = self._poses = self._health = self._map_services = self._timer = None
+        self._outputs = self._diag = self._input = self._poses = self._health = self._timer = None
+        self._map_services: MapServices | None = None
+        self._queries: QueryService | None = None
         self._stats = {"bad_input": 0, "publish_s": 0.0, "last_error": ""}
-        self._query_group = MutuallyExclusiveCallbackGroup()
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -74,9 +76,11 @@ class Eps3dNode(LifecycleNode):
         self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
                                  self._input_group, health.received, health.synchronised)
         health.topics = dict(self._input.topics)
-        if self._map_services is None:  # created on the first activate: a service that answers means "active"
-            self._map_services = MapServices(self, self._query_group, self._misc_group)
+        if self._map_services is None:  # created on activate: a service that answers means "active"
+            self._map_services = MapServices(self, self._misc_group)
+            self._queries = QueryService(self)
         self._map_services.bind(self.session, self._poses)
+        self._queries.bind(self.session, self._poses)
         self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
         self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
                                f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
@@ -107,9 +111,7 @@ class Eps3dNode(LifecycleNode):
     def close(self, timeout: float = 10.0) -> None:
         """Everything created in configure / activate destroyed; a window still running is not published."""
         self._release_inputs()
-        if self._map_services is not None:
-            self._map_services.destroy()
-            self._map_services = None
+        self._destroy_services()
         if self.session is not None:
             self.session.close(timeout)
             self.session = None
@@ -121,14 +123,20 @@ class Eps3dNode(LifecycleNode):
         trim_heap()  # the model and the map are gone: give their pages back (nothing is served now)
 
     def destroy_node(self) -> None:
-        if self._map_services is not None:
-            self._map_services.destroy()
+        self._destroy_services()
         stop_forwarding(self._log_handler)
         super().destroy_node()
 
+    def _destroy_services(self) -> None:
+        for services in (self._map_services, self._queries):
+            if services is not None:
+                services.destroy()
+        self._map_services = self._queries = None
+
     def _release_inputs(self) -> None:
-        if self._map_services is not None:
-            self._map_services.unbind()  # answers "not active" from now on; destroyed on cleanup (see close)
+        for services in (self._map_services, self._queries):
+            if services is not None:
+                services.unbind()  # they answer "not active" from now on; destroyed on cleanup (see close)
         for thing in (self._input, self._poses):
             if thing is not None:
                 thing.destroy()
