@@ -1,8 +1,8 @@
 """The node's map services over its session: ``~/reconstruct``, ``~/reset``, ``~/save_map``, ``~/load_map``
 (``~/query_objects`` is :mod:`.query_service`).
 
-They live from the first activate to cleanup and are *bound* to the session on activate and unbound on
-deactivate; unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
+They live from activate to cleanup and are *bound* to the session on activate and unbound on deactivate;
+unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
 callback of it that is still running in another executor thread: rclpy then sends the response through a
 destroyed handle, and the exception ends the executor's spin — the node died in the soak test that way.)
 
@@ -17,6 +17,12 @@ from pathlib import Path
 from std_srvs.srv import Trigger
 
 from .messages import printable
+
+
+def inactive_message(node) -> str:
+    """What a service of an inactive node answers."""
+    return ("eps3d_node is not active: configure and activate it (ros2 lifecycle set "
+            f"{node.get_fully_qualified_name()} activate)")
 
 
 class MapServices:
@@ -50,9 +56,7 @@ class MapServices:
         def serve(request, response):
             bound = self._bound  # one read: deactivate may unbind meanwhile
             if bound is None:
-                response.success = False
-                response.message = ("eps3d_node is not active: configure and activate it (ros2 lifecycle set "
-                                    f"{self._node.get_fully_qualified_name()} activate)")
+                response.success, response.message = False, inactive_message(self._node)
                 return response
             return handler(*bound, request, response)
         return serve

@@ -32,10 +32,10 @@ from .diagnostics import session_diagnostics
 from .frame_input import FrameInput
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
-from .query_service import QueryService
 from .messages import frame_from_messages
 from .params import config_from_node, config_from_values, declare_parameters, leaves
 from .poses import make_pose_source
+from .query_service import QueryService
 from .scene_publisher import ScenePublisher
 
 

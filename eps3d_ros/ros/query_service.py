@@ -15,6 +15,7 @@ import numpy as np
 
 from ..panoptic.geometry import OrientedBox
 from ..pipeline.clouds import map_object_cloud
+from .map_services import inactive_message
 from .messages import object_message, point_cloud, printable, seconds_to_stamp
 from .poses import frame_transform
 from .service_thread import ServiceThread
@@ -23,7 +24,7 @@ MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; anything this long is a client b
 
 
 class QueryService:
-    """``~/query_objects`` of ``node``, from its construction to :meth:`destroy`, answered in a thread of its own."""
+    """``~/query_objects`` of ``node`` (from construction to :meth:`destroy`), answered in a thread of its own."""
 
     def __init__(self, node) -> None:
         from std_msgs.msg import Header
@@ -51,8 +52,7 @@ class QueryService:
     def _serve(self, request, response):
         bound = self._bound  # one read: deactivate may unbind meanwhile
         if bound is None:
-            return _fail(response, f"eps3d_node is not active: configure and activate it (ros2 lifecycle set "
-                                   f"{self._node.get_fully_qualified_name()} activate)")
+            return _fail(response, inactive_message(self._node))
         session, poses = bound
         map_frame = session.config.output.map_frame
         return answer(session, request, response, self._Object3D,

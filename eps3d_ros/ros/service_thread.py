@@ -4,9 +4,9 @@ The node's executor runs frames, poses, lifecycle transitions, timers and the ot
 Python: every wake-up rebuilds the wait set under the GIL, and a request then goes from the main thread to a
 pool thread before it is taken, answered and sent. Under the soak benchmark that loop sometimes woke ~1000
 times a second with nothing ready, and queries waited behind it. Here the service lives on a small node of its
-own (``<node>_<service>``, e.g. ``eps3d_node_query_objects``: no parameter or type description services,
-no rosout) spun by a ``SingleThreadedExecutor`` in one daemon
-thread, so a request wakes that thread alone, which answers it at once.
+own (``<node>_<service>``, e.g. ``eps3d_node_query_objects``: no parameter or type description services, no
+rosout) spun by a ``SingleThreadedExecutor`` in one daemon thread, so a request wakes that thread alone, which
+answers it at once.
 
 The service keeps the name it has on the main node: ``~/query_objects`` is resolved by the main node (its
 namespace, name and remapping rules), then created under that absolute name.
