@@ -1,5 +1,6 @@
-"""The node's map services over its session: ``~/reconstruct``, ``~/reset``, ``~/save_map``, ``~/load_map``
-(``~/query_objects`` is :mod:`.query_service`).
+"""The node's services over its session: ``~/query_objects`` (answered by :mod:`.query_service` in a thread of
+its own, :mod:`.service_thread`, so that a query never waits for the node's executor), and ``~/reconstruct``,
+``~/reset``, ``~/save_map``, ``~/load_map`` in the node's executor.
 
 They live from activate to cleanup and are *bound* to the session on activate and unbound on deactivate;
 unbound they answer ``success: false`` with the reason. (Destroying a service on deactivate races with a
@@ -14,23 +15,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from .messages import printable
-
-
-def inactive_message(node) -> str:
-    """What a service of an inactive node answers."""
-    return ("eps3d_node is not active: configure and activate it (ros2 lifecycle set "
-            f"{node.get_fully_qualified_name()} activate)")
+from .messages import printable, seconds_to_stamp
+from .poses import frame_transform
+from .query_service import answer
+from .service_thread import ServiceThread
 
 
 class MapServices:
     def __init__(self, node, misc_group) -> None:
-        from eps3d_ros.srv import LoadMap, SaveMap
+        from eps3d_ros.msg import Object3D
+        from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
 
         self._node = node
         self._bound: tuple | None = None  # (session, poses) while active
+        self._Object3D = Object3D
+        self._query = ServiceThread(node, QueryObjects, "~/query_objects", self._unless_inactive(self._answer),
+                                    thread_name="eps3d-queries")
         self._services = [
             node.create_service(Trigger, "~/reconstruct", self._unless_inactive(self._reconstruct),
                                 callback_group=misc_group),
@@ -48,6 +51,9 @@ class MapServices:
     def destroy(self) -> None:
         """On cleanup and with the node."""
         self._bound = None
+        if self._query is not None and not self._query.destroy():
+            self._node.get_logger().warning("~/query_objects: its thread did not stop within 5 s")
+        self._query = None
         for s in self._services:
             self._node.destroy_service(s)
         self._services = []
@@ -56,10 +62,18 @@ class MapServices:
         def serve(request, response):
             bound = self._bound  # one read: deactivate may unbind meanwhile
             if bound is None:
-                response.success, response.message = False, inactive_message(self._node)
+                response.success = False
+                response.message = ("eps3d_node is not active: configure and activate it (ros2 lifecycle set "
+                                    f"{self._node.get_fully_qualified_name()} activate)")
                 return response
             return handler(*bound, request, response)
         return serve
+
+    def _answer(self, session, poses, request, response):
+        map_frame = session.config.output.map_frame
+        return answer(session, request, response, self._Object3D,
+                      lambda target, source, stamp: frame_transform(poses, map_frame, target, source, stamp),
+                      lambda frame, t: Header(frame_id=frame, stamp=seconds_to_stamp(t)))
 
     def _reconstruct(self, session, poses, request, response):
         response.success, response.message = session.reconstruct_now()

@@ -35,7 +35,6 @@ from .map_services import MapServices
 from .messages import frame_from_messages
 from .params import config_from_node, config_from_values, declare_parameters, leaves
 from .poses import make_pose_source
-from .query_service import QueryService
 from .scene_publisher import ScenePublisher
 
 
@@ -47,9 +46,7 @@ class Eps3dNode(LifecycleNode):
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
         self.finished = Future()  # done after the shutdown transition: main() returns
-        self._outputs = self._diag = self._input = self._poses = self._health = self._timer = None
-        self._map_services: MapServices | None = None
-        self._queries: QueryService | None = None
+        self._outputs = self._diag = self._input = self._poses = self._health = self._map_services = self._timer = None
         self._stats = {"bad_input": 0, "publish_s": 0.0, "last_error": ""}
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
@@ -78,9 +75,7 @@ class Eps3dNode(LifecycleNode):
         health.topics = dict(self._input.topics)
         if self._map_services is None:  # created on activate: a service that answers means "active"
             self._map_services = MapServices(self, self._misc_group)
-            self._queries = QueryService(self)
         self._map_services.bind(self.session, self._poses)
-        self._queries.bind(self.session, self._poses)
         self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
         self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
                                f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
@@ -111,7 +106,9 @@ class Eps3dNode(LifecycleNode):
     def close(self, timeout: float = 10.0) -> None:
         """Everything created in configure / activate destroyed; a window still running is not published."""
         self._release_inputs()
-        self._destroy_services()
+        if self._map_services is not None:
+            self._map_services.destroy()
+            self._map_services = None
         if self.session is not None:
             self.session.close(timeout)
             self.session = None
@@ -123,20 +120,14 @@ class Eps3dNode(LifecycleNode):
         trim_heap()  # the model and the map are gone: give their pages back (nothing is served now)
 
     def destroy_node(self) -> None:
-        self._destroy_services()
+        if self._map_services is not None:
+            self._map_services.destroy()
         stop_forwarding(self._log_handler)
         super().destroy_node()
 
-    def _destroy_services(self) -> None:
-        for services in (self._map_services, self._queries):
-            if services is not None:
-                services.destroy()
-        self._map_services = self._queries = None
-
     def _release_inputs(self) -> None:
-        for services in (self._map_services, self._queries):
-            if services is not None:
-                services.unbind()  # they answer "not active" from now on; destroyed on cleanup (see close)
+        if self._map_services is not None:
+            self._map_services.unbind()  # answers "not active" from now on; destroyed on cleanup (see close)
         for thing in (self._input, self._poses):
             if thing is not None:
                 thing.destroy()

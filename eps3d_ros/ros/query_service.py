@@ -1,10 +1,9 @@
 """``~/query_objects``: rank the object map's objects for a text, optionally in another frame.
 
 The answer comes from the map's published state (immutable objects, no lock shared with inference), so it
-never waits for a window to finish, and the service is answered from a thread of its own
-(:mod:`.service_thread`), so it never waits for the node's executor either. Like the map services it is
-created on activate, *bound* to the session then, unbound on deactivate (it answers that the node is not
-active) and destroyed on cleanup. Every refusal is ``success=false`` with a message that names the problem.
+never waits for a window to finish; :mod:`.map_services` serves it from a thread of its own
+(:mod:`.service_thread`), so it never waits for the node's executor either. Every refusal is
+``success=false`` with a message that names the problem.
 """
 
 from __future__ import annotations
@@ -15,49 +14,9 @@ import numpy as np
 
 from ..panoptic.geometry import OrientedBox
 from ..pipeline.clouds import map_object_cloud
-from .map_services import inactive_message
 from .messages import object_message, point_cloud, printable, seconds_to_stamp
-from .poses import frame_transform
-from .service_thread import ServiceThread
 
 MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; anything this long is a client bug, not a description
-
-
-class QueryService:
-    """``~/query_objects`` of ``node`` (from construction to :meth:`destroy`), answered in a thread of its own."""
-
-    def __init__(self, node) -> None:
-        from std_msgs.msg import Header
-
-        from eps3d_ros.msg import Object3D
-        from eps3d_ros.srv import QueryObjects
-
-        self._node, self._Object3D, self._Header = node, Object3D, Header
-        self._bound: tuple | None = None  # (session, poses) while active
-        self._thread: ServiceThread | None = ServiceThread(node, QueryObjects, "~/query_objects", self._serve,
-                                                           thread_name="eps3d-queries")
-
-    def bind(self, session, poses) -> None:
-        self._bound = (session, poses)
-
-    def unbind(self) -> None:
-        self._bound = None
-
-    def destroy(self) -> None:
-        self._bound = None
-        if self._thread is not None and not self._thread.destroy():
-            self._node.get_logger().warning("~/query_objects: its thread did not stop within 5 s")
-        self._thread = None
-
-    def _serve(self, request, response):
-        bound = self._bound  # one read: deactivate may unbind meanwhile
-        if bound is None:
-            return _fail(response, inactive_message(self._node))
-        session, poses = bound
-        map_frame = session.config.output.map_frame
-        return answer(session, request, response, self._Object3D,
-                      lambda target, source, stamp: frame_transform(poses, map_frame, target, source, stamp),
-                      lambda frame, t: self._Header(frame_id=frame, stamp=seconds_to_stamp(t)))
 
 
 def answer(session, request, response, object_type, frame_lookup, stamp_header):
