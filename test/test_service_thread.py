@@ -4,7 +4,6 @@ that node gives it, and is gone after destroy()."""
 from __future__ import annotations
 
 import threading
-import time
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -12,15 +11,7 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from eps3d_ros.ros.service_thread import ServiceThread
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from node_harness import wait_for
 
 
 def test_answers_without_the_nodes_executor_and_goes_away_on_destroy() -> None:

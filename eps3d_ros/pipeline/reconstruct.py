@@ -54,7 +54,6 @@ class SceneSnapshot:
     cameras: Cameras | None = None  # the window's views in ``frame_id`` at the network size (with their depth)
 
 
-
 def check_window(frames: Sequence[Frame]) -> None:
     """A window is a non-empty sequence of :class:`Frame` (clear errors otherwise)."""
     if not frames:
@@ -62,6 +61,7 @@ def check_window(frames: Sequence[Frame]) -> None:
     for f in frames:
         if not isinstance(f, Frame):
             raise TypeError(f"windows hold Frame objects, got {type(f).__name__}")
+
 
 class Reconstructor:
     """Runs ``model`` on windows of frames. ``config``: the whole :class:`Eps3dConfig` (reads ``pipeline``,

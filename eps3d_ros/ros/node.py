@@ -198,9 +198,10 @@ def main(args=None) -> None:
             try:
                 executor.spin_until_future_complete(node.finished)
             except InvalidHandle as e:
-                # A service destroyed on cleanup while its last response was still being sent from another
-                # executor thread: that one client gets no answer; the node goes on.
-                node.get_logger().warning(f"a response was not sent: its service was destroyed meanwhile ({e})")
+                # rclpy met an entity that a transition in another executor thread destroyed meanwhile (a service
+                # whose last response was still being sent, an event handler while the wait set was built): that
+                # one spin ends (one client may get no answer); the node goes on.
+                node.get_logger().warning(f"an entity was destroyed while in use ({e}); spinning on")
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # SIGINT / SIGTERM: rclpy shut the context down
     finally:
