@@ -21,8 +21,8 @@ import torch
 
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, TextEncoder
 from eps3d_ros.panoptic.build import assemble_scene
-from eps3d_ros.panoptic.text import register_tiny_test_model
-from eps3d_ros.pipeline.clouds import cloud_points, cloud_to_bytes, object_cloud
+from eps3d_ros.text.clip import register_tiny_test_model
+from eps3d_ros.panoptic.clouds import cloud_points, cloud_to_bytes, object_cloud
 
 
 def make_scene(n: int, seed: int = 0):

@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from eps3d_ros.conventions import matrix_to_quat_xyzw
 from eps3d_ros.data.synthetic import generate_scene
-from eps3d_ros.pipeline.clouds import CLOUD_DTYPE
+from eps3d_ros.panoptic.clouds import CLOUD_DTYPE
 from eps3d_ros.ros.messages import point_cloud, seconds_to_stamp
 from eps3d_ros.ros.node import Eps3dNode
 from eps3d_ros.ros.scene_publisher import LATCHED

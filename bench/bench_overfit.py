@@ -26,7 +26,7 @@ import torch
 
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.train import TrainConfig, Trainer
-from eps3d_ros.train.evaluate import EvalConfig, evaluate_scene
+from eps3d_ros.eval.model_eval import EvalConfig, evaluate_scene
 from eps3d_ros.train.losses import LOSS_NAMES
 
 TERMS = {"rgb": 1.0, "semantic": 1.0, "instance": 0.2, "ins2sem": 0.05, "depth": 1.0, "camera": 2.0,

@@ -44,9 +44,9 @@ from eps3d_ros.data.scene_layout import CLASS_NAMES, STUFF_CLASSES  # noqa: E402
 from eps3d_ros.data.synthetic import generate_scene  # noqa: E402
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians  # noqa: E402
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, cluster_instances  # noqa: E402
-from eps3d_ros.pipeline.clouds import cloud_points, cloud_to_bytes  # noqa: E402
-from eps3d_ros.pipeline.config import Eps3dConfig  # noqa: E402
-from eps3d_ros.pipeline.threads import prepare_process  # noqa: E402
+from eps3d_ros.panoptic.clouds import cloud_points, cloud_to_bytes  # noqa: E402
+from eps3d_ros.settings.tree import Eps3dConfig  # noqa: E402
+from eps3d_ros.process.threads import prepare_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 100_000

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from eps3d_ros.data.synthetic import generate_sequence  # noqa: E402
 from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence  # noqa: E402
-from eps3d_ros.pipeline.oracle import OracleReconstructor  # noqa: E402
+from eps3d_ros.eval.oracle import OracleReconstructor  # noqa: E402
 from eps3d_ros.pipeline.session import Session  # noqa: E402
 
 

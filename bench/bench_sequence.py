@@ -52,7 +52,7 @@ def coverage(seq) -> dict:
 
 
 def time_oracle(seq, stride: int, window: int) -> dict:
-    from eps3d_ros.pipeline.oracle import OracleReconstructor
+    from eps3d_ros.eval.oracle import OracleReconstructor
 
     t0 = time.perf_counter()
     oracle = OracleReconstructor(seq, pixel_stride=stride)

@@ -40,9 +40,9 @@ def child(args: argparse.Namespace) -> dict:
     from gil_ticker import GilTicker
 
     from eps3d_ros.data.synthetic import generate_scene
-    from eps3d_ros.pipeline.clouds import cloud_points, cloud_to_bytes
-    from eps3d_ros.pipeline.config import Eps3dConfig
-    from eps3d_ros.pipeline.frames import synthetic_frames
+    from eps3d_ros.panoptic.clouds import cloud_points, cloud_to_bytes
+    from eps3d_ros.settings.tree import Eps3dConfig
+    from eps3d_ros.frames.frame import synthetic_frames
     from eps3d_ros.pipeline.loading import load_reconstructor
 
     cfg = Eps3dConfig()

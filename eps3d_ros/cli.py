@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .train.evaluate import EvalConfig, evaluate_model_dir, markdown_table
+    from .eval.model_eval import EvalConfig, evaluate_model_dir, markdown_table
 
     h = w = 0  # the model's native size (its bundle.json)
     if args.size:

@@ -65,7 +65,7 @@ class NodeClient:
 
     def send(self, frame, stamp: float | None = None, depth: bool = True, pose: bool = True,
              map_frame: str = "map") -> None:
-        """One :class:`~eps3d_ros.pipeline.frames.Frame` as messages (its K is CameraInfo's convention)."""
+        """One :class:`~eps3d_ros.frames.frame.Frame` as messages (its K is CameraInfo's convention)."""
         stamp = frame.stamp if stamp is None else stamp
         header = Image().header
         header.stamp, header.frame_id = seconds_to_stamp(stamp), frame.frame_id

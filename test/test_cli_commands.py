@@ -47,7 +47,7 @@ def model_dir(tmp_path_factory) -> Path:
     from safetensors.torch import save_file
 
     from eps3d_ros.model import EPS3D, EPS3DConfig
-    from eps3d_ros.panoptic.text import import_open_clip, register_tiny_test_model
+    from eps3d_ros.text.clip import import_open_clip, register_tiny_test_model
 
     d = tmp_path_factory.mktemp("tiny_model")
     torch.manual_seed(0)
@@ -305,7 +305,7 @@ def test_run_builds_a_map_window_by_window_and_the_scene_commands_read_it(model_
     """A posed image sequence (a poses file, depth images): windows of 4 fused into one map file, which
     query / export / render read like a scene file and load_map restores."""
     from eps3d_ros.data.synthetic import generate_sequence
-    from eps3d_ros.mapping import load_map
+    from eps3d_ros.io.map_file import load_map
 
     seq = generate_sequence(1, num_frames=12, height=56, width=56)
     images, depth = tmp_path / "images", tmp_path / "depth"

@@ -23,7 +23,7 @@ from eps3d_ros.io.image_folder import (
     read_intrinsics,
     scale_intrinsics,
 )
-from eps3d_ros.pipeline.transform_tree import TransformTree
+from eps3d_ros.geometry.transform_tree import TransformTree
 
 REDWOOD = REPO.parent / "shared" / "data" / "redwood_rgbd"
 
@@ -274,8 +274,8 @@ def test_the_cli_and_the_node_give_the_same_network_input(tmp_path) -> None:
     from sensor_msgs.msg import CameraInfo
     from sensor_msgs.msg import Image as ImageMsg
 
-    from eps3d_ros.pipeline.frames import Frame
-    from eps3d_ros.pipeline.intake import prepare_frame
+    from eps3d_ros.frames.frame import Frame
+    from eps3d_ros.frames.intake import prepare_frame
     from eps3d_ros.ros.messages import camera_info_to_k, image_to_rgb
 
     rgb = np.random.default_rng(4).integers(0, 256, (480, 640, 3), dtype=np.uint8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eps3d_ros.pipeline.heap import trim_heap
+from eps3d_ros.process.heap import trim_heap
 
 
 def _rss_kb() -> int:

@@ -143,7 +143,7 @@ def test_a_thing_too_small_in_the_images_is_not_missed() -> None:
 def test_silhouette_pixels_count_the_covered_area() -> None:
     """A square patch facing the camera covers its projected area in pixels, whether its points are sparser than
     the pixels (near) or denser (far), and a second layer behind it (a surface thickened by noise) adds nothing."""
-    from eps3d_ros.cameras import Cameras
+    from eps3d_ros.geometry.cameras import Cameras
 
     K = np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]])
     E = np.eye(4)[:3][None]

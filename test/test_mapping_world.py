@@ -20,10 +20,10 @@ from eps3d_ros.mapping import MapConfig
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
-from eps3d_ros.pipeline.alignment import Alignment
-from eps3d_ros.cameras import Cameras
+from eps3d_ros.geometry.alignment import Alignment
+from eps3d_ros.geometry.cameras import Cameras
 from eps3d_ros.pipeline.reconstruct import SceneSnapshot
-from eps3d_ros.similarity import Sim3
+from eps3d_ros.geometry.similarity import Sim3
 from test_scene_file import FakeText
 
 VOCAB = ["floor", "wall", "table", "mug", "ball", "box", "bowl", "lamp"]

@@ -21,9 +21,9 @@ from eps3d_ros.model.bundle import (
     ModelBundle,
     text_fingerprint,
 )
-from eps3d_ros.panoptic.text import TextEncoder, TextEncoderUnavailable
-from eps3d_ros.pipeline.config import Eps3dConfig
-from eps3d_ros.pipeline.frames import Frame
+from eps3d_ros.text.clip import TextEncoder, TextEncoderUnavailable
+from eps3d_ros.settings.tree import Eps3dConfig
+from eps3d_ros.frames.frame import Frame
 from eps3d_ros.pipeline.loading import load_reconstructor, resolve_config
 
 DEMO = REPO / "models" / "demo_tiny"

@@ -9,7 +9,7 @@ import torch
 from eps3d_ros.panoptic.clustering import ClusteringConfig, cluster_instances
 from eps3d_ros.panoptic.geometry import knn_outliers, oriented_box
 from eps3d_ros.panoptic.semantic_space import SemanticSpace
-from eps3d_ros.panoptic.slerp import slerp, weighted_slerp_pool
+from eps3d_ros.geometry.slerp import slerp, weighted_slerp_pool
 
 
 def unit(*shape: int, seed: int = 0) -> torch.Tensor:

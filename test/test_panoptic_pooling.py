@@ -13,7 +13,7 @@ from eps3d_ros.panoptic.build import _votes, assemble_scene
 from eps3d_ros.panoptic.geometry import grouped_knn_outliers, knn_outliers
 from eps3d_ros.panoptic.pooling import pool_embeddings
 from eps3d_ros.panoptic.scene import UNKNOWN
-from eps3d_ros.panoptic.slerp import weighted_slerp_pool
+from eps3d_ros.geometry.slerp import weighted_slerp_pool
 
 
 def space(seed: int = 0, dim: int = 512, cs: int = 32) -> SemanticSpace:

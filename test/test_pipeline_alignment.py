@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from eps3d_ros.conventions import covariance_from_scale_rotation, poses_to_extrinsics
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import EPS3DOutput, Gaussians
-from eps3d_ros.pipeline.alignment import (
+from eps3d_ros.geometry.alignment import (
     AlignmentError,
     Sim3,
     camera_centers,
@@ -20,8 +20,8 @@ from eps3d_ros.pipeline.alignment import (
     metric_alignment,
     transform_gaussians,
 )
-from eps3d_ros.pipeline.config import Eps3dConfig
-from eps3d_ros.pipeline.frames import Frame, synthetic_frames
+from eps3d_ros.settings.tree import Eps3dConfig
+from eps3d_ros.frames.frame import Frame, synthetic_frames
 
 
 def random_sim3(seed: int, scale: float = 2.5) -> Sim3:

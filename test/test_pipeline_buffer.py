@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from eps3d_ros.pipeline.config import PipelineConfig
+from eps3d_ros.settings.tree import PipelineConfig
 from eps3d_ros.pipeline.frame_buffer import EmptyBufferError, FrameBuffer
-from eps3d_ros.pipeline.frames import Frame
+from eps3d_ros.frames.frame import Frame
 
 K = np.array([[50.0, 0, 15.5], [0, 50.0, 11.5], [0, 0, 1]])
 

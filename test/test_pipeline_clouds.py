@@ -8,7 +8,7 @@ import torch
 
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
 from eps3d_ros.panoptic.build import assemble_scene
-from eps3d_ros.pipeline.clouds import (
+from eps3d_ros.panoptic.clouds import (
     CLOUD_DTYPE,
     GREY,
     UNKNOWN_LABEL,

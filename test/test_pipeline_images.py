@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eps3d_ros.pipeline.frames import Frame
-from eps3d_ros.pipeline.images import UnsupportedEncoding, decode_color, decode_depth
+from eps3d_ros.frames.frame import Frame
+from eps3d_ros.frames.images import UnsupportedEncoding, decode_color, decode_depth
 
 H, W = 5, 7
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eps3d_ros.pipeline.frames import Frame
-from eps3d_ros.pipeline.intake import (
+from eps3d_ros.frames.frame import Frame
+from eps3d_ros.frames.intake import (
     fit_frame,
     network_size,
     prepare_frame,

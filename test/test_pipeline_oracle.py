@@ -11,7 +11,7 @@ import torch
 from eps3d_ros.data import generate_sequence
 from eps3d_ros.panoptic import Scene
 from eps3d_ros.pipeline import Cameras, Frame, SceneSnapshot
-from eps3d_ros.pipeline.oracle import OracleReconstructor
+from eps3d_ros.eval.oracle import OracleReconstructor
 
 STRIDE = 2
 MIN_GAUSSIANS = 30  # a thing with this many Gaussians in a window is above every clustering threshold

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from eps3d_ros.pipeline.time_sync import ApproximateTimeSynchronizer
+from eps3d_ros.frames.time_sync import ApproximateTimeSynchronizer
 
 
 def _sync(num_inputs: int = 2, queue_size: int = 10, slop: float = 0.05):

@@ -16,7 +16,7 @@ from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.eval import evaluate_panoptic_3d, panoptic_quality, semantic_miou
 from eps3d_ros.model import Gaussians
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, TextEncoder, build_scene
-from eps3d_ros.panoptic.text import register_tiny_test_model
+from eps3d_ros.text.clip import register_tiny_test_model
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import EPS3D, EPS3DConfig
 from eps3d_ros.panoptic import TextEncoder
-from eps3d_ros.panoptic.text import register_tiny_test_model
-from eps3d_ros.pipeline.config import Eps3dConfig
-from eps3d_ros.pipeline.frames import Frame, synthetic_frames
+from eps3d_ros.text.clip import register_tiny_test_model
+from eps3d_ros.settings.tree import Eps3dConfig
+from eps3d_ros.frames.frame import Frame, synthetic_frames
 from eps3d_ros.pipeline.reconstruct import Reconstructor, SceneSnapshot
 from eps3d_ros.pipeline.worker import InferenceWorker
 

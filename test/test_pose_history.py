@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from eps3d_ros.pipeline.pose_history import PoseHistory
+from eps3d_ros.geometry.pose_history import PoseHistory
 
 
 def rot_z(angle: float, t=(0.0, 0.0, 0.0)) -> np.ndarray:

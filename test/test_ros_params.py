@@ -10,7 +10,7 @@ import yaml
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from eps3d_ros.pipeline.config import Eps3dConfig
+from eps3d_ros.settings.tree import Eps3dConfig
 from eps3d_ros.ros.params import config_from_node, config_from_values, declare_parameters, leaves
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "eps3d.yaml"

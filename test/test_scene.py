@@ -9,7 +9,7 @@ import torch
 from eps3d_ros.conventions import covariance_from_scale_rotation
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, render_panoptic_views
-from eps3d_ros.panoptic.text import TextEncoder, register_tiny_test_model
+from eps3d_ros.text.clip import TextEncoder, register_tiny_test_model
 from eps3d_ros.render import render_gaussians
 
 VOCAB = ["floor", "table", "mug", "ball", "box", "lamp"]

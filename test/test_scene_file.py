@@ -28,7 +28,7 @@ from eps3d_ros.io.scene_file import (
 from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, SplatParams, TextEncoderConfig
 from eps3d_ros.panoptic.build import SH_C0, assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
-from eps3d_ros.similarity import Sim3, nearest_rotation
+from eps3d_ros.geometry.similarity import Sim3, nearest_rotation
 
 VOCAB = ["floor", "mug", "bowl"]
 STUFF = ["floor"]
@@ -176,7 +176,7 @@ def test_stored_text_encoder_is_rebuilt_on_request(tmp_path) -> None:
     from safetensors.torch import save_file
 
     from eps3d_ros.panoptic import TextEncoder
-    from eps3d_ros.panoptic.text import import_open_clip, register_tiny_test_model
+    from eps3d_ros.text.clip import import_open_clip, register_tiny_test_model
 
     register_tiny_test_model()
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import pytest
 
 from eps3d_ros.data.synthetic import generate_sequence
 from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence, match_map, targets
-from eps3d_ros.pipeline.oracle import OracleReconstructor
+from eps3d_ros.eval.oracle import OracleReconstructor
 from eps3d_ros.pipeline.session import Session
 
 MIN_PIXELS = 100

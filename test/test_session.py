@@ -10,8 +10,8 @@ import pytest
 
 from eps3d_ros.data.synthetic import generate_sequence
 from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence
-from eps3d_ros.pipeline.config import Eps3dConfig
-from eps3d_ros.pipeline.oracle import OracleReconstructor
+from eps3d_ros.settings.tree import Eps3dConfig
+from eps3d_ros.eval.oracle import OracleReconstructor
 from eps3d_ros.pipeline.session import Session
 
 
@@ -224,7 +224,7 @@ def test_big_frames_are_held_at_the_network_size_and_buffer_events_are_logged_on
     buffer with one log line saying why."""
     import logging
 
-    from eps3d_ros.pipeline.frames import Frame
+    from eps3d_ros.frames.frame import Frame
 
     s = Session(session_config(every=0), oracle)
     try:

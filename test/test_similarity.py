@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from eps3d_ros.similarity import AlignmentError, Sim3, nearest_rotation, umeyama_sim3
+from eps3d_ros.geometry.similarity import AlignmentError, Sim3, nearest_rotation, umeyama_sim3
 
 
 def random_sim3(seed: int, scale: float = 2.5) -> Sim3:
@@ -73,8 +73,8 @@ def test_sim3_algebra() -> None:
 
 
 def test_pipeline_and_training_share_one_fit() -> None:
-    from eps3d_ros.pipeline import alignment
-    from eps3d_ros.train import evaluate
+    from eps3d_ros.eval import model_eval as evaluate
+    from eps3d_ros.geometry import alignment
 
     assert alignment.umeyama_sim3 is umeyama_sim3 and evaluate.umeyama_sim3 is umeyama_sim3
     assert alignment.Sim3 is Sim3 and alignment.AlignmentError is AlignmentError

@@ -14,7 +14,7 @@ import torch
 from eps3d_ros.conventions import poses_to_extrinsics
 from eps3d_ros.data import CLASS_NAMES, SyntheticSequence, generate_scene, generate_sequence
 from eps3d_ros.data.room_layout import min_distance_to_furniture
-from eps3d_ros.pipeline.frames import Frame
+from eps3d_ros.frames.frame import Frame
 from primitive_geometry import surface_distance
 
 SEEDS = (0, 1, 2)  # coverage is checked at the size the evaluation uses: 60 frames of 112 x 112

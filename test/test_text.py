@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eps3d_ros.panoptic.text import (
+from eps3d_ros.text.clip import (
     TextEncoder,
     TextEncoderConfig,
     TextEncoderUnavailable,
@@ -226,7 +226,7 @@ def test_safetensors_checkpoint(open_clip, source_model, tiny, tmp_path):
 
 
 def test_random_weights_warn(tiny, caplog):
-    with caplog.at_level("WARNING", logger="eps3d_ros.panoptic.text"):
+    with caplog.at_level("WARNING", logger="eps3d_ros.text.clip"):
         e = TextEncoder(model=tiny, pretrained="")
     assert "RANDOM weights" in caplog.text and e.checkpoint == ""
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eps3d_ros.pipeline.config import Eps3dConfig, ModelSourceConfig
-from eps3d_ros.pipeline.threads import resolve_threads
+from eps3d_ros.settings.tree import Eps3dConfig, ModelSourceConfig
+from eps3d_ros.process.threads import resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_set_threads_reaches_torch_and_native_pools() -> None:
     got = run_fresh(
         "import json, torch, numpy\n"
         "from threadpoolctl import threadpool_info\n"
-        "from eps3d_ros.pipeline.threads import set_threads\n"
+        "from eps3d_ros.process.threads import set_threads\n"
         "info = set_threads(1)\n"
         "print(json.dumps({'torch': torch.get_num_threads(), 'interop': torch.get_num_interop_threads(),\n"
         "                  'pools': sorted({p['num_threads'] for p in threadpool_info()}), 'info': info}))\n")
@@ -53,8 +53,8 @@ def test_zero_leaves_torch_alone_and_prepare_warms_the_clustering() -> None:
     got = run_fresh(
         "import json, sys, torch\n"
         "before = torch.get_num_threads()\n"
-        "from eps3d_ros.pipeline.config import Eps3dConfig\n"
-        "from eps3d_ros.pipeline.threads import prepare_process\n"
+        "from eps3d_ros.settings.tree import Eps3dConfig\n"
+        "from eps3d_ros.process.threads import prepare_process\n"
         "cfg = Eps3dConfig(); cfg.model.threads = 0; cfg.model.device = 'cpu'\n"
         "info = prepare_process(cfg)\n"
         "print(json.dumps({'same': torch.get_num_threads() == before, 'hdbscan': 'hdbscan' in sys.modules,\n"
@@ -67,7 +67,7 @@ def test_zero_leaves_torch_alone_and_prepare_warms_the_clustering() -> None:
 def test_switch_interval_zero_keeps_pythons_and_bad_values_are_refused() -> None:
     got = run_fresh(
         "import json, sys\n"
-        "from eps3d_ros.pipeline.threads import set_switch_interval\n"
+        "from eps3d_ros.process.threads import set_switch_interval\n"
         "before = sys.getswitchinterval()\n"
         "kept = set_switch_interval(0)\n"
         "two = set_switch_interval(2)\n"

@@ -11,8 +11,8 @@ from test_pipeline_synthetic import oracle_gaussians
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import Gaussians
 from eps3d_ros.panoptic import SemanticSpace, TextEncoder
-from eps3d_ros.panoptic.text import register_tiny_test_model
-from eps3d_ros.train.evaluate import EvalConfig, _measured_queries, _summarize, panoptic_config
+from eps3d_ros.text.clip import register_tiny_test_model
+from eps3d_ros.eval.model_eval import EvalConfig, _measured_queries, _summarize, panoptic_config
 
 
 def pixel_aligned_oracle(scene) -> Gaussians:

@@ -16,7 +16,7 @@ import pytest
 
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.train import TrainConfig, Trainer, create_random_text_encoder
-from eps3d_ros.train.evaluate import EvalConfig, evaluate_scene
+from eps3d_ros.eval.model_eval import EvalConfig, evaluate_scene
 
 SIZE, SEED, STEPS = 42, 7, 160
 TERMS = {"rgb": 1.0, "semantic": 1.0, "instance": 0.2, "ins2sem": 0.05, "depth": 1.0, "camera": 2.0,

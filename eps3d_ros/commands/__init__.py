@@ -200,7 +200,7 @@ def pipeline_config(args: argparse.Namespace, model: Path, views: int, vocabular
                     stuff: Sequence[str] | None = None, use_depth: bool = True, measured_depth: bool = False) -> Any:
     """An :class:`~eps3d_ros.pipeline.Eps3dConfig` for windows of ``views`` frames: what the arguments give;
     the rest is left to the model folder (see :func:`eps3d_ros.pipeline.loading.resolve_config`)."""
-    from ..pipeline.config import Eps3dConfig
+    from ..settings.tree import Eps3dConfig
 
     cfg = Eps3dConfig()
     cfg.model.weights = str(model)

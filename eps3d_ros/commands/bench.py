@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.figures import render_views
     from ..io.ply import write_gaussian_ply
     from ..io.scene_file import load_scene, reconstruct_scene_file, save_scene
-    from ..pipeline.config import Eps3dConfig
-    from ..pipeline.frames import synthetic_frames
+    from ..settings.tree import Eps3dConfig
+    from ..frames.frame import synthetic_frames
     from ..pipeline.loading import load_reconstructor
 
     res: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,

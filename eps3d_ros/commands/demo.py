@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                                     f"{fs.size[0]}x{fs.size[1]} (HxW; no depth, no poses)"
     else:
         from ..data.synthetic import generate_scene
-        from ..pipeline.frames import synthetic_frames
+        from ..frames.frame import synthetic_frames
 
         with timer.stage("generate scene"):
             synthetic = generate_scene(seed=args.seed, num_views=args.views, height=size[0], width=size[1])

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--scale must be in (0, 16], got {args.scale}")
     from ..io.figures import write_figures
     from ..io.scene_file import load_scene
-    from ..pipeline.config import ModelSourceConfig
-    from ..pipeline.threads import set_threads
+    from ..settings.tree import ModelSourceConfig
+    from ..process.threads import set_threads
 
     set_threads(ModelSourceConfig().threads)  # as the node: all cores but one (no OpenMP collapse under load)
 

@@ -12,7 +12,7 @@ or ``--poses`` for an image folder). Without poses windows cannot be fused, so t
 ``--max-views``, default 8) make one window.
 
 Frame selection and fitting to the network (one scale factor, aspect kept, centre-cropped to multiples of
-14) are described in :mod:`eps3d_ros.pipeline.intake`; the readers in :mod:`eps3d_ros.io.image_folder` and
+14) are described in :mod:`eps3d_ros.frames.intake`; the readers in :mod:`eps3d_ros.io.image_folder` and
 :mod:`eps3d_ros.io.bag_frames`; the scene file format in :mod:`eps3d_ros.io.scene_file`.
 """
 
@@ -187,7 +187,7 @@ def _windows_plan(fs, args) -> tuple[list, list[str]]:
     """The frames to feed: without poses (nothing lets windows be fused) at most 8 unless --max-views says."""
     frames, notes = list(fs.frames), []
     if not fs.has_poses and args.max_views is None and len(frames) > MAX_VIEWS_WITHOUT_POSES:
-        from ..pipeline.intake import select_indices
+        from ..frames.intake import select_indices
 
         keep = select_indices(len(frames), 1, MAX_VIEWS_WITHOUT_POSES)
         frames = [frames[i] for i in keep]

@@ -9,7 +9,7 @@ Made by :func:`eps3d_ros.data.synthetic.generate_sequence`. Arrays are **numpy**
   ``extrinsics [T, 3, 4]`` float32 camera-from-world, OpenCV axes (``eps3d_ros.conventions``).
 
 World frame = the map frame: metres, z up, floor at ``z = 0``. :meth:`SyntheticSequence.frames`
-converts to pipeline frames exactly as :func:`eps3d_ros.pipeline.frames.synthetic_frames` does (it
+converts to pipeline frames exactly as :func:`eps3d_ros.frames.frame.synthetic_frames` does (it
 calls it): ``Frame.K`` has pixel centres at ``(u, v)``, depth 0 becomes NaN, the pose is the
 camera-to-world matrix re-orthonormalised. Frame ``k`` of the stream (``k = loop * T + i`` when the
 frames are looped) has stamp ``k / fps`` seconds; :meth:`SyntheticSequence.frame_index` inverts it.
@@ -93,9 +93,9 @@ class SyntheticSequence(RenderedViews):
 
     def frames(self, frame_id: str = "camera", *, loops: int = 1, with_depth: bool = True,
                with_pose: bool = True) -> Iterator[Any]:
-        """:class:`~eps3d_ros.pipeline.frames.Frame` objects of the sequence, ``loops`` times over, stamps
+        """:class:`~eps3d_ros.frames.frame.Frame` objects of the sequence, ``loops`` times over, stamps
         ``k / fps`` increasing across loops (the path ends where it began, so loops join up)."""
-        from eps3d_ros.pipeline.frames import synthetic_frames  # data/ must not import pipeline at module level
+        from eps3d_ros.frames.frame import synthetic_frames  # data/ must not import pipeline at module level
 
         if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
             raise ValueError(f"loops must be an integer >= 1, got {loops!r}")

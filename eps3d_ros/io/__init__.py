@@ -6,7 +6,7 @@
 * :mod:`.ply`: the 3D Gaussian splatting PLY layout (+ ``label`` / ``instance``), writer and reader;
 * :mod:`.figures`: RGB / semantic / instance renders of the views with a legend (Pillow);
 * :mod:`.frame_sources`, :mod:`.image_folder`, :mod:`.bag_frames`: frames from image folders and rosbag2s,
-  fitted to the network by the intake of :mod:`eps3d_ros.pipeline.intake`.
+  fitted to the network by the intake of :mod:`eps3d_ros.frames.intake`.
 
 Names are imported on first use, so ``import eps3d_ros.io`` stays light (no torch until needed).
 """
@@ -25,6 +25,7 @@ _EXPORTS = {
     "image_folder": ["guess_intrinsics", "read_calibration", "read_intrinsics", "scale_intrinsics", "list_images",
                      "frames_from_images"],
     "bag_frames": ["frames_from_bag"],
+    "map_file": ["save_map", "load_map"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

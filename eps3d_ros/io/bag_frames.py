@@ -8,11 +8,11 @@
   ``rgb`` win a tie), the one depth topic (``aligned`` / ``registered`` win), the ``camera_info`` in
   the colour topic's namespace. Ambiguity is an error naming the candidates;
 * poses: ``/tf`` + ``/tf_static`` (``tf2_msgs/msg/TFMessage``) and any ``TransformStamped`` topic form
-  a :class:`~eps3d_ros.pipeline.transform_tree.TransformTree`; each frame's pose is the chain from the
+  a :class:`~eps3d_ros.geometry.transform_tree.TransformTree`; each frame's pose is the chain from the
   colour frame (``header.frame_id``) up to ``map_frame`` (default: the root of that chain) at the image
   stamp, each edge interpolated between samples at most ``max_gap`` apart (slerp) or taken from the
   nearest sample within ``tf_tolerance``;
-* selection by header stamp (:func:`~eps3d_ros.pipeline.intake.select_indices`), and each frame fitted
+* selection by header stamp (:func:`~eps3d_ros.frames.intake.select_indices`), and each frame fitted
   into ``box`` by the intake (aspect kept, intrinsics exact).
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline.frames import Frame
-from ..pipeline.images import COLOR_ENCODINGS, decode_color, decode_depth
-from ..pipeline.intake import prepare_frame, select_indices
-from ..pipeline.transform_tree import TransformTree, transform_to_matrix
+from ..frames.frame import Frame
+from ..frames.images import COLOR_ENCODINGS, decode_color, decode_depth
+from ..frames.intake import prepare_frame, select_indices
+from ..geometry.transform_tree import TransformTree, transform_to_matrix
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 from .image_folder import DEFAULT_HFOV_DEG, match_depth_size, guess_intrinsics
 

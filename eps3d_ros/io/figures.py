@@ -5,9 +5,9 @@ Renders go through :func:`eps3d_ros.render.render_gaussians` from the scene's ca
 
 * RGB: the Gaussians' colours (SH DC term), alpha-composited over ``background``;
 * semantic: per pixel the class with the largest rendered weight (one channel per class, alpha
-  blended, then argmax: crisp borders), coloured with :func:`~eps3d_ros.pipeline.clouds.label_color`
+  blended, then argmax: crisp borders), coloured with :func:`~eps3d_ros.panoptic.clouds.label_color`
   (unknown grey). A thing's Gaussians carry their object's class (``Scene.panoptic_labels``);
-* instance: the same with object ids, coloured with :func:`~eps3d_ros.pipeline.clouds.instance_color`
+* instance: the same with object ids, coloured with :func:`~eps3d_ros.panoptic.clouds.instance_color`
   (stuff / none grey);
 * pixels whose rendered opacity is below ``min_alpha`` show ``background`` in the label maps.
 
@@ -132,7 +132,7 @@ def render_views(scene: Any, cameras: Any, views: list[int] | None = None, scale
 def colorize_labels(labels: np.ndarray, kind: str, background: tuple[int, int, int] = BACKGROUND) -> np.ndarray:
     """``[H, W]`` class indices (``kind="semantic"``) or object ids (``"instance"``) → ``[H, W, 3]`` uint8;
     -2 (nothing rendered) → ``background``."""
-    from ..pipeline.clouds import instance_color, label_color
+    from ..panoptic.clouds import instance_color, label_color
 
     fn = {"semantic": label_color, "instance": instance_color}[kind]
     uniq, inv = np.unique(labels, return_inverse=True)
@@ -154,7 +154,7 @@ def legend_image(scene: Any, title: str = "", width: int = 420, max_objects: int
     first ``max_objects``, then how many more)."""
     from PIL import Image, ImageDraw
 
-    from ..pipeline.clouds import GREY, instance_color, label_color
+    from ..panoptic.clouds import GREY, instance_color, label_color
 
     sem, ins = scene.panoptic_labels()
     counts = np.bincount(np.where(sem < 0, len(scene.vocabulary), sem), minlength=len(scene.vocabulary) + 1)

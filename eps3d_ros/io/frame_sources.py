@@ -1,8 +1,8 @@
 """Frames for a reconstruction from recorded data: what the readers share.
 
 Readers: :mod:`.image_folder` (``eps3d run --images``) and :mod:`.bag_frames` (``--bag``). Both select
-frames by :func:`~eps3d_ros.pipeline.intake.select_indices` and fit each into the model's input box with
-the same intake as the node (:func:`~eps3d_ros.pipeline.intake.prepare_frame`: one scale factor, aspect
+frames by :func:`~eps3d_ros.frames.intake.select_indices` and fit each into the model's input box with
+the same intake as the node (:func:`~eps3d_ros.frames.intake.prepare_frame`: one scale factor, aspect
 kept, centre-cropped to multiples of 14, intrinsics exact), so a frame gives the same network input
 whether it comes from a file, a bag or a topic.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..pipeline.frames import Frame
+from ..frames.frame import Frame
 
 __all__ = ["FrameSourceError", "FrameSet", "progress_bar"]
 

@@ -1,8 +1,8 @@
 """Frames from a folder of images (and optionally a folder of depth images), for ``eps3d run --images``.
 
 Selection: the files sorted by name (numbers numerically), then every ``every``-th, then at most
-``max_views`` spread evenly (:func:`~eps3d_ros.pipeline.intake.select_indices`). Each frame is fitted
-into the model's input box by the intake (:func:`~eps3d_ros.pipeline.intake.prepare_frame`: one scale
+``max_views`` spread evenly (:func:`~eps3d_ros.frames.intake.select_indices`). Each frame is fitted
+into the model's input box by the intake (:func:`~eps3d_ros.frames.intake.prepare_frame`: one scale
 factor, centre crop to multiples of 14, intrinsics exact), at read time so that big images are not held.
 
 Intrinsics: ``K`` when given (``--intrinsics FILE``: JSON with ``"K"`` (3x3 rows), or ``fx, fy, cx, cy``,
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline.frames import Frame
-from ..pipeline.intake import prepare_frame, select_indices
+from ..frames.frame import Frame
+from ..frames.intake import prepare_frame, select_indices
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 
 __all__ = ["DEFAULT_HFOV_DEG", "IMAGE_EXTENSIONS", "guess_intrinsics", "read_calibration", "read_intrinsics", "match_depth_size",
@@ -153,7 +153,7 @@ def frames_from_images(
     progress: bool = False,
 ) -> FrameSet:
     """Frames of an image folder, each fitted into ``box`` by the intake (aspect kept; see
-    :mod:`eps3d_ros.pipeline.intake`); stamps are ``index / fps`` seconds.
+    :mod:`eps3d_ros.frames.intake`); stamps are ``index / fps`` seconds.
 
     ``K``: the intrinsics of the images (``K_size`` = the ``(height, width)`` they were calibrated at, when
     known: images of another resolution with the same aspect get ``K`` scaled to them); None: guessed from

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cameras import Cameras, cameras_from_prediction
+from ..geometry.cameras import Cameras, cameras_from_prediction
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def attach_text_encoder(sf: SceneFile, text_encoder: Any = True) -> SceneFile:
     prototypes of the scene vocabulary differ from the stored ones (another text space)."""
     import torch
 
-    from ..panoptic.text import TextEncoder, TextEncoderConfig
+    from ..text.clip import TextEncoder, TextEncoderConfig
 
     if text_encoder is True:
         encoder = TextEncoder(_text_config(sf.text_encoder))
@@ -449,7 +449,7 @@ def _known(cls: type, values: Mapping[str, Any]) -> Any:
 
 
 def _text_config(d: Any) -> Any:
-    from ..panoptic.text import TextEncoderConfig
+    from ..text.clip import TextEncoderConfig
 
     if isinstance(d, TextEncoderConfig):
         return d

@@ -10,9 +10,8 @@ The rules (association, fusion, forgetting, merging, bounds) are written out in
 """
 
 from .config import MapConfig
-from .map_file import load_map, save_map
 from .map_object import MapObject
 from .object_map import ObjectMap
 from .results import MapMatch, MapUpdate
 
-__all__ = ["MapConfig", "MapObject", "MapMatch", "MapUpdate", "ObjectMap", "save_map", "load_map"]
+__all__ = ["MapConfig", "MapObject", "MapMatch", "MapUpdate", "ObjectMap"]

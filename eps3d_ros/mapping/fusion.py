@@ -7,13 +7,13 @@ A detection ``d`` (area weight ``w``: its occupied voxels) fused into a map obje
   point budget (``max_points_per_object`` for things, ``max_stuff_points`` per stuff class) by growing
   the grid (:func:`~eps3d_ros.mapping.voxels.fit_budget`);
 * embedding: PE3R area-weighted slerp, ``slerp(e_map, e_d, t = w / (W + w))``, so the result is the
-  running area-weighted spherical mean of all fused detections (:func:`~eps3d_ros.panoptic.slerp.slerp`);
+  running area-weighted spherical mean of all fused detections (:func:`~eps3d_ros.geometry.slerp.slerp`);
 * class evidence: ``evidence[d.label] += d.score * w``; ``W += w``; label = argmax evidence (ties keep
   the current label);
 * ``observations += 1``, ``last_seen = stamp``, ``misses = 0``.
 
 Two map objects merged: voxel union on the coarser grid, embeddings pooled by
-:func:`~eps3d_ros.panoptic.slerp.weighted_slerp_pool` with their weights, evidence and weights summed,
+:func:`~eps3d_ros.geometry.slerp.weighted_slerp_pool` with their weights, evidence and weights summed,
 ``observations`` = the larger (both were mostly seen by the same windows), first/last seen = the
 earliest/latest, misses = the smaller.
 """
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..panoptic.slerp import slerp, weighted_slerp_pool
+from ..geometry.slerp import slerp, weighted_slerp_pool
 from .association import KeyCache, merge_pairs
 from .config import MapConfig
 from .detections import Detection

@@ -480,7 +480,7 @@ class ObjectMap:
     def _restore(self, objects: Sequence[MapObject], *, next_id: int, windows: int, frame_id: str, fused: bool,
                  stamp: float, vocabulary: Sequence[str], stuff: Sequence[str], prototypes: torch.Tensor,
                  text_encoder: Any, cameras: Any, logit_scale: float) -> None:
-        """Load a saved state (used by :func:`~eps3d_ros.mapping.map_file.load_map`)."""
+        """Load a saved state (used by :func:`~eps3d_ros.io.map_file.load_map`)."""
         with self._lock:
             self._reset_content()
             ids = [o.id for o in objects]

@@ -114,9 +114,9 @@ class ModelBundle:
         return EPS3D.from_pretrained(self.weights, device=device, config=config)
 
     def text_encoder_config(self, base: Any = None):
-        """A :class:`~eps3d_ros.panoptic.text.TextEncoderConfig` for this model's text encoder; runtime knobs
+        """A :class:`~eps3d_ros.text.clip.TextEncoderConfig` for this model's text encoder; runtime knobs
         (device, cache, download policy, logit scale) come from ``base``."""
-        from ..panoptic.text import TextEncoderConfig, register_tiny_test_model, TINY_TEST_MODEL
+        from ..text.clip import TextEncoderConfig, register_tiny_test_model, TINY_TEST_MODEL
 
         cfg = TextEncoderConfig() if base is None else TextEncoderConfig(**{
             k: getattr(base, k) for k in TextEncoderConfig.__dataclass_fields__})

@@ -10,8 +10,8 @@ from .config import PanopticConfig
 from .geometry import OrientedBox
 from .scene import QueryMatch, Scene, SceneObject, SplatParams
 from .semantic_space import SemanticSpace
-from .slerp import slerp, weighted_slerp_pool
-from .text import TextEncoder, TextEncoderConfig, TextEncoderUnavailable
+from ..geometry.slerp import slerp, weighted_slerp_pool
+from ..text.clip import TextEncoder, TextEncoderConfig, TextEncoderUnavailable
 from .views2d import PanopticViews, render_panoptic_views
 
 __all__ = [

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .semantic_space import SemanticSpace
-from .slerp import slerp
+from ..geometry.slerp import slerp
 
 __all__ = ["pool_embeddings"]
 

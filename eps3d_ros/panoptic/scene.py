@@ -26,7 +26,7 @@ UNKNOWN = -1
 
 
 class TextEmbedder(Protocol):
-    """What a scene needs from a text encoder (see :class:`eps3d_ros.panoptic.text.TextEncoder`)."""
+    """What a scene needs from a text encoder (see :class:`eps3d_ros.text.clip.TextEncoder`)."""
 
     def encode(self, texts: str | Sequence[str]) -> torch.Tensor: ...  # [K, D] unit rows
 

@@ -8,7 +8,7 @@ No rclpy and no ROS message types here: the node converts messages to plain valu
     worker → Reconstructor.run(window) → SceneSnapshot → cloud_points(snapshot.scene, "semantic", ...)
 """
 
-from .alignment import (
+from ..geometry.alignment import (
     Alignment,
     AlignmentError,
     Sim3,
@@ -18,8 +18,8 @@ from .alignment import (
     transform_gaussians,
     umeyama_sim3,
 )
-from ..cameras import Cameras, cameras_from_prediction
-from .clouds import (
+from ..geometry.cameras import Cameras, cameras_from_prediction
+from ..panoptic.clouds import (
     CLOUD_DTYPE,
     UNKNOWN_LABEL,
     cloud_fields,
@@ -32,13 +32,13 @@ from .clouds import (
     unpack_rgb,
     voxel_downsample,
 )
-from .config import Eps3dConfig, ModelSourceConfig, OutputConfig, PipelineConfig
+from ..settings.tree import Eps3dConfig, ModelSourceConfig, OutputConfig, PipelineConfig
 from .frame_buffer import DROP_REASONS, AddResult, EmptyBufferError, FrameBuffer
-from .frames import Frame, synthetic_frames
-from .images import UnsupportedEncoding, decode_color, decode_depth
-from .intake import fit_frame, network_size, prepare_frame, select_indices, select_keyframes, window_frames
+from ..frames.frame import Frame, synthetic_frames
+from ..frames.images import UnsupportedEncoding, decode_color, decode_depth
+from ..frames.intake import fit_frame, network_size, prepare_frame, select_indices, select_keyframes, window_frames
 from .reconstruct import Reconstructor, SceneSnapshot, measured_world_points
-from .time_sync import ApproximateTimeSynchronizer
+from ..frames.time_sync import ApproximateTimeSynchronizer
 from .worker import InferenceWorker
 
 __all__ = [

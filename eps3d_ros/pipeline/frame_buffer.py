@@ -12,12 +12,12 @@ Admission rules (each refusal or drop has a reason string the node can log, and 
   ``max_buffer_mb`` of image data (frames are held at the network's size, so this bounds big windows);
 * ``size_change``: an image size different from the buffered frames' (a camera reconfigured, or two
   cameras) is accepted and noted; a window of mixed sizes is brought to one network size by the
-  intake (:mod:`eps3d_ros.pipeline.intake`), so nothing is dropped. Each frame keeps its own K;
+  intake (:mod:`eps3d_ros.frames.intake`), so nothing is dropped. Each frame keeps its own K;
 * ``time_jump``: after ``time_jump_frames`` consecutive ``stale`` refusals the clock evidently went
   back (a looping bag, a restarted simulator): the buffer resets and takes the frame. The node may
   also call :meth:`FrameBuffer.reset` from a ROS time-jump handler.
 
-Keyframes: :meth:`FrameBuffer.select_window`, by the rules of :func:`~eps3d_ros.pipeline.intake.select_keyframes`.
+Keyframes: :meth:`FrameBuffer.select_window`, by the rules of :func:`~eps3d_ros.frames.intake.select_keyframes`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from .config import PipelineConfig
-from .frames import Frame
-from .intake import select_keyframes
+from ..settings.tree import PipelineConfig
+from ..frames.frame import Frame
+from ..frames.intake import select_keyframes
 
 __all__ = ["AddResult", "EmptyBufferError", "FrameBuffer", "DROP_REASONS"]
 
@@ -150,7 +150,7 @@ class FrameBuffer:
 
     def select_window(self, window_size: int | None = None) -> list[Frame]:
         """Up to ``window_size`` (default ``config.window_size``) keyframes, oldest → newest, chosen by
-        :func:`~eps3d_ros.pipeline.intake.select_keyframes`. Resets :attr:`frames_since_window`."""
+        :func:`~eps3d_ros.frames.intake.select_keyframes`. Resets :attr:`frames_since_window`."""
         cfg = self.config
         v = cfg.window_size if window_size is None else int(window_size)
         if v < 1:

@@ -2,7 +2,7 @@
 
 :func:`resolve_config` is the one place where a model folder's own settings (its text encoder, its native
 input size, its recommended panoptic settings; see :mod:`eps3d_ros.model.bundle`) meet the user's: a
-setting left at its "auto" value (:data:`~eps3d_ros.pipeline.config.AUTO`) takes the bundle's, any other
+setting left at its "auto" value (:data:`~eps3d_ros.settings.tree.AUTO`) takes the bundle's, any other
 value is the user's and wins, and one log line says what came from where.
 """
 
@@ -17,10 +17,10 @@ import torch
 
 from ..model import EPS3D, EPS3DConfig
 from ..model.bundle import ModelBundle
-from ..panoptic.text import TINY_TEST_MODEL, TextEncoder, TextEncoderConfig, register_tiny_test_model
-from .config import AUTO, Eps3dConfig
+from ..text.clip import TINY_TEST_MODEL, TextEncoder, TextEncoderConfig, register_tiny_test_model
+from ..settings.tree import AUTO, Eps3dConfig
 from .reconstruct import Reconstructor
-from .threads import prepare_process
+from ..process.threads import prepare_process
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """One reconstruction: a window of frames → the network → a metric panoptic scene in the output frame.
 
 Stages (each timed): preprocess (the intake: frames fitted to one network size, aspect kept — see
-:mod:`eps3d_ros.pipeline.intake` —, stacked, uploaded), network (EPS3D forward
+:mod:`eps3d_ros.frames.intake` —, stacked, uploaded), network (EPS3D forward
 under ``torch.inference_mode``), alignment (prediction world → map or camera frame, see
-:func:`~eps3d_ros.pipeline.alignment.metric_alignment`, then the Gaussians are transformed and,
+:func:`~eps3d_ros.geometry.alignment.metric_alignment`, then the Gaussians are transformed and,
 optionally, their centres replaced by measured depth), panoptic (labels, instances, objects).
 
 The result, :class:`SceneSnapshot`, is immutable: the node can publish and query it from other
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from ..panoptic import Scene, SemanticSpace, build_scene
-from .alignment import Alignment, metric_alignment, transform_gaussians
-from ..cameras import Cameras, cameras_from_prediction
-from .config import Eps3dConfig
-from .frames import Frame
-from .intake import window_frames
+from ..geometry.alignment import Alignment, metric_alignment, transform_gaussians
+from ..geometry.cameras import Cameras, cameras_from_prediction
+from ..settings.tree import Eps3dConfig
+from ..frames.frame import Frame
+from ..frames.intake import window_frames
 
 __all__ = ["SceneSnapshot", "Reconstructor", "Cancelled", "measured_world_points"]
 

@@ -20,7 +20,7 @@ What a session owns, and the rules it keeps:
 * the **object map** (:class:`~eps3d_ros.mapping.ObjectMap`): every window fused in the map frame, with
   stable ids; without metric poses it holds the latest window only (its update says so, the log once);
 * the **runtime configuration**: :meth:`update` swaps in a new config object (the one in use is never
-  edited in place); settings outside :data:`~eps3d_ros.pipeline.config.RUNTIME_SETTINGS` need a new
+  edited in place); settings outside :data:`~eps3d_ros.settings.tree.RUNTIME_SETTINGS` need a new
   session and are returned as pending;
 * :meth:`reset` empties buffer, map and scene at once; a window that was running finishes but its
   result is dropped (counted as ``dropped_after_reset``), so an old scene never comes back.
@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..mapping import MapMatch, MapUpdate, ObjectMap, load_map, save_map
-from .config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from ..io.map_file import load_map, save_map
+from ..mapping import MapMatch, MapUpdate, ObjectMap
+from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
-from .frames import Frame
-from .intake import prepare_frame
+from ..frames.frame import Frame
+from ..frames.intake import prepare_frame
 from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
 
@@ -231,7 +232,7 @@ class Session:
         return ConfigChange(tuple(sorted(live)), tuple(sorted(pending)))
 
     def save_map(self, path: str | Path, info: dict[str, Any] | None = None) -> Path:
-        """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.mapping.map_file`); ``info``: what
+        """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.io.map_file`); ``info``: what
         it was built from, for the file's header."""
         return save_map(path, self._map, info)
 

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .frames import Frame
+from ..frames.frame import Frame
 
 __all__ = ["InferenceWorker"]
 

@@ -15,7 +15,7 @@
   with frames that lack it.
 
 Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and our
-implementation with the same semantics (:mod:`eps3d_ros.pipeline.time_sync`) otherwise. Every message
+implementation with the same semantics (:mod:`eps3d_ros.frames.time_sync`) otherwise. Every message
 received is reported to ``on_message(topic_key, stamp)`` for the input-health statistics.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..pipeline.time_sync import ApproximateTimeSynchronizer
+from ..frames.time_sync import ApproximateTimeSynchronizer
 from .messages import stamp_to_seconds
 
 TOPICS = {"rgb": "rgb/image", "info": "rgb/camera_info", "depth": "depth/image"}

@@ -12,9 +12,9 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..conventions import matrix_to_quat_xyzw
-from ..pipeline.clouds import label_color
-from ..pipeline.frames import Frame
-from ..pipeline.images import decode_color, decode_depth
+from ..panoptic.clouds import label_color
+from ..frames.frame import Frame
+from ..frames.images import decode_color, decode_depth
 
 _FIELD_TYPES = {np.dtype("float32"): PointField.FLOAT32, np.dtype("uint32"): PointField.UINT32,
                 np.dtype("float64"): PointField.FLOAT64, np.dtype("int32"): PointField.INT32,
@@ -65,7 +65,7 @@ def printable(text: str, limit: int = 200) -> str:
 
 
 def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipeline: Any, poses: Any = None) -> Frame:
-    """One synchronised set → a :class:`~eps3d_ros.pipeline.frames.Frame` (pose looked up at the image stamp when
+    """One synchronised set → a :class:`~eps3d_ros.frames.frame.Frame` (pose looked up at the image stamp when
     ``poses`` is given); anything unusable raises ``ValueError`` naming the problem."""
     stamp = stamp_to_seconds(rgb.header.stamp)
     image = image_to_rgb(rgb)

@@ -24,7 +24,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
 from rcl_interfaces.msg import SetParametersResult
 
-from ..pipeline.heap import trim_heap
+from ..process.heap import trim_heap
 from ..pipeline.input_health import InputHealth
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session

@@ -12,7 +12,7 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 
-from ..pipeline.config import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 
 # Parameters that may change while the node runs; everything else needs a reconfigure.
 RUNTIME_PARAMETERS = RUNTIME_SETTINGS

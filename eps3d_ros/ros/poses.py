@@ -4,7 +4,7 @@ Both answer ``lookup(camera_frame, stamp) -> camera-to-map [4, 4] | None``. The 
 (``camera_pose``, relative, remappable) carries ``geometry_msgs/TransformStamped`` edges with TF's
 meaning (``header.frame_id`` = parent, ``child_frame_id`` = child): ``map → camera_optical`` directly, or
 a chain such as ``map → base_link`` + ``base_link → camera_optical``. They build the same
-:class:`~eps3d_ros.pipeline.transform_tree.TransformTree` the bag reader uses; samples are interpolated
+:class:`~eps3d_ros.geometry.transform_tree.TransformTree` the bag reader uses; samples are interpolated
 at the image stamp.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import TransformStamped
 
-from ..pipeline.transform_tree import TransformTree, transform_to_matrix
+from ..geometry.transform_tree import TransformTree, transform_to_matrix
 from .messages import stamp_to_seconds
 
 # the camera_pose stream: a few minutes at 30 Hz per edge, interpolated like tf2 (50 ms tolerance at the ends)

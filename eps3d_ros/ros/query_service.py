@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from ..panoptic.geometry import OrientedBox
-from ..pipeline.clouds import map_object_cloud
+from ..panoptic.clouds import map_object_cloud
 from .messages import object_message, point_cloud, printable, seconds_to_stamp
 
 MAX_QUERY_CHARS = 1000  # CLIP reads 77 tokens; anything this long is a client bug, not a description

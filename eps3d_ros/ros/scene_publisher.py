@@ -13,7 +13,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ..pipeline.clouds import cloud_points
+from ..panoptic.clouds import cloud_points
 from .messages import markers, object_message, point_cloud, seconds_to_stamp
 
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,

@@ -9,7 +9,7 @@ format), :mod:`.datasets`, :mod:`.config`, :mod:`.trainer` and :mod:`.evaluate` 
 
 from .config import TrainConfig, load_train_config
 from .datasets import RecordedDataset, Sample, SyntheticDataset
-from .evaluate import EvalConfig, evaluate_model, evaluate_model_dir, load_model_dir, markdown_table
+from ..eval.model_eval import EvalConfig, evaluate_model, evaluate_model_dir, load_model_dir, markdown_table
 from .losses import (
     LossConfig,
     camera_loss,

@@ -294,11 +294,11 @@ def create_random_text_encoder(path: str | Path, model: str = "eps3d-tiny-clip",
     For the demo only: no pretrained CLIP is available offline. The saved file (vision tower
     included, as open_clip loads strictly) is what training and run time must both use: the float16
     rounding happens before anything is encoded, so embeddings are reproduced exactly from the file.
-    ``"eps3d-tiny-clip"`` is registered first (:func:`eps3d_ros.panoptic.text.register_tiny_test_model`).
+    ``"eps3d-tiny-clip"`` is registered first (:func:`eps3d_ros.text.clip.register_tiny_test_model`).
     """
     from safetensors.torch import save_file
 
-    from eps3d_ros.panoptic.text import import_open_clip, register_tiny_test_model
+    from eps3d_ros.text.clip import import_open_clip, register_tiny_test_model
 
     if model == "eps3d-tiny-clip":
         register_tiny_test_model()
@@ -338,7 +338,7 @@ def load_text_encoder(path: str | Path, **overrides):
     its :class:`~eps3d_ros.model.bundle.ModelBundle` and checked against the folder's text fingerprint; never
     downloads. ``overrides`` go to ``TextEncoderConfig`` (e.g. ``device``)."""
     from eps3d_ros.model.bundle import ModelBundle
-    from eps3d_ros.panoptic.text import TextEncoder
+    from eps3d_ros.text.clip import TextEncoder
 
     p = Path(path)
     folder = p if p.is_dir() else p.parent

@@ -85,7 +85,7 @@ def resolve_device(name: str) -> torch.device:
 
 def build_text_encoder(text) -> tuple[Any, str]:
     """``(TextEncoder, local weights file or "")`` for a :class:`~.config.TextSection`."""
-    from eps3d_ros.panoptic.text import TextEncoder, TextEncoderConfig, register_tiny_test_model
+    from eps3d_ros.text.clip import TextEncoder, TextEncoderConfig, register_tiny_test_model
 
     if text.model == "eps3d-tiny-clip":
         register_tiny_test_model()
@@ -515,7 +515,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------- evaluation
     def _periodic_eval(self) -> None:
-        from .evaluate import EvalConfig, evaluate_model
+        from ..eval.model_eval import EvalConfig, evaluate_model
 
         d, r = self.config.data, self.config.run
         ecfg = EvalConfig(seed_start=r.eval_seed_start, num_scenes=r.eval_scenes, num_views=r.eval_views,
@@ -610,7 +610,7 @@ class Trainer:
         fingerprint, ``bundle.json`` (the training size as the native input size; the HDBSCAN setting the
         held-out evaluation uses) and the training config."""
         from ..model.bundle import write_bundle_files
-        from .evaluate import DEFAULT_MIN_CLUSTER
+        from ..eval.model_eval import DEFAULT_MIN_CLUSTER
 
         d = Path(directory)
         meta = {"trained_steps": str(self.step), "train_seed": str(self.config.run.seed),

@@ -47,7 +47,7 @@ class Frame:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
             raise ValueError(f"rgb must be [H, W, 3], got shape {rgb.shape}")
         if rgb.dtype != np.uint8:
-            raise ValueError(f"rgb must be uint8, got {rgb.dtype} (decode with eps3d_ros.pipeline.images.decode_color)")
+            raise ValueError(f"rgb must be uint8, got {rgb.dtype} (decode with eps3d_ros.frames.images.decode_color)")
         H, W = rgb.shape[:2]
 
         object.__setattr__(self, "K", _check_K(self.K))
@@ -62,7 +62,7 @@ class Frame:
                                  "(register depth to the colour camera, or resize both)")
             if d.dtype != np.float32:
                 raise ValueError(f"depth must be float32 metres, got {d.dtype} "
-                                 "(decode with eps3d_ros.pipeline.images.decode_depth)")
+                                 "(decode with eps3d_ros.frames.images.decode_depth)")
         if self.pose is not None:
             object.__setattr__(self, "pose", _check_pose(self.pose))
         for a in (self.rgb, self.K, self.depth, self.pose):

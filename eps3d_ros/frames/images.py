@@ -2,7 +2,7 @@
 
 Decoding honours ``step`` (bytes per row, rows may be padded) and ``is_bigendian`` (16-bit and
 float data). The arrays returned own their memory (the message buffer may be reused). Fitting frames
-to the network (one scale factor, aspect kept) is :mod:`eps3d_ros.pipeline.intake`.
+to the network (one scale factor, aspect kept) is :mod:`eps3d_ros.frames.intake`.
 """
 
 from __future__ import annotations

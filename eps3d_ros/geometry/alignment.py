@@ -25,8 +25,8 @@ import torch
 
 from ..conventions import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from ..model.outputs import Gaussians
-from ..similarity import AlignmentError, Sim3, umeyama_sim3
-from .frames import Frame
+from .similarity import AlignmentError, Sim3, umeyama_sim3
+from ..frames.frame import Frame
 
 __all__ = [
     "Sim3",

@@ -3,7 +3,7 @@ for the node's pose fallback.
 
 An edge ``parent ← child`` at a stamp maps child coordinates into the parent: ``p_parent = T p_child``
 (``geometry_msgs/TransformStamped`` with ``header.frame_id`` = parent, ``child_frame_id`` = child).
-Each dynamic edge keeps a :class:`~eps3d_ros.pipeline.pose_history.PoseHistory` (interpolated between
+Each dynamic edge keeps a :class:`~eps3d_ros.geometry.pose_history.PoseHistory` (interpolated between
 bracketing samples, nearest within a tolerance); static edges hold one matrix. A lookup chains the edges
 from a frame up to the target; TF's rule of one parent per frame is kept (a conflicting parent is
 recorded in :attr:`TransformTree.conflicts` and ignored).

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..io.scene_file import SceneFile, SceneFileError, load_scene, save_scene
-from .config import MapConfig
-from .map_object import make_map_object
-from .object_map import ObjectMap
-from .voxels import VoxelSet
+from .scene_file import SceneFile, SceneFileError, load_scene, save_scene
+from ..mapping.config import MapConfig
+from ..mapping.map_object import make_map_object
+from ..mapping.object_map import ObjectMap
+from ..mapping.voxels import VoxelSet
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..conventions import matrix_to_quat_xyzw, quat_xyzw_to_matrix
-from ..panoptic.slerp import slerp
+from .slerp import slerp
 
 
 class PoseHistory:

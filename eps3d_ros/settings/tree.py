@@ -15,7 +15,7 @@ from typing import Any
 
 from ..mapping.config import MapConfig
 from ..panoptic.config import PanopticConfig
-from ..panoptic.text import TextEncoderConfig
+from ..text.clip import TextEncoderConfig
 
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
@@ -39,9 +39,9 @@ class ModelSourceConfig:
     config: str = ""  # optional config JSON overriding what the weights carry
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     allow_random_weights: bool = False  # refuse to start without weights unless explicitly allowed
-    threads: int = -1  # CPU threads: -1 all cores but one, 0 torch's default, N exactly N (pipeline/threads.py)
+    threads: int = -1  # CPU threads: -1 all cores but one, 0 torch's default, N exactly N (process/threads.py)
     # Python's thread switch interval (GIL hand-over), set once at start; 0 = Python's default (5 ms). Short, so
-    # that a query thread is not starved while other threads keep re-taking the GIL (pipeline/threads.py).
+    # that a query thread is not starved while other threads keep re-taking the GIL (process/threads.py).
     switch_interval_ms: float = 0.5
 
     def validate(self) -> "ModelSourceConfig":
@@ -64,7 +64,7 @@ class ModelSourceConfig:
 class PipelineConfig:
     """Frames → windows of keyframes → one inference thread."""
 
-    # The box frames are fitted into, aspect kept (see pipeline/intake.py); 0 = the model's native size
+    # The box frames are fitted into, aspect kept (see frames/intake.py); 0 = the model's native size
     image_height: int = 0
     image_width: int = 0
     window_size: int = 4  # keyframes per reconstruction (V)

@@ -10,7 +10,7 @@ receptive field).
 **Fitting** (:func:`fit_frame`): the frame is resampled by one factor ``c = max(h / H, w / W)``, the
 smallest that covers ``h x w``, in both axes (antialiased bilinear for colour, nearest for depth, so an
 invalid depth stays invalid and no edge is mixed), then centre-cropped (``x0 = (W' - w) // 2``,
-``y0 = (H' - h) // 2``). With the pixel-centre convention of :mod:`~eps3d_ros.pipeline.frames` (pixel
+``y0 = (H' - h) // 2``). With the pixel-centre convention of :mod:`~eps3d_ros.frames.frame` (pixel
 ``(u, v)``'s centre at ``(u, v)``) the intrinsics follow exactly::
 
     fx' = c fx,  fy' = c fy,  skew' = c skew,  cx' = (cx + 0.5) c - 0.5 - x0,  cy' = (cy + 0.5) c - 0.5 - y0
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .frames import Frame
+from .frame import Frame
 
 __all__ = ["PATCH", "network_size", "fit_frame", "prepare_frame", "window_frames", "select_keyframes",
            "select_indices", "rotation_angle_deg"]

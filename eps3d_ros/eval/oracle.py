@@ -39,12 +39,12 @@ import torch
 from ..model.outputs import Gaussians
 from ..panoptic import SemanticSpace, build_scene
 from ..panoptic.build import SH_C0
-from ..similarity import Sim3
-from .alignment import Alignment
-from ..cameras import Cameras
-from .config import Eps3dConfig
-from .frames import Frame
-from .reconstruct import SceneSnapshot, check_window
+from ..geometry.similarity import Sim3
+from ..geometry.alignment import Alignment
+from ..geometry.cameras import Cameras
+from ..settings.tree import Eps3dConfig
+from ..frames.frame import Frame
+from ..pipeline.reconstruct import SceneSnapshot, check_window
 
 __all__ = ["OracleReconstructor", "DEMO_TEXT_ENCODER_DIR"]
 

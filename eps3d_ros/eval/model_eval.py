@@ -50,7 +50,7 @@ from eps3d_ros.conventions import intrinsics_for_pixel_centres, invert_rigid
 from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
 from eps3d_ros.eval.camera import relative_pose_errors
 from eps3d_ros.eval.protocol import reference_protocol
-from eps3d_ros.similarity import AlignmentError, umeyama_sim3
+from eps3d_ros.geometry.similarity import AlignmentError, umeyama_sim3
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def load_model_dir(path: str | Path, device: str = "cpu"):
     its :class:`~eps3d_ros.model.bundle.ModelBundle` (the text space is checked against the folder's)."""
     from eps3d_ros.model.bundle import ModelBundle
 
-    from .teachers import load_text_encoder
+    from ..train.teachers import load_text_encoder
 
     model = ModelBundle.load(path).load_network(device=device).eval()
     text = load_text_encoder(path)
