@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, TextEncoder
+from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
+from eps3d_ros.text import create_text_encoder
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.text.clip import register_tiny_test_model
 from eps3d_ros.panoptic.clouds import cloud_points, cloud_to_bytes, object_cloud
@@ -44,7 +45,7 @@ def make_scene(n: int, seed: int = 0):
     sem = codes[cls] + 0.05 * rng.normal(size=(n, 32)).astype(np.float32)
     vocab = [f"class{i}" for i in range(k)]
     cfg = PanopticConfig(vocabulary=vocab, stuff=vocab[:2], min_object_points=10, outlier_removal=False)
-    encoder = TextEncoder(model=register_tiny_test_model(), pretrained="")
+    encoder = create_text_encoder(model=register_tiny_test_model(), pretrained="")
     return assemble_scene(
         means=means, opacities=rng.uniform(0.05, 1.0, n).astype(np.float32), colors=rng.random((n, 3)).astype(np.float32),
         weights=np.ones(n, np.float32), semantic_features=sem, instance_features=np.zeros((n, 4), np.float32),

@@ -58,7 +58,7 @@ def own_view_psnr(model, scene) -> np.ndarray:
     from eps3d_ros.conventions import intrinsics_for_pixel_centres
     from eps3d_ros.eval import psnr
     from eps3d_ros.render import render_gaussians
-    from eps3d_ros.train.trainer import SH_C0
+    from eps3d_ros.conventions import SH_C0
 
     images = torch.from_numpy(scene.rgb).permute(0, 3, 1, 2).float()[None] / 255
     with torch.inference_mode():

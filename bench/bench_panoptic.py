@@ -24,7 +24,7 @@ import torch
 from eps3d_ros.model import EPS3D, EPS3DConfig
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, cluster_instances
 from eps3d_ros.panoptic.build import assemble_scene
-from eps3d_ros.panoptic import TextEncoder
+from eps3d_ros.text import TextEncoder, create_text_encoder
 
 
 def instance_features(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +109,7 @@ def main() -> None:
     p.add_argument("--scene-repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("bench/results/panoptic.json"))
     args = p.parse_args()
-    encoder = TextEncoder(model="ViT-B-32", pretrained="")
+    encoder = create_text_encoder(model="ViT-B-32", pretrained="")
     result = {
         "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__},
         "query": bench_query(encoder, args.query_repeats),

@@ -187,7 +187,7 @@ def main() -> None:
     start = Eps3dConfig()  # start the process as the node does: threads, panoptic warm-up, gc.freeze
     start.model.threads, start.model.device = args.threads, args.device
     threads = prepare_process(start)
-    from eps3d_ros.train import load_model_dir
+    from eps3d_ros.eval.model_eval import load_model_dir
 
     model, text = load_model_dir(ROOT / "models" / "demo_tiny")
     space = SemanticSpace.from_model(model)

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eps3d_ros.data.synthetic import generate_sequence  # noqa: E402
+from eps3d_ros.data.synthetic import generate_sequence, with_objects_removed  # noqa: E402
 from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence  # noqa: E402
 from eps3d_ros.eval.oracle import OracleReconstructor  # noqa: E402
 from eps3d_ros.pipeline.session import Session  # noqa: E402
@@ -97,7 +97,7 @@ def moved_object(seed: int, frames: int, stride: int, min_pixels: int) -> dict:
     T, part = seq.num_frames, seq.num_frames // 3
     counts = seq.pixel_counts
     gone = int(np.argmax(counts.max(0)[1:] * (counts[:, 1:] >= min_pixels).sum(0))) + 1  # a well seen thing
-    moved = seq.with_removed({gone: 0})
+    moved = with_objects_removed(seq, {gone: 0})
     out = {"seed": seed, "removed": f"{seq.object(gone).class_name}#{gone}"}
     s = oracle_session(seq, stride)
     try:

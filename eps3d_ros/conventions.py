@@ -20,6 +20,10 @@ Quaternions
       ``geometry_msgs/Quaternion`` uses.
     * ``wxyz`` (scalar first) is what gsplat uses.
 
+Colours
+    * A Gaussian's colour is its degree-0 spherical harmonic: ``rgb = 0.5 + SH_C0 * dc`` (3DGS, gsplat, the
+      PLY layout), with :data:`SH_C0` the degree-0 real spherical harmonic.
+
 Shape legend: B batch, S views, N Gaussians, C cameras, H/W image size.
 """
 
@@ -29,6 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "SH_C0",
     "xyzw_to_wxyz",
     "wxyz_to_xyzw",
     "quat_xyzw_to_matrix",
@@ -43,6 +48,8 @@ __all__ = [
     "intrinsics_for_pixel_centres",
     "intrinsics_for_pixel_indices",
 ]
+
+SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic, 1 / (2 sqrt(pi)): rgb = 0.5 + SH_C0 * dc
 
 
 def xyzw_to_wxyz(q: Tensor) -> Tensor:

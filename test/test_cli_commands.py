@@ -72,7 +72,7 @@ def scene_file(model_dir, tmp_path_factory) -> Path:
 
 
 def test_every_command_has_help() -> None:
-    for cmd in (*COMMANDS, "inspect-checkpoint", "presets", None):
+    for cmd in (*COMMANDS, None):
         r = console(*([cmd] if cmd else []), "--help", timeout=60)
         assert r.returncode == 0 and "usage: eps3d" in r.stdout, (cmd, r.stderr)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eps3d_ros.train import EvalConfig, evaluate_model, load_model_dir
+from eps3d_ros.eval.model_eval import EvalConfig, evaluate_model, load_model_dir
 
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo_tiny"
 

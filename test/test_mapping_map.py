@@ -10,7 +10,7 @@ import torch
 
 from eps3d_ros.io.scene_file import SceneFile, load_scene, save_scene
 from eps3d_ros.mapping import MapConfig, ObjectMap
-from eps3d_ros.panoptic import TextEncoderConfig
+from eps3d_ros.text import TextEncoderConfig
 from eps3d_ros.panoptic.clouds import cloud_points, object_cloud
 from test_mapping_world import STUFF, TEXT, VOCAB, ring, table_world, window
 

@@ -11,7 +11,7 @@ import torch
 
 from eps3d_ros.conventions import extrinsics_to_poses
 from eps3d_ros.model import EPS3D, ConfigError, EPS3DConfig, list_presets
-from eps3d_ros.model.checkpoint import expected_shapes
+from eps3d_ros.model.inspection import expected_shapes
 from eps3d_ros.model.pose_encoding import (
     extrinsics_intrinsics_to_pose_encoding,
     pose_encoding_to_extrinsics_intrinsics,
@@ -125,7 +125,10 @@ def test_world_points_reproject_to_their_pixels(tiny: EPS3D) -> None:
     uv = torch.einsum("sij,shwj->shwi", K, cam)
     uv = uv[..., :2] / uv[..., 2:]
     v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
-    torch.testing.assert_close(uv, torch.stack([u, v], -1).expand_as(uv), atol=1e-2, rtol=0)  # float32 model
+    # The model is float32 and random weights can predict focal lengths of 10^4 px, where float32 rounding alone
+    # moves a projection by 0.01 px (it depends on the CPU's kernels): compare in units of the focal length.
+    f = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None, None, :]  # [S, 1, 1, 2]
+    torch.testing.assert_close(uv / f, torch.stack([u, v], -1).expand_as(uv) / f, atol=1e-5, rtol=0)
     # Camera centres from the poses are where the rays start: C = pose[:3, 3].
     P = extrinsics_to_poses(E)
     torch.testing.assert_close(torch.einsum("sij,sj->si", E[:, :, :3], P[:, :3, 3]) + E[:, :, 3], torch.zeros(2, 3, dtype=torch.float64), atol=1e-6, rtol=0)

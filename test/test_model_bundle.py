@@ -21,7 +21,7 @@ from eps3d_ros.model.bundle import (
     ModelBundle,
     text_fingerprint,
 )
-from eps3d_ros.text.clip import TextEncoder, TextEncoderUnavailable
+from eps3d_ros.text import TextEncoderUnavailable, create_text_encoder
 from eps3d_ros.settings.tree import Eps3dConfig
 from eps3d_ros.frames.frame import Frame
 from eps3d_ros.pipeline.loading import load_reconstructor, resolve_config
@@ -117,7 +117,7 @@ def test_a_different_text_encoder_is_refused_with_both_named(demo_copy: Path) ->
 
 def test_text_width_must_match_the_model(demo_copy: Path) -> None:
     b = ModelBundle.load(demo_copy)
-    encoder = TextEncoder(b.text_encoder_config())
+    encoder = create_text_encoder(b.text_encoder_config())
     with pytest.raises(BundleError, match="512 dimensions but the model .* predicts 768-d"):
         b.check_text_encoder(encoder, 768)
     fp = text_fingerprint(encoder)

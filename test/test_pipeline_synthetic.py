@@ -15,13 +15,14 @@ from eps3d_ros.conventions import covariance_from_scale_rotation
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.eval import evaluate_panoptic_3d, panoptic_quality, semantic_miou
 from eps3d_ros.model import Gaussians
-from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, TextEncoder, build_scene
+from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene
+from eps3d_ros.text import TextEncoder, create_text_encoder
 from eps3d_ros.text.clip import register_tiny_test_model
 
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    return TextEncoder(model=register_tiny_test_model(), pretrained="")
+    return create_text_encoder(model=register_tiny_test_model(), pretrained="")
 
 
 def oracle_gaussians(scene, space_dim: int = 32, seed: int = 0) -> tuple[Gaussians, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import EPS3D, EPS3DConfig
-from eps3d_ros.panoptic import TextEncoder
+from eps3d_ros.text import create_text_encoder
 from eps3d_ros.text.clip import register_tiny_test_model
 from eps3d_ros.settings.tree import Eps3dConfig
 from eps3d_ros.frames.frame import Frame, synthetic_frames
@@ -27,7 +27,7 @@ def reconstructor() -> Reconstructor:
     cfg.pipeline.use_measured_depth = True
     cfg.panoptic.clustering.max_samples = 1000  # HDBSCAN on 1k samples: fast tests
     model = EPS3D(EPS3DConfig.from_preset("tiny"))
-    return Reconstructor(model, TextEncoder(model=register_tiny_test_model(), pretrained=""), cfg)
+    return Reconstructor(model, create_text_encoder(model=register_tiny_test_model(), pretrained=""), cfg)
 
 
 @pytest.fixture(scope="module")

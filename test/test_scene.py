@@ -9,8 +9,10 @@ import torch
 from eps3d_ros.conventions import covariance_from_scale_rotation
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, render_panoptic_views
-from eps3d_ros.text.clip import TextEncoder, register_tiny_test_model
+from eps3d_ros.text import TextEncoder, create_text_encoder
+from eps3d_ros.text.clip import register_tiny_test_model
 from eps3d_ros.render import render_gaussians
+from eps3d_ros.panoptic.build import relabel_scene
 
 VOCAB = ["floor", "table", "mug", "ball", "box", "lamp"]
 THINGS = {"mug": (0.0, 0.0, 0.8), "ball": (0.4, 0.1, 0.85), "box": (-0.4, -0.1, 0.82)}
@@ -18,7 +20,7 @@ THINGS = {"mug": (0.0, 0.0, 0.8), "ball": (0.4, 0.1, 0.85), "box": (-0.4, -0.1, 
 
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
-    return TextEncoder(model=register_tiny_test_model(), pretrained="", cache_size=256)
+    return create_text_encoder(model=register_tiny_test_model(), pretrained="", cache_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -123,17 +125,17 @@ def test_queries_rank_and_normalise(encoder, space) -> None:
 def test_vocabulary_changes_without_network(encoder, space) -> None:
     scene = build_scene(crafted()[0], space, encoder, config())
     reordered = ["mug", "floor", "table", "ball", "box", "lamp"]
-    other = scene.with_vocabulary(reordered, stuff=["floor", "table"])
+    other = relabel_scene(scene, reordered, stuff=["floor", "table"])
     assert np.array_equal(other.cluster_ids, scene.cluster_ids)  # no re-clustering, no network
     assert other.vocabulary == tuple(reordered)
     mug = next(o for o in other.objects if o.label == "mug")
     assert mug.label_id == 0 and np.array_equal(mug.indices, next(o for o in scene.objects if o.label == "mug").indices)
     # Without "mug" in the vocabulary no object is called a mug any more.
-    assert all(o.label != "mug" for o in scene.with_vocabulary(["floor", "table", "ball", "box"]).objects)
+    assert all(o.label != "mug" for o in relabel_scene(scene, ["floor", "table", "ball", "box"]).objects)
     with pytest.raises(ValueError, match="non-empty"):
-        scene.with_vocabulary([])
+        relabel_scene(scene, [])
     with pytest.raises(ValueError, match="duplicate"):
-        scene.with_vocabulary(["mug", "mug"])
+        relabel_scene(scene, ["mug", "mug"])
 
 
 def test_outliers_are_removed(encoder, space) -> None:

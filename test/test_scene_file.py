@@ -25,10 +25,13 @@ from eps3d_ros.io.scene_file import (
     read_scene_header,
     save_scene,
 )
-from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, SplatParams, TextEncoderConfig
-from eps3d_ros.panoptic.build import SH_C0, assemble_scene
+from eps3d_ros.panoptic import PanopticConfig, SemanticSpace, SplatParams
+from eps3d_ros.text import TextEncoderConfig
+from eps3d_ros.conventions import SH_C0
+from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.clustering import ClusteringConfig
 from eps3d_ros.geometry.similarity import Sim3, nearest_rotation
+from eps3d_ros.panoptic.build import relabel_scene
 
 VOCAB = ["floor", "mug", "bowl"]
 STUFF = ["floor"]
@@ -150,7 +153,7 @@ def test_round_trip_keeps_every_part(tmp_path) -> None:
     q2 = [(m.object.id, m.score, m.similarity) for m in loaded.scene.query("mug", max_results=3)]
     assert q1 == q2 and q1[0][0] == 1
     # and can be relabelled without the network
-    relabelled = loaded.scene.with_vocabulary(["floor", "mug", "bowl", "cup"])
+    relabelled = relabel_scene(loaded.scene, ["floor", "mug", "bowl", "cup"])
     assert relabelled.vocabulary[-1] == "cup" and relabelled.num_gaussians == sf.scene.num_gaussians
 
 
@@ -175,7 +178,7 @@ def test_scene_without_splats_objects_or_cameras(tmp_path) -> None:
 def test_stored_text_encoder_is_rebuilt_on_request(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from eps3d_ros.panoptic import TextEncoder
+    from eps3d_ros.text import create_text_encoder
     from eps3d_ros.text.clip import import_open_clip, register_tiny_test_model
 
     register_tiny_test_model()
@@ -184,7 +187,7 @@ def test_stored_text_encoder_is_rebuilt_on_request(tmp_path) -> None:
     weights = tmp_path / "tiny_clip.safetensors"
     save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(weights))
     cfg = TextEncoderConfig(model="eps3d-tiny-clip", pretrained=str(weights), allow_download=False)
-    encoder = TextEncoder(cfg)
+    encoder = create_text_encoder(cfg)
     protos = encoder.prototypes(VOCAB)
     scene = dataclasses.replace(make_scene(dim=512, spacing=0.1), prototypes=protos)  # in this encoder's space
     sf = make_file(scene, text_encoder=cfg)

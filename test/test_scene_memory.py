@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eps3d_ros.data.synthetic import generate_sequence
+from eps3d_ros.data.synthetic import generate_sequence, with_objects_removed
 from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence, match_map, targets
 from eps3d_ros.eval.oracle import OracleReconstructor
 from eps3d_ros.pipeline.session import Session
@@ -36,7 +36,7 @@ def map_id(s: Session, seq, inst: int):
 def test_a_thing_taken_away_leaves_the_map_when_its_place_is_seen_empty(room) -> None:
     counts = room.pixel_counts
     gone = int(np.argmax(counts.max(0)[1:] * (counts[:, 1:] >= MIN_PIXELS).sum(0))) + 1  # a well seen thing
-    moved = room.with_removed({gone: 0})
+    moved = with_objects_removed(room, {gone: 0})
     s = new_session(room)
     try:
         evaluate_sequence(s, room, MemoryEvalConfig(min_pixels=MIN_PIXELS))

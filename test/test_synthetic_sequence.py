@@ -14,6 +14,7 @@ import torch
 from eps3d_ros.conventions import poses_to_extrinsics
 from eps3d_ros.data import CLASS_NAMES, SyntheticSequence, generate_scene, generate_sequence
 from eps3d_ros.data.room_layout import min_distance_to_furniture
+from eps3d_ros.data.synthetic import with_objects_removed
 from eps3d_ros.frames.frame import Frame
 from primitive_geometry import surface_distance
 
@@ -188,7 +189,7 @@ def test_removed_object_ground_truth(sequences) -> None:
                     if (seq.frames_seeing(o.instance_id, 10) < turn).any()
                     and (seq.frames_seeing(o.instance_id, 10) >= turn).any()]
     gone = out_and_back[0]
-    moved = seq.with_removed({gone: turn})
+    moved = with_objects_removed(seq, {gone: turn})
     assert np.array_equal(moved.rgb, generate_sequence(1, T, H, W, removed={gone: turn}).rgb)
     # the same room and path; nothing changes before the removal
     assert np.array_equal(moved.extrinsics, seq.extrinsics)

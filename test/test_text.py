@@ -1,4 +1,4 @@
-"""TextEncoder: CLIP text embeddings, prototypes, probabilities, cache, weights resolution (no network)."""
+"""ClipTextEncoder: CLIP text embeddings, prototypes, probabilities, cache, weights resolution (no network)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from eps3d_ros.text.clip import (
-    TextEncoder,
+    ClipTextEncoder,
     TextEncoderConfig,
     TextEncoderUnavailable,
     _tag_file,
@@ -48,8 +48,8 @@ def checkpoint(source_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def enc(tiny, checkpoint) -> TextEncoder:
-    return TextEncoder(model=tiny, pretrained=str(checkpoint))
+def enc(tiny, checkpoint) -> ClipTextEncoder:
+    return ClipTextEncoder(model=tiny, pretrained=str(checkpoint))
 
 
 def _refuse_network(monkeypatch) -> list:
@@ -83,8 +83,8 @@ def test_shapes_normalised_and_text_tower_only(enc):
 
 
 def test_deterministic_and_stripped(tiny, checkpoint):
-    a = TextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
-    b = TextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
+    a = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
+    b = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
     x = a.encode(NAMES)
     assert torch.equal(x, a.encode(NAMES)) and torch.equal(x, b.encode(NAMES))
     assert torch.equal(a.encode(["  chair\t"]), a.encode(["chair"]))
@@ -92,7 +92,7 @@ def test_deterministic_and_stripped(tiny, checkpoint):
 
 
 def test_duplicates_in_one_call(tiny, checkpoint):
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint))
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint))
     x = e.encode(["chair", "table", "chair"])
     assert torch.equal(x[0], x[2])
     assert e.cache_info()["misses"] == 2
@@ -105,7 +105,7 @@ def test_returned_tensor_does_not_alias_cache(enc):
 
 
 def test_lru_cache_hits_and_evictions(tiny, checkpoint):
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=2)
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=2)
     first = e.encode(["a", "b"])
     assert e.cache_info() == {"hits": 0, "misses": 2, "size": 2, "maxsize": 2}
     assert torch.equal(e.encode(["a"])[0], first[0])  # hit; "a" is now the most recent
@@ -121,7 +121,7 @@ def test_lru_cache_hits_and_evictions(tiny, checkpoint):
 
 
 def test_cache_disabled(tiny, checkpoint):
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=0)
     e.encode(["a"]), e.encode(["a"])
     assert e.cache_info() == {"hits": 0, "misses": 2, "size": 0, "maxsize": 0}
 
@@ -129,8 +129,8 @@ def test_cache_disabled(tiny, checkpoint):
 def test_threads_give_identical_results(tiny, checkpoint):
     """Many threads, a cache smaller than the vocabulary (evictions), one text per call: bit-identical."""
     texts = [f"object {i}" for i in range(12)]
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=4, batch_size=1)
-    ref = {t: v for t, v in zip(texts, TextEncoder(model=tiny, pretrained=str(checkpoint), batch_size=1,
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), cache_size=4, batch_size=1)
+    ref = {t: v for t, v in zip(texts, ClipTextEncoder(model=tiny, pretrained=str(checkpoint), batch_size=1,
                                                    cache_size=0).encode(texts))}
     errors: list[BaseException] = []
     batched: list[torch.Tensor] = []
@@ -166,8 +166,8 @@ def test_prototypes_single_template_equal_encode(enc):
 
 def test_templates_average(tiny, checkpoint):
     templates = ["a photo of a {}.", "a {} in a room."]
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint), templates=templates)
-    plain = TextEncoder(model=tiny, pretrained=str(checkpoint))
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), templates=templates)
+    plain = ClipTextEncoder(model=tiny, pretrained=str(checkpoint))
     per_template = torch.stack([plain.encode([t.format(n) for n in NAMES]) for t in templates])  # [T, K, D]
     manual = F.normalize(F.normalize(per_template, dim=-1).mean(0), dim=-1)
     protos = e.prototypes(NAMES)
@@ -205,7 +205,7 @@ def test_probabilities_shape_errors(enc):
 
 
 def test_custom_logit_scale(tiny, checkpoint, enc):
-    e = TextEncoder(model=tiny, pretrained=str(checkpoint), logit_scale=100.0)
+    e = ClipTextEncoder(model=tiny, pretrained=str(checkpoint), logit_scale=100.0)
     protos, feats = enc.prototypes(NAMES), torch.randn(2, 512)
     cos = F.normalize(feats, dim=-1) @ protos.T
     torch.testing.assert_close(e.probabilities(feats, protos), torch.softmax(100.0 * cos, dim=-1))
@@ -221,13 +221,13 @@ def test_safetensors_checkpoint(open_clip, source_model, tiny, tmp_path):
 
     path = tmp_path / "tiny_clip.safetensors"
     save_file(source_model.state_dict(), str(path))
-    e = TextEncoder(model=tiny, pretrained=str(path))
+    e = ClipTextEncoder(model=tiny, pretrained=str(path))
     assert torch.equal(e.encode(NAMES), _reference(open_clip, source_model, tiny, NAMES))
 
 
 def test_random_weights_warn(tiny, caplog):
     with caplog.at_level("WARNING", logger="eps3d_ros.text.clip"):
-        e = TextEncoder(model=tiny, pretrained="")
+        e = ClipTextEncoder(model=tiny, pretrained="")
     assert "RANDOM weights" in caplog.text and e.checkpoint == ""
 
 
@@ -246,7 +246,7 @@ def test_hub_tag_from_cache_without_network(open_clip, tiny, source_model, tmp_p
     monkeypatch.setitem(open_clip.pretrained._PRETRAINED, tiny,
                         {"fake": {"hf_hub": "eps3d/tiny-clip/", "quick_gelu": True}})
     attempts = _refuse_network(monkeypatch)
-    e = TextEncoder(model=tiny, pretrained="fake", allow_download=False, cache_dir=str(tmp_path))
+    e = ClipTextEncoder(model=tiny, pretrained="fake", allow_download=False, cache_dir=str(tmp_path))
     assert attempts == []
     assert e.quick_gelu and e.checkpoint == str(snapshot / "open_clip_model.safetensors")
     assert torch.equal(e.encode(NAMES), _reference(open_clip, qg_model, tiny, NAMES))
@@ -299,28 +299,28 @@ def test_empty_class_names(enc):
 
 def test_unknown_architecture():
     with pytest.raises(ValueError, match=r"unknown open_clip architecture 'ViT-Q-99'.*ViT-B-32"):
-        TextEncoder(model="ViT-Q-99")
+        ClipTextEncoder(model="ViT-Q-99")
 
 
 def test_unknown_tag_lists_tags():
     with pytest.raises(ValueError, match=r"unknown pretrained tag 'laion9000'.*'openai'.*'laion2b_s34b_b79k'"):
-        TextEncoder(model="ViT-B-32", pretrained="laion9000")
+        ClipTextEncoder(model="ViT-B-32", pretrained="laion9000")
 
 
 @pytest.mark.parametrize("path", ["/nonexistent/dir/clip.pt", "weights.safetensors", "./clip_text"])
 def test_missing_checkpoint_file(path):
     with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
-        TextEncoder(model="ViT-B-32", pretrained=path)
+        ClipTextEncoder(model="ViT-B-32", pretrained=path)
 
 
 def test_checkpoint_of_another_architecture(open_clip, checkpoint, tmp_path):
     other = register_tiny_test_model("eps3d-tiny-clip-256", embed_dim=256)
     with pytest.raises(ValueError, match=r"cannot load .*tiny_clip.pt.* as an open_clip eps3d-tiny-clip-256"):
-        TextEncoder(model=other, pretrained=str(checkpoint))
+        ClipTextEncoder(model=other, pretrained=str(checkpoint))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot load"):
-        TextEncoder(model=other, pretrained=str(junk))
+        ClipTextEncoder(model=other, pretrained=str(junk))
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -333,20 +333,20 @@ def test_checkpoint_of_another_architecture(open_clip, checkpoint, tmp_path):
 ])
 def test_bad_config(tiny, overrides, match):
     with pytest.raises(ValueError, match=match):
-        TextEncoder(model=tiny, pretrained="", **overrides)
+        ClipTextEncoder(model=tiny, pretrained="", **overrides)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_device_without_cuda(tiny):
     with pytest.raises(ValueError, match="CUDA is not available"):
-        TextEncoder(model=tiny, pretrained="", device="cuda")
+        ClipTextEncoder(model=tiny, pretrained="", device="cuda")
 
 
 def test_offline_tag_fails_fast_with_instructions(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     attempts = _refuse_network(monkeypatch)
     with pytest.raises(TextEncoderUnavailable) as info:
-        TextEncoder(allow_download=False, cache_dir=str(tmp_path))  # ViT-B-32 / openai, empty cache
+        ClipTextEncoder(allow_download=False, cache_dir=str(tmp_path))  # ViT-B-32 / openai, empty cache
     assert attempts == []  # fails at once: no connection was even tried
     msg = str(info.value)
     for part in ["allow_download=False", "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
@@ -360,5 +360,5 @@ def test_hf_hub_offline_env_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     attempts = _refuse_network(monkeypatch)
     with pytest.raises(TextEncoderUnavailable, match="HF_HUB_OFFLINE is set"):
-        TextEncoder(pretrained="laion2b_s34b_b79k", cache_dir=str(tmp_path))  # allow_download=True
+        ClipTextEncoder(pretrained="laion2b_s34b_b79k", cache_dir=str(tmp_path))  # allow_download=True
     assert attempts == []

@@ -10,7 +10,8 @@ from test_pipeline_synthetic import oracle_gaussians
 
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import Gaussians
-from eps3d_ros.panoptic import SemanticSpace, TextEncoder
+from eps3d_ros.panoptic import SemanticSpace
+from eps3d_ros.text import create_text_encoder
 from eps3d_ros.text.clip import register_tiny_test_model
 from eps3d_ros.eval.model_eval import EvalConfig, _measured_queries, _summarize, panoptic_config
 
@@ -43,7 +44,7 @@ def pixel_aligned_oracle(scene) -> Gaussians:
 
 
 def test_measured_queries_with_oracle_features_find_the_nearest_object() -> None:
-    encoder = TextEncoder(model=register_tiny_test_model(), pretrained="")
+    encoder = create_text_encoder(model=register_tiny_test_model(), pretrained="")
     scene = generate_scene(seed=3, num_views=3, height=96, width=128)
     vocab = scene.class_names[1:]
     protos = encoder.prototypes(vocab)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from eps3d_ros.data.synthetic import generate_scene
-from eps3d_ros.train import TrainConfig, Trainer, create_random_text_encoder
+from eps3d_ros.text.clip import create_random_text_encoder
+from eps3d_ros.train import TrainConfig, Trainer
 from eps3d_ros.eval.model_eval import EvalConfig, evaluate_scene
 
 SIZE, SEED, STEPS = 42, 7, 160

@@ -12,11 +12,11 @@ import torch
 from eps3d_ros.train import (
     TrainConfig,
     Trainer,
-    create_random_text_encoder,
-    load_model_dir,
     read_recording,
     write_recording,
 )
+from eps3d_ros.eval.model_eval import load_model_dir
+from eps3d_ros.text.clip import create_random_text_encoder
 from eps3d_ros.train.config import load_train_config
 
 ALL_TERMS = ("rgb", "semantic", "instance", "ins2sem", "depth", "camera", "direct_semantic", "direct_instance",
@@ -178,7 +178,7 @@ def test_frozen_modules_do_not_change(tmp_path, text_weights) -> None:
 
 def test_recorded_views_with_teacher_files(tmp_path, text_weights) -> None:
     from eps3d_ros.data.synthetic import generate_scene
-    from eps3d_ros.train import load_text_encoder  # noqa: F401  (public API)
+    from eps3d_ros.model.bundle import load_text_encoder  # noqa: F401  (public API)
 
     s = generate_scene(5, num_views=4, height=48, width=48)  # resized to 42x42 by the dataset
     rng = np.random.default_rng(0)

@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EXIT_OK, UserError, check_device, guarded, load_bundle, parse_size
+from .arguments import parse_size
+from .guard import EXIT_OK, UserError, guarded
+from .model_folder import check_device, load_bundle
 
 HELP = "time the pipeline's stages on this machine (JSON)"
 

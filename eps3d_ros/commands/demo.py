@@ -12,25 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
-from . import (
-    EXIT_OK,
-    Timer,
-    UserError,
-    add_model_arguments,
-    add_panoptic_arguments,
-    check_device,
-    demo_model_dir,
-    file_size,
-    guarded,
-    input_box,
-    load_bundle,
-    matches_table,
-    objects_table,
-    parse_names,
-    pipeline_config,
-    print_notes,
-    units,
-)
+from .arguments import add_model_arguments, add_panoptic_arguments, input_box, parse_names, pipeline_config
+from .guard import EXIT_OK, UserError, guarded
+from .model_folder import check_device, demo_model_dir, load_bundle
+from .report import Timer, file_size, matches_table, objects_table, print_notes, units
 
 HELP = "run the whole pipeline on a synthetic scene (or --images) with the demo model"
 DEFAULT_SEED = 100_000  # held out: the demo model was trained on seeds 0..19999

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import EXIT_OK, UserError, file_size, guarded
+from .guard import EXIT_OK, UserError, guarded
+from .report import file_size
 
 HELP = "write a scene file as a 3D Gaussian splatting PLY (+ label, instance)"
 

@@ -10,7 +10,8 @@ import argparse
 import dataclasses
 import json
 
-from . import EXIT_NOTHING, EXIT_OK, guarded, match_dict, matches_table, units
+from .guard import EXIT_NOTHING, EXIT_OK, guarded
+from .report import match_dict, matches_table, units
 
 HELP = "rank a scene file's objects for a text description"
 

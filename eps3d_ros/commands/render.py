@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_OK, UserError, guarded
+from .guard import EXIT_OK, UserError, guarded
 
 HELP = "render a scene file's views to PNG (RGB, semantic and instance maps, legend)"
 

@@ -23,24 +23,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import (
-    EXIT_OK,
-    Timer,
-    UserError,
-    add_frame_arguments,
-    add_model_arguments,
-    add_panoptic_arguments,
-    check_device,
-    demo_model_dir,
-    file_size,
-    guarded,
-    input_box,
-    load_bundle,
-    map_table,
-    parse_names,
-    pipeline_config,
-    units,
-)
+from .arguments import add_frame_arguments, add_model_arguments, add_panoptic_arguments, input_box, parse_names, pipeline_config
+from .guard import EXIT_OK, UserError, guarded
+from .model_folder import check_device, demo_model_dir, load_bundle
+from .report import Timer, file_size, map_table, units
 
 HELP = "build an object map (a scene file) from an image folder or a rosbag2"
 MAX_VIEWS_WITHOUT_POSES = 8  # one window of at most this many frames when nothing lets windows be fused

@@ -33,6 +33,7 @@ from eps3d_ros.data.primitives import Primitive
 from eps3d_ros.data.raycast import LIGHT_DIRECTION
 from eps3d_ros.data.rendered_views import RenderedViews
 from eps3d_ros.data.room_layout import RoomLayout
+from eps3d_ros.frames.frame import synthetic_frames
 
 __all__ = ["SyntheticSequence"]
 
@@ -95,22 +96,12 @@ class SyntheticSequence(RenderedViews):
                with_pose: bool = True) -> Iterator[Any]:
         """:class:`~eps3d_ros.frames.frame.Frame` objects of the sequence, ``loops`` times over, stamps
         ``k / fps`` increasing across loops (the path ends where it began, so loops join up)."""
-        from eps3d_ros.frames.frame import synthetic_frames  # data/ must not import pipeline at module level
-
         if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
             raise ValueError(f"loops must be an integer >= 1, got {loops!r}")
         T = self.num_frames
         for loop in range(loops):
             stamps = [self.stamp(loop * T + i) for i in range(T)]
             yield from synthetic_frames(self, stamps, frame_id=frame_id, with_depth=with_depth, with_pose=with_pose)
-
-    def with_removed(self, removed: Mapping[int, int]) -> "SyntheticSequence":
-        """The same sequence (seed, size, options) with objects removed from the world: instance id → first
-        frame without it (see :func:`~eps3d_ros.data.synthetic.generate_sequence`)."""
-        from eps3d_ros.data.synthetic import generate_sequence  # synthetic imports this module
-
-        return generate_sequence(self.seed, self.num_frames, self.height, self.width,
-                                 **{**self.options, "removed": removed})
 
     # ------------------------------------------------------------------------------ ground truth
     def object(self, instance_id: int) -> SceneObject:

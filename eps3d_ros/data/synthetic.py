@@ -56,7 +56,7 @@ from eps3d_ros.data.scene_layout import (
 )
 
 __all__ = ["CLASS_NAMES", "COLOURS", "SyntheticScene", "SyntheticSequence", "generate_scene", "generate_sequence",
-           "look_at_pose"]
+           "look_at_pose", "with_objects_removed"]
 
 
 @dataclass
@@ -350,3 +350,10 @@ def _check_removed(removed: Mapping[int, int] | None, num_objects: int, num_fram
             raise ValueError(f"removed[{inst}] = {first} is not a frame index (0..{num_frames - 1})")
         out[inst] = first
     return dict(sorted(out.items()))
+
+
+def with_objects_removed(sequence: SyntheticSequence, removed: Mapping[int, int]) -> SyntheticSequence:
+    """``sequence`` (same seed, size, options) with objects taken out of the world: instance id → the first frame
+    without it (see :func:`generate_sequence`)."""
+    return generate_sequence(sequence.seed, sequence.num_frames, sequence.height, sequence.width,
+                             **{**sequence.options, "removed": removed})

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eps3d_ros.conventions import intrinsics_for_pixel_centres, invert_rigid
+from eps3d_ros.conventions import SH_C0, intrinsics_for_pixel_centres, invert_rigid
 from eps3d_ros.eval import confusion_matrix, instance_prf, panoptic_counts, prf_from_counts, summarize_panoptic
 from eps3d_ros.eval.camera import relative_pose_errors
 from eps3d_ros.eval.protocol import reference_protocol
@@ -54,7 +54,6 @@ from eps3d_ros.geometry.similarity import AlignmentError, umeyama_sim3
 
 log = logging.getLogger(__name__)
 
-SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic: colour = 0.5 + SH_C0 * dc
 
 __all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir",
            "markdown_table", "panoptic_config"]
@@ -114,7 +113,7 @@ def load_model_dir(path: str | Path, device: str = "cpu"):
     its :class:`~eps3d_ros.model.bundle.ModelBundle` (the text space is checked against the folder's)."""
     from eps3d_ros.model.bundle import ModelBundle
 
-    from ..train.teachers import load_text_encoder
+    from ..model.bundle import load_text_encoder
 
     model = ModelBundle.load(path).load_network(device=device).eval()
     text = load_text_encoder(path)

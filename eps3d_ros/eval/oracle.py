@@ -38,7 +38,7 @@ import torch
 
 from ..model.outputs import Gaussians
 from ..panoptic import SemanticSpace, build_scene
-from ..panoptic.build import SH_C0
+from ..conventions import SH_C0
 from ..geometry.similarity import Sim3
 from ..geometry.alignment import Alignment
 from ..geometry.cameras import Cameras
@@ -59,7 +59,7 @@ class OracleReconstructor:
         sequence: a :class:`~eps3d_ros.data.sequence.SyntheticSequence` (the one the frames come from).
         config: reads ``panoptic`` and ``output.map_frame``; default :meth:`default_config`.
         text_encoder: anything with ``prototypes(names) -> [K, D]`` unit rows (a
-            :class:`~eps3d_ros.panoptic.TextEncoder`); default: the tiny CLIP of ``models/demo_tiny``.
+            :class:`~eps3d_ros.text.TextEncoder`); default: the tiny CLIP of ``models/demo_tiny``.
         pixel_stride: one Gaussian per ``stride × stride`` pixels, at the cell centre (1 = every pixel; 2
             gives ~12.5k Gaussians for a window of four 112² frames, of which HDBSCAN samples 10k).
         position_noise: standard deviation (m) of seeded Gaussian noise on the centres (robustness tests).
@@ -201,11 +201,11 @@ class OracleReconstructor:
 
 
 def _demo_text_encoder() -> Any:
-    from ..train.teachers import load_text_encoder  # heavy (open_clip): only when no encoder is given
+    from ..model.bundle import load_text_encoder  # heavy (open_clip): only when no encoder is given
 
     if not (DEMO_TEXT_ENCODER_DIR / "text_encoder.json").is_file():
         raise FileNotFoundError(f"no text encoder given and the demo one is not at {DEMO_TEXT_ENCODER_DIR}: "
-                                "pass text_encoder= (e.g. eps3d_ros.train.teachers.load_text_encoder(model_dir))")
+                                "pass text_encoder= (e.g. eps3d_ros.model.bundle.load_text_encoder(model_dir))")
     return load_text_encoder(DEMO_TEXT_ENCODER_DIR)
 
 

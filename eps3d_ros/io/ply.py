@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import SH_C0
+
 __all__ = ["SH_C0", "PlyGaussians", "write_gaussian_ply", "read_ply", "read_gaussian_ply", "UNKNOWN_LABEL"]
 
-SH_C0 = 0.28209479177387814
 UNKNOWN_LABEL = 0xFFFFFFFF
 _TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
           "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",

@@ -281,12 +281,12 @@ def attach_text_encoder(sf: SceneFile, text_encoder: Any = True) -> SceneFile:
     prototypes of the scene vocabulary differ from the stored ones (another text space)."""
     import torch
 
-    from ..text.clip import TextEncoder, TextEncoderConfig
+    from ..text import TextEncoderConfig, create_text_encoder
 
     if text_encoder is True:
-        encoder = TextEncoder(_text_config(sf.text_encoder))
+        encoder = create_text_encoder(_text_config(sf.text_encoder))
     elif isinstance(text_encoder, TextEncoderConfig):
-        encoder = TextEncoder(text_encoder)
+        encoder = create_text_encoder(text_encoder)
     else:
         encoder = text_encoder
     scene = sf.scene
@@ -449,7 +449,7 @@ def _known(cls: type, values: Mapping[str, Any]) -> Any:
 
 
 def _text_config(d: Any) -> Any:
-    from ..text.clip import TextEncoderConfig
+    from ..text import TextEncoderConfig
 
     if isinstance(d, TextEncoderConfig):
         return d

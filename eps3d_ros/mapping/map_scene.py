@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..panoptic.build import SH_C0
+from ..conventions import SH_C0
 from ..panoptic.config import PanopticConfig
 from ..panoptic.scene import UNKNOWN, Scene, SceneObject, SplatParams
 from ..panoptic.semantic_space import SemanticSpace

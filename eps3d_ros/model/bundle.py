@@ -4,8 +4,9 @@ the panoptic settings it was tuned with — so that ``model.weights: <folder>`` 
 Layout of a folder (only the weights are required)::
 
     model.safetensors (+ config.json)   the network: ours, the EPS3D release, or VGGT (see checkpoint.py)
-    text_encoder.json                   {"model": open_clip architecture, "pretrained": a file beside it or an
-                                         open_clip tag, "templates": [...], "quick_gelu": "auto|true|false",
+    text_encoder.json                   {"encoder": a registered text encoder (default "open_clip"), "model":
+                                         its model (open_clip: the architecture), "pretrained": a file beside it
+                                         or an open_clip tag, "templates": [...], "quick_gelu": "auto|true|false",
                                          "fingerprint": {"words": [...], "dims": d, "vectors": [[...]]}}
     text_encoder.safetensors            its weights, when they are a file
     bundle.json                         {"format": "eps3d_bundle", "version": 1, "input_size": [H, W],
@@ -25,7 +26,9 @@ reproduce it (cosine >= :data:`FINGERPRINT_MIN_COSINE` per word), or the semanti
 compared with prototypes of another text space — two 512-d CLIP towers are not interchangeable,
 and nothing else would notice.
 
-Only files are read here (no network is built); :meth:`ModelBundle.load_network` builds it.
+Only files are read here (no network is built); :meth:`ModelBundle.load_network` builds it and
+:meth:`ModelBundle.load_text_encoder` the text encoder (through :func:`eps3d_ros.text.create_text_encoder`);
+:func:`save_text_encoder_files` and :func:`write_bundle_files` write a folder.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from typing import Any
 
 import numpy as np
 
+from ..text import TextEncoder, TextEncoderConfig, create_text_encoder
 from .checkpoint import METADATA_CONFIG_KEY, resolve_weights
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BUNDLE_FILE", "TEXT_ENCODER_JSON", "TEXT_ENCODER_FILE", "FINGERPRINT_WORDS", "FINGERPRINT_MIN_COSINE",
            "RELEASE_TEXT_MODEL", "RELEASE_TEXT_PRETRAINED", "RELEASE_INPUT_SIZE", "BundleError", "TextEncoderSpec",
-           "ModelBundle", "text_fingerprint", "write_bundle_files"]
+           "ModelBundle", "load_text_encoder", "save_text_encoder_files", "text_fingerprint", "write_bundle_files"]
 
 BUNDLE_FILE = "bundle.json"
 TEXT_ENCODER_JSON = "text_encoder.json"
@@ -68,15 +72,17 @@ class BundleError(ValueError):
 class TextEncoderSpec:
     """Which text encoder a model's semantic features live in."""
 
-    model: str  # open_clip architecture
+    model: str  # the encoder's model (open_clip: the architecture)
     pretrained: str  # a local file (absolute path) or an open_clip tag
     templates: tuple[str, ...] = ("{}",)
     quick_gelu: str = "auto"
     fingerprint: dict[str, Any] | None = None  # {"words", "dims", "vectors"} or None
     source: str = ""  # where this came from, for messages
+    encoder: str = "open_clip"  # the registered text encoder (eps3d_ros.text.register_text_encoder)
 
     def describe(self) -> str:
-        return f"{self.model} / {Path(self.pretrained).name if '/' in self.pretrained else self.pretrained}"
+        name = f"{self.model} / {Path(self.pretrained).name if '/' in self.pretrained else self.pretrained}"
+        return name if self.encoder == "open_clip" else f"{self.encoder}: {name}"
 
 
 @dataclass(frozen=True)
@@ -113,18 +119,23 @@ class ModelBundle:
 
         return EPS3D.from_pretrained(self.weights, device=device, config=config)
 
-    def text_encoder_config(self, base: Any = None):
-        """A :class:`~eps3d_ros.text.clip.TextEncoderConfig` for this model's text encoder; runtime knobs
+    def text_encoder_config(self, base: Any = None) -> TextEncoderConfig:
+        """A :class:`~eps3d_ros.text.TextEncoderConfig` for this model's text encoder; runtime knobs
         (device, cache, download policy, logit scale) come from ``base``."""
-        from ..text.clip import TextEncoderConfig, register_tiny_test_model, TINY_TEST_MODEL
-
         cfg = TextEncoderConfig() if base is None else TextEncoderConfig(**{
             k: getattr(base, k) for k in TextEncoderConfig.__dataclass_fields__})
-        cfg.model, cfg.pretrained = self.text.model, self.text.pretrained
+        cfg.encoder, cfg.model, cfg.pretrained = self.text.encoder, self.text.model, self.text.pretrained
         cfg.templates, cfg.quick_gelu = list(self.text.templates), self.text.quick_gelu
-        if cfg.model == TINY_TEST_MODEL:
-            register_tiny_test_model()
         return cfg
+
+    def load_text_encoder(self, **overrides: Any) -> TextEncoder:
+        """This model's text encoder, built by :func:`~eps3d_ros.text.create_text_encoder` and checked against the
+        folder's fingerprint; never downloads. ``overrides`` replace fields of its config (e.g. ``device``)."""
+        cfg = self.text_encoder_config()
+        cfg.allow_download = False
+        encoder = create_text_encoder(cfg, **overrides)
+        self.check_text_encoder(encoder)
+        return encoder
 
     def check_text_encoder(self, encoder: Any, semantic_dim: int | None = None) -> None:
         """Raise :class:`BundleError` unless ``encoder`` lives in this model's text space (width, fingerprint)."""
@@ -143,6 +154,18 @@ class ModelBundle:
                 f"({self.text.describe()}, {self.text.source}): their embeddings of {fp['words'][worst]!r} differ "
                 f"(cosine {cos[worst]:.3f} < {FINGERPRINT_MIN_COSINE}), so class names and queries would be compared "
                 "in another text space. Leave text.model / text.pretrained empty to use the model's own encoder.")
+
+
+def load_text_encoder(path: str | Path, **overrides: Any) -> TextEncoder:
+    """The text encoder of the model folder ``path`` (or of its ``text_encoder.json``): see
+    :meth:`ModelBundle.load_text_encoder`. A folder without ``text_encoder.json`` is an error (it would mean the
+    release's CLIP, which is only loaded on purpose)."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if not (folder / TEXT_ENCODER_JSON).is_file():
+        raise FileNotFoundError(f"{folder / TEXT_ENCODER_JSON} not found: a model folder with its own text encoder "
+                                f"has {TEXT_ENCODER_JSON}")
+    return ModelBundle.load(folder).load_text_encoder(**overrides)
 
 
 # ------------------------------------------------------------------------------------ fingerprint
@@ -166,6 +189,24 @@ def fingerprint_cosines(fingerprint: dict[str, Any], encoder: Any) -> np.ndarray
 
 
 # ------------------------------------------------------------------------------------ writing
+def save_text_encoder_files(directory: str | Path, weights: str | Path, model: str, templates: list[str],
+                            note: str = "", encoder: str = "open_clip") -> Path:
+    """Copy the text encoder's weights into ``directory`` as ``text_encoder.safetensors`` and describe them in
+    ``text_encoder.json`` (:func:`write_bundle_files` adds the fingerprint)."""
+    import shutil
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    src = Path(weights)
+    dst = d / TEXT_ENCODER_FILE
+    if src.resolve() != dst.resolve():
+        shutil.copyfile(src, dst)
+    desc = {"encoder": encoder, "model": model, "pretrained": TEXT_ENCODER_FILE, "templates": list(templates),
+            "note": note}
+    (d / TEXT_ENCODER_JSON).write_text(json.dumps(desc, indent=2) + "\n")
+    return dst
+
+
 def write_bundle_files(directory: str | Path, input_size: tuple[int, int], settings: dict[str, Any] | None = None,
                        text_encoder: Any = None) -> Path:
     """Write ``bundle.json`` and, given the encoder, add its fingerprint to ``text_encoder.json``."""
@@ -216,6 +257,7 @@ def _read_text_spec(folder: Path, kind: str, notes: list[str]) -> TextEncoderSpe
     if j.is_file():
         try:
             d = json.loads(j.read_text())
+            encoder = str(d.get("encoder", "open_clip"))
             model = str(d["model"])
             pre = str(d["pretrained"])
             templates = tuple(d.get("templates") or ("{}",))
@@ -226,7 +268,7 @@ def _read_text_spec(folder: Path, kind: str, notes: list[str]) -> TextEncoderSpe
         if pre and (folder / pre).is_file():
             pre = str((folder / pre).resolve())  # a file beside the JSON; else an open_clip tag or absolute path
         fp = d.get("fingerprint")
-        return TextEncoderSpec(model, pre, templates, quick_gelu, fp if isinstance(fp, dict) else None, str(j))
+        return TextEncoderSpec(model, pre, templates, quick_gelu, fp if isinstance(fp, dict) else None, str(j), encoder)
     f = folder / TEXT_ENCODER_FILE
     if f.is_file():
         model = _safetensors_metadata(f).get("open_clip_model", "eps3d-tiny-clip")

@@ -23,15 +23,12 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .config import ConfigError, EPS3DConfig
-
-if TYPE_CHECKING:
-    from .eps3d import EPS3D
 
 log = logging.getLogger(__name__)
 
@@ -256,15 +253,6 @@ def infer_config(sd: dict[str, Tensor]) -> tuple[EPS3DConfig, list[str]]:
 
 
 # ----------------------------------------------------------------------------------- compare
-def expected_shapes(config: EPS3DConfig) -> dict[str, tuple[int, ...]]:
-    """State-dict shapes of the model a config builds (on the meta device: no memory, no time)."""
-    from .eps3d import EPS3D
-
-    with torch.device("meta"):
-        model = EPS3D(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def compare(
     expected: dict[str, tuple[int, ...]], provided: dict[str, tuple[int, ...]], report: LoadReport, fmt: str
 ) -> list[str]:
@@ -287,29 +275,15 @@ def compare(
     return loadable
 
 
-def inspect_checkpoint(
-    path: str | Path, config: EPS3DConfig | str | Path | None = None
-) -> tuple[LoadReport, EPS3DConfig]:
-    """Check a checkpoint against the model its configuration describes, without building that model."""
-    weights, config_file = resolve_weights(path)
-    sd, metadata = read_state_dict(weights)
-    fmt = detect_format(list(sd), weights)
-    sd, ignored = to_eps3d_keys(sd, fmt)
-    cfg, source, assumptions = resolve_config(config, metadata, config_file, sd)
-    expected = expected_shapes(cfg)
-    report = LoadReport(str(weights), fmt, source, ignored=ignored, assumptions=assumptions)
-    report.num_parameters = sum(_numel(s) for k, s in expected.items())
-    compare(expected, {k: tuple(v.shape) for k, v in sd.items()}, report, fmt)
-    return report, cfg
-
-
 def load_pretrained(
-    cls: type["EPS3D"],
+    cls: type[nn.Module],
     path: str | Path,
     device: str | torch.device = "cpu",
     strict: bool = True,
     config: EPS3DConfig | str | Path | None = None,
-) -> "EPS3D":
+) -> nn.Module:
+    """``cls(config)`` (an :class:`~eps3d_ros.model.EPS3D`) with the checkpoint's tensors, in eval mode; see the
+    module docstring for the formats and :attr:`LoadReport` (``model.load_report``) for what was loaded."""
     weights, config_file = resolve_weights(path)
     sd, metadata = read_state_dict(weights)
     fmt = detect_format(list(sd), weights)
@@ -330,7 +304,7 @@ def load_pretrained(
     return model.eval()
 
 
-def save_pretrained(model: "EPS3D", directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def save_pretrained(model: nn.Module, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     from safetensors.torch import save_file
 
     out = Path(directory)
@@ -341,10 +315,3 @@ def save_pretrained(model: "EPS3D", directory: str | Path, metadata: dict[str, A
     save_file(tensors, str(out / "model.safetensors"), metadata=meta)
     model.config.to_json(out / "config.json")
     return out
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -17,30 +17,32 @@ all objects), votes and pooling (all objects at once, in the 33-d coefficient sp
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..conventions import SH_C0
+from ..text import TextEncoder
 from .clustering import cluster_instances
 from .clustering import warm_up as cluster_warm_up
 from .config import PanopticConfig
 from .geometry import grouped_knn_outliers, grouped_neighbours, oriented_box
 from .merging import merge_clusters
 from .pooling import pool_embeddings
-from .scene import UNKNOWN, Scene, SceneObject, SplatParams, TextEmbedder
+from .scene import UNKNOWN, Scene, SceneObject, SplatParams
 from .semantic_space import SemanticSpace
 from .timing import StageClock
 
 log = logging.getLogger(__name__)
 
-SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic
 
 
 def build_scene(
     prediction: Any,
     space: SemanticSpace | Any,
-    text_encoder: TextEmbedder,
+    text_encoder: TextEncoder,
     config: PanopticConfig | None = None,
     batch_index: int = 0,
     metadata: dict[str, Any] | None = None,
@@ -56,7 +58,7 @@ def build_scene(
         return _build(g, space, text_encoder, config, batch_index, metadata, timings)
 
 
-def _build(g: Any, space: SemanticSpace | Any, text_encoder: TextEmbedder, config: PanopticConfig | None,
+def _build(g: Any, space: SemanticSpace | Any, text_encoder: TextEncoder, config: PanopticConfig | None,
            batch_index: int, metadata: dict[str, Any] | None, timings: dict[str, float] | None) -> Scene:
     cfg = (config or PanopticConfig()).validate()
     if not isinstance(space, SemanticSpace):
@@ -101,7 +103,7 @@ def _weights(opacities: np.ndarray, sorted_scales: np.ndarray, kind: str) -> np.
     return (area / m if m > 0 else np.ones_like(area)).astype(np.float32)
 
 
-def label_gaussians(semantic_features: torch.Tensor, space: SemanticSpace, text_encoder: TextEmbedder,
+def label_gaussians(semantic_features: torch.Tensor, space: SemanticSpace, text_encoder: TextEncoder,
                     config: PanopticConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-Gaussian ``(labels [N] int64, scores [N] float32)`` on the features' device: the most probable
     class of ``softmax(logit_scale * cos)`` (``-1`` = unknown below ``config.unknown_threshold``)."""
@@ -131,7 +133,7 @@ def assemble_scene(
     instance_features: np.ndarray,
     cluster_ids: np.ndarray,
     space: SemanticSpace,
-    text_encoder: TextEmbedder,
+    text_encoder: TextEncoder,
     config: PanopticConfig,
     metadata: dict[str, Any] | None = None,
     splats: SplatParams | None = None,
@@ -259,6 +261,23 @@ def _make_object(
         id=obj_id, label=vocab[label], label_id=label, is_thing=is_thing, score=score,
         centroid=(wc[:, None] * pts).sum(0), aabb_min=pts.min(0), aabb_max=pts.max(0), obb=oriented_box(pts),
         num_points=int(len(members)), embedding=embedding, indices=members.copy(),
+    )
+
+
+def relabel_scene(scene: Scene, vocabulary: Sequence[str], stuff: Sequence[str] | None = None,
+                  text_encoder: TextEncoder | None = None) -> Scene:
+    """The same Gaussians labelled with another vocabulary (no network run, same instance clusters); ``stuff``
+    and ``text_encoder`` default to the scene's."""
+    cfg = PanopticConfig(**{**scene.config.__dict__, "vocabulary": list(vocabulary),
+                            "stuff": list(scene.stuff if stuff is None else stuff)}).validate()
+    encoder = text_encoder or scene.text_encoder
+    if encoder is None:
+        raise RuntimeError("relabelling needs a text encoder")
+    return assemble_scene(
+        means=scene.means, opacities=scene.opacities, colors=scene.colors, weights=scene.weights,
+        semantic_features=scene.semantic_features, instance_features=scene.instance_features,
+        cluster_ids=scene.cluster_ids, space=scene.space, text_encoder=encoder, config=cfg,
+        metadata=scene.metadata, splats=scene.splats,
     )
 
 

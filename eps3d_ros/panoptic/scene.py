@@ -2,7 +2,7 @@
 
 A :class:`Scene` is immutable (read-only arrays, frozen dataclasses), so one snapshot can be
 queried from several threads while the next one is built. Changing the vocabulary builds a new
-scene from the stored features (:meth:`Scene.with_vocabulary`) without running the network.
+scene from the stored features (:func:`~eps3d_ros.panoptic.build.relabel_scene`) without running the network.
 
 Query scores follow PE3R: cosine between the text embedding and each object's pooled embedding,
 min-max normalised over all objects of the scene, then thresholded.
@@ -13,24 +13,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..text import TextEncoder
 from .config import PanopticConfig
 from .geometry import OrientedBox
 from .semantic_space import SemanticSpace
 
 UNKNOWN = -1
-
-
-class TextEmbedder(Protocol):
-    """What a scene needs from a text encoder (see :class:`eps3d_ros.text.clip.TextEncoder`)."""
-
-    def encode(self, texts: str | Sequence[str]) -> torch.Tensor: ...  # [K, D] unit rows
-
-    def prototypes(self, class_names: Sequence[str]) -> torch.Tensor: ...  # [K, D] unit rows
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,7 @@ class Scene:
     prototypes: torch.Tensor  # [K, D] unit text embeddings of the vocabulary
     space: SemanticSpace
     config: PanopticConfig
-    text_encoder: TextEmbedder | None = field(default=None, repr=False)
+    text_encoder: TextEncoder | None = field(default=None, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
     splats: SplatParams | None = None  # scales, rotations, SH (None when built from bare points)
 
@@ -162,24 +155,6 @@ class Scene:
             return np.zeros(0, dtype=np.float32)
         cos = self.space.cosine(_shared_tensor(self.semantic_features), t[None])[:, 0]
         return _minmax(cos.numpy()).astype(np.float32)
-
-    def with_vocabulary(
-        self, vocabulary: Sequence[str], stuff: Sequence[str] | None = None, text_encoder: TextEmbedder | None = None
-    ) -> "Scene":
-        """The same Gaussians labelled with another vocabulary (no network run, same instance clusters)."""
-        from .build import assemble_scene
-
-        cfg = PanopticConfig(**{**self.config.__dict__, "vocabulary": list(vocabulary),
-                                "stuff": list(self.stuff if stuff is None else stuff)}).validate()
-        encoder = text_encoder or self.text_encoder
-        if encoder is None:
-            raise RuntimeError("relabelling needs a text encoder")
-        return assemble_scene(
-            means=self.means, opacities=self.opacities, colors=self.colors, weights=self.weights,
-            semantic_features=self.semantic_features, instance_features=self.instance_features,
-            cluster_ids=self.cluster_ids, space=self.space, text_encoder=encoder, config=cfg,
-            metadata=self.metadata, splats=self.splats,
-        )
 
 
 def _shared_tensor(a: np.ndarray) -> torch.Tensor:

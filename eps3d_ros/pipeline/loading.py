@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 
+from ..devices import resolve_device
 from ..model import EPS3D, EPS3DConfig
 from ..model.bundle import ModelBundle
-from ..text.clip import TINY_TEST_MODEL, TextEncoder, TextEncoderConfig, register_tiny_test_model
+from ..text import TextEncoderConfig, create_text_encoder
+from ..text.clip import TINY_TEST_MODEL
 from ..settings.tree import AUTO, Eps3dConfig
 from .reconstruct import Reconstructor
 from ..process.threads import prepare_process
@@ -25,15 +27,8 @@ from ..process.threads import prepare_process
 log = logging.getLogger(__name__)
 
 RANDOM_WEIGHTS = "random"  # text.pretrained value for random text weights (tests)
+DEFAULT_TEXT_ENCODER = "open_clip"  # without a model folder to name one
 DEFAULT_SIZE_WITHOUT_MODEL = (224, 224)  # random preset weights: no bundle to say better
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"model.device is {name!r} but CUDA is not available (torch {torch.__version__})")
-    return name
 
 
 def resolve_config(config: Eps3dConfig, bundle: ModelBundle | None) -> tuple[Eps3dConfig, TextEncoderConfig, str]:
@@ -44,32 +39,35 @@ def resolve_config(config: Eps3dConfig, bundle: ModelBundle | None) -> tuple[Eps
     kept: list[str] = []
     text = cfg.text
     if bundle is None:
-        model = text.model or TINY_TEST_MODEL
+        encoder = text.encoder or DEFAULT_TEXT_ENCODER
+        model = text.model or (TINY_TEST_MODEL if encoder == DEFAULT_TEXT_ENCODER else "")
         pretrained = "" if text.pretrained in ("", RANDOM_WEIGHTS) else text.pretrained
         size = DEFAULT_SIZE_WITHOUT_MODEL
         settings: dict[str, Any] = {}
     else:
         spec = bundle.text
-        if not text.model and not text.pretrained:
-            model, pretrained, templates, quick_gelu = spec.model, spec.pretrained, list(spec.templates), spec.quick_gelu
-            text.templates, text.quick_gelu = templates, quick_gelu
+        if not text.encoder and not text.model and not text.pretrained:
+            encoder, model, pretrained = spec.encoder, spec.model, spec.pretrained
+            text.templates, text.quick_gelu = list(spec.templates), spec.quick_gelu
             filled.append(f"text encoder {spec.describe()}")
         else:
-            model = text.model or spec.model
+            encoder = text.encoder or spec.encoder
+            model = text.model or (spec.model if encoder == spec.encoder else "")
             if text.pretrained:
                 pretrained = "" if text.pretrained == RANDOM_WEIGHTS else text.pretrained
+            elif encoder != spec.encoder:
+                pretrained = ""  # another kind of encoder: its own meaning of no weights file
             elif model == spec.model:
                 pretrained = spec.pretrained
             else:
                 raise ValueError(f"text.model is {text.model!r} but text.pretrained is empty: name its weights (an "
                                  "open_clip tag or a local file), or leave both empty for the model's own encoder "
                                  f"({spec.describe()})")
-            kept.append(f"text encoder {model} / {pretrained or 'random'} (the model's: {spec.describe()})")
+            mine = model if encoder == DEFAULT_TEXT_ENCODER else f"{encoder}: {model}"
+            kept.append(f"text encoder {mine} / {pretrained or 'random'} (the model's: {spec.describe()})")
         size = bundle.input_size
         settings = bundle.settings
-    if model == TINY_TEST_MODEL:
-        register_tiny_test_model()
-    text.model, text.pretrained = model, pretrained
+    text.encoder, text.model, text.pretrained = encoder, model, pretrained
 
     p = cfg.pipeline
     if p.image_height == AUTO["pipeline.image_height"]:
@@ -107,7 +105,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     Errors name the missing or mismatched piece (weights file, text encoder, text space)."""
     config.validate()
     m = config.model
-    device = resolve_device(m.device)
+    device = resolve_device(m.device, "model.device")
     bundle = ModelBundle.load(m.weights) if m.weights else None
     cfg, text_config, line = resolve_config(config, bundle)
     log.info("%s", line)
@@ -117,7 +115,7 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     else:
         log.warning("model.weights is empty: RANDOM weights of preset %r (tests only)", m.preset)
         model = EPS3D(EPS3DConfig.from_preset(m.preset)).to(device).eval()
-    text = TextEncoder(text_config)
+    text = create_text_encoder(text_config)
     if bundle is not None:
         bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
     elif text.dim != model.config.gaussians.semantic_expanded_dim:

@@ -45,6 +45,7 @@ from typing import Any
 
 from ..io.map_file import load_map, save_map
 from ..mapping import MapMatch, MapUpdate, ObjectMap
+from ..panoptic.build import relabel_scene
 from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
 from ..frames.frame import Frame
@@ -314,7 +315,7 @@ class Session:
         with self._lock:
             snap = self._snapshot
             if snap is not None:
-                scene = snap.scene.with_vocabulary(p.vocabulary, stuff=p.stuff, text_encoder=encoder)
+                scene = relabel_scene(snap.scene, p.vocabulary, stuff=p.stuff, text_encoder=encoder)
                 self._snapshot = snap = dataclasses.replace(snap, scene=scene)
             update = None
             if self._map.prototypes is not None:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..devices import check_device_name
 from ..mapping.config import MapConfig
 from ..panoptic.config import PanopticConfig
-from ..text.clip import TextEncoderConfig
+from ..text import TextEncoderConfig
 
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
-AUTO = {"text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
+AUTO = {"text.encoder": "", "text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
         "panoptic.clustering.min_cluster_size": 0}
 USE_DEPTH = ("auto", "true", "false")
 # Settings that may change while a session runs (a new config object is swapped in); the rest need a new
@@ -55,8 +56,7 @@ class ModelSourceConfig:
             hint = f"; to try it, this repository ships a demo model: model.weights:={demo}" if demo.is_dir() else ""
             raise ValueError("model.weights is empty: pass a model folder (model.safetensors + config.json), e.g. "
                              f"`eps3d_node --ros-args -p model.weights:=/path/to/eps3d`{hint}")
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"model.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        check_device_name(self.device, "model.device")
         return self
 
 
@@ -142,9 +142,10 @@ class OutputConfig:
 
 @dataclass
 class TextSettings(TextEncoderConfig):
-    """The run's text encoder: empty ``model`` and ``pretrained`` = the model folder's own encoder (the
-    EPS3D release's: ViT-B-32 / openai). ``pretrained: random`` gives random weights (tests only)."""
+    """The run's text encoder: empty ``encoder``, ``model`` and ``pretrained`` = the model folder's own encoder
+    (the EPS3D release's: open_clip ViT-B-32 / openai). ``pretrained: random`` gives random weights (tests only)."""
 
+    encoder: str = ""
     model: str = ""
     pretrained: str = ""
 

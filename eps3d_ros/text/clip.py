@@ -32,21 +32,23 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 
+from .base import CachedTextEncoder
+from .config import TextEncoderConfig
+
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "TextEncoder",
-    "TextEncoderConfig",
+    "ClipTextEncoder",
+    "TINY_TEST_MODEL",
+    "create_random_text_encoder",
     "TextEncoderUnavailable",
     "import_open_clip",
     "register_tiny_test_model",
@@ -63,7 +65,7 @@ class TextEncoderUnavailable(RuntimeError):
 
 def import_open_clip() -> ModuleType:
     """``import open_clip`` after making torchvision importable (see :mod:`eps3d_ros.torchvision_compat`)."""
-    from eps3d_ros.torchvision_compat import import_torchvision
+    from ..torchvision_compat import import_torchvision
 
     import_torchvision()
     import open_clip
@@ -71,35 +73,13 @@ def import_open_clip() -> ModuleType:
     return open_clip
 
 
-@dataclass
-class TextEncoderConfig:
-    model: str = "ViT-B-32"  # open_clip architecture name, like the EPS3D reference
-    pretrained: str = "openai"  # open_clip tag, OR a local checkpoint path, OR "" (random weights; tests only)
-    # prompt templates with one "{}" for the class name; several are averaged (open_clip zero-shot style)
-    templates: list[str] = field(default_factory=lambda: ["{}"])
-    cache_size: int = 4096  # LRU entries, one per text; 0 disables the cache
-    batch_size: int = 64  # texts per forward pass
-    device: str = "cpu"
-    allow_download: bool = True  # False: only a local file or the Hugging Face cache, never the network
-    logit_scale: float = 1 / 0.07  # softmax(logit_scale * cos) turns cosines into class probabilities
-    # "auto": as the tag was trained (QuickGELU for OpenAI weights), else "true" / "false" (strings, so
-    # that every field maps to a ROS parameter)
-    quick_gelu: str = "auto"
-    cache_dir: str = ""  # hub cache ("": HF_HUB_CACHE); for URL-only tags the file folder (~/.cache/clip)
-
-
-class TextEncoder:
-    """Encodes texts into unit CLIP text embeddings ``[K, D]``, with a thread-safe LRU cache per text."""
-
-    Config = TextEncoderConfig
+class ClipTextEncoder(CachedTextEncoder):
+    """CLIP's text tower through open_clip (the EPS3D reference's): texts into unit embeddings ``[K, D]``, with
+    the cache and templates of :class:`~eps3d_ros.text.CachedTextEncoder`. The ``"open_clip"`` text encoder."""
 
     def __init__(self, config: TextEncoderConfig | None = None, **overrides) -> None:
         config = replace(config or TextEncoderConfig(), **overrides)
-        config.templates = list(config.templates)
         _check_config(config)
-        self.config = config
-        self.device = _parse_device(config.device)
-
         open_clip = import_open_clip()
         arch = config.model.replace("/", "-")  # open_clip accepts "ViT-B/32" for "ViT-B-32"
         if arch == TINY_TEST_MODEL:  # our own small architecture: registered on demand (tests, demo model)
@@ -107,7 +87,7 @@ class TextEncoder:
         if arch not in open_clip.list_models():
             raise ValueError(f"unknown open_clip architecture {config.model!r}; available include "
                              f"{_some(open_clip.list_models(), near=arch)} (open_clip.list_models())")
-        self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
+        super().__init__(config, int(open_clip.get_model_config(arch)["embed_dim"]))
 
         checkpoint, tag_cfg = _resolve_weights(open_clip, arch, config)
         if config.quick_gelu == "auto":
@@ -134,105 +114,13 @@ class TextEncoder:
         self.arch = arch
         self.quick_gelu = quick_gelu
         self.checkpoint = checkpoint  # local file the weights came from ("" for random)
-
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # text -> [D]
-        self._hits = 0
-        self._misses = 0
         log.info("text encoder %s (%s, quick_gelu=%s) ready on %s, D=%d", arch,
                  config.pretrained or "random", quick_gelu, self.device, self.dim)
 
-    @classmethod
-    def construct(cls, **kwargs) -> TextEncoder:
-        return cls(TextEncoderConfig(**kwargs))
-
-    # ------------------------------------------------------------------ encoding
-    def encode(self, texts: str | Sequence[str]) -> torch.Tensor:
-        """Unit embeddings ``[K, D]`` float32 on ``config.device`` of the (stripped) texts, in order.
-
-        Thread-safe: the lock guards the cache only, so a long vocabulary encoding does not block a
-        query from another thread. Texts are encoded ``batch_size`` at a time; CPU kernels round by
-        batch shape, so a text's embedding can differ in the last bits (~1e-7) with the batch it was
-        first encoded in (``batch_size=1`` makes results independent of call grouping).
-        """
-        texts = _clean_texts(texts, what="query text")
-        rows: dict[str, torch.Tensor] = {}
-        missing: list[str] = []
-        with self._lock:
-            for t in dict.fromkeys(texts):  # one look-up per distinct text
-                hit = self._cache.get(t)
-                if hit is None:
-                    missing.append(t)
-                    self._misses += 1
-                else:
-                    self._cache.move_to_end(t)
-                    rows[t] = hit
-                    self._hits += 1
-        for i in range(0, len(missing), self.config.batch_size):
-            chunk = missing[i:i + self.config.batch_size]
-            with torch.inference_mode():
-                emb = self._forward(chunk)  # [k, D]
-            new = {t: e.clone() for t, e in zip(chunk, emb)}  # normal tensors (outside inference mode)
-            rows.update(new)
-            with self._lock:
-                for t, row in new.items():
-                    self._store(t, row)
-        return torch.stack([rows[t] for t in texts])  # [K, D]; never aliases the cache
-
-    def prototypes(self, class_names: Sequence[str]) -> torch.Tensor:
-        """Unit class prototypes ``[K, D]``: per template embeddings, averaged and re-normalised."""
-        if isinstance(class_names, str):
-            raise TypeError("class_names must be a sequence of names, not one string")
-        names = _clean_texts(class_names, what="class name")
-        if len(set(names)) < len(names):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            log.warning("duplicate class names %s: argmax between them is arbitrary", dupes)
-        templates = self.config.templates
-        if len(templates) == 1:
-            return self.encode([templates[0].format(n) for n in names])
-        total = torch.zeros(len(names), self.dim, device=self.device)
-        for template in templates:
-            total += self.encode([template.format(n) for n in names])
-        return F.normalize(total / len(templates), dim=-1)
-
-    def probabilities(self, features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-        """``softmax(logit_scale * cos(features, prototypes))``: features ``[..., D]``, prototypes ``[K, D]``
-        -> ``[..., K]``. Neither needs to be normalised; a zero feature gives the uniform distribution."""
-        if prototypes.ndim != 2 or features.ndim < 1 or features.shape[-1] != prototypes.shape[-1]:
-            raise ValueError(f"features [..., D] and prototypes [K, D] must share D; got {tuple(features.shape)} "
-                             f"and {tuple(prototypes.shape)}")
-        if prototypes.shape[0] == 0:
-            raise ValueError("no prototypes: the vocabulary is empty")
-        if not features.is_floating_point():
-            features = features.float()
-        prototypes = prototypes.to(device=features.device, dtype=features.dtype)
-        cos = F.normalize(features, dim=-1) @ F.normalize(prototypes, dim=-1).T  # [..., K]
-        return torch.softmax(self.config.logit_scale * cos, dim=-1)
-
-    # ------------------------------------------------------------------ cache
-    def cache_info(self) -> dict:
-        with self._lock:
-            return {"hits": self._hits, "misses": self._misses, "size": len(self._cache),
-                    "maxsize": self.config.cache_size}
-
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-            self._hits = self._misses = 0
-
-    # ------------------------------------------------------------------ internals
-    def _forward(self, texts: list[str]) -> torch.Tensor:
+    def _embed(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts).to(self.device)  # [k, context]
         emb = self.model.encode_text(tokens).float()  # [k, D]
         return F.normalize(emb, dim=-1)
-
-    def _store(self, text: str, row: torch.Tensor) -> None:
-        if self.config.cache_size <= 0:
-            return
-        self._cache[text] = row
-        self._cache.move_to_end(text)
-        while len(self._cache) > self.config.cache_size:
-            self._cache.popitem(last=False)
 
 
 # ---------------------------------------------------------------------- weights
@@ -356,53 +244,9 @@ def _unavailable_message(arch: str, tag: str, cfg: dict, config: TextEncoderConf
 
 # ---------------------------------------------------------------------- helpers
 def _check_config(config: TextEncoderConfig) -> None:
-    if not config.templates:
-        raise ValueError("templates must hold at least one prompt template such as '{}' or 'a photo of a {}.'")
-    for i, t in enumerate(config.templates):
-        if not isinstance(t, str) or "{}" not in t:
-            raise ValueError(f"template {i} ({t!r}) must be a string with one '{{}}' for the class name")
-        try:
-            t.format("x")
-        except (IndexError, KeyError, ValueError) as e:
-            raise ValueError(f"template {i} ({t!r}) is not a valid format string (one '{{}}'; "
-                             f"literal braces as '{{{{' '}}}}'): {e}") from e
-    if config.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
-    if config.cache_size < 0:
-        raise ValueError(f"cache_size must be >= 0, got {config.cache_size}")
-    if not config.logit_scale > 0:
-        raise ValueError(f"logit_scale must be > 0, got {config.logit_scale}")
+    """What only open_clip reads (the rest: :meth:`TextEncoderConfig.validate`)."""
     if config.quick_gelu not in ("auto", "true", "false"):
-        raise ValueError(f"quick_gelu must be 'auto', 'true' or 'false', got {config.quick_gelu!r}")
-    if not isinstance(config.pretrained, str):
-        raise TypeError(f"pretrained must be a tag, a path or '', got {type(config.pretrained).__name__}")
-
-
-def _parse_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"invalid device {name!r}: {e}") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked but CUDA is not available in this torch build")
-    return device
-
-
-def _clean_texts(texts: str | Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    if not texts:
-        raise ValueError(f"empty {what} list: give at least one text")
-    out = []
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"{what} at index {i} must be a string, got {type(t).__name__}")
-        t = t.strip()
-        if not t:
-            raise ValueError(f"empty {what} at index {i}: texts must not be empty or whitespace only")
-        out.append(t)
-    return out
+        raise ValueError(f"text.quick_gelu must be 'auto', 'true' or 'false', got {config.quick_gelu!r}")
 
 
 def _some(names: Sequence[str], near: str, n: int = 8) -> str:
@@ -424,7 +268,7 @@ def register_tiny_test_model(name: str = TINY_TEST_MODEL, embed_dim: int = 512) 
     """Register a tiny open_clip architecture (text width 64, 2 layers, 2 heads, context 77, the real BPE
     tokenizer; a 1-layer 32x32 vision tower since open_clip needs one) and return its name.
 
-    ``TextEncoder(model=name, pretrained="")`` then builds in milliseconds with random weights.
+    ``ClipTextEncoder(model=name, pretrained="")`` then builds in milliseconds with random weights.
     """
     open_clip = import_open_clip()
     cfg = {
@@ -445,3 +289,29 @@ def register_tiny_test_model(name: str = TINY_TEST_MODEL, embed_dim: int = 512) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return name
+
+
+def create_random_text_encoder(path: str | Path, model: str = "eps3d-tiny-clip", seed: int = 0) -> Path:
+    """Build open_clip ``model`` with seeded random weights, round them to float16 and save them (safetensors).
+
+    For the demo only: no pretrained CLIP is available offline. The saved file (vision tower
+    included, as open_clip loads strictly) is what training and run time must both use: the float16
+    rounding happens before anything is encoded, so embeddings are reproduced exactly from the file.
+    ``"eps3d-tiny-clip"`` is registered first (:func:`register_tiny_test_model`).
+    """
+    from safetensors.torch import save_file
+
+    if model == TINY_TEST_MODEL:
+        register_tiny_test_model()
+    open_clip = import_open_clip()
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        clip = open_clip.create_model(model, pretrained=None, device="cpu")
+    finally:
+        torch.random.set_rng_state(state)
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in clip.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata={"open_clip_model": model, "seed": str(seed), "weights": "random (demo)"})
+    return path

@@ -9,7 +9,6 @@ format), :mod:`.datasets`, :mod:`.config`, :mod:`.trainer` and :mod:`.evaluate` 
 
 from .config import TrainConfig, load_train_config
 from .datasets import RecordedDataset, Sample, SyntheticDataset
-from ..eval.model_eval import EvalConfig, evaluate_model, evaluate_model_dir, load_model_dir, markdown_table
 from .losses import (
     LossConfig,
     camera_loss,
@@ -24,8 +23,6 @@ from .teachers import (
     FileTeacher,
     GroundTruthTeacher,
     TeacherTargets,
-    create_random_text_encoder,
-    load_text_encoder,
     read_recording,
     write_recording,
 )
@@ -38,11 +35,6 @@ __all__ = [
     "Sample",
     "SyntheticDataset",
     "RecordedDataset",
-    "EvalConfig",
-    "evaluate_model",
-    "evaluate_model_dir",
-    "load_model_dir",
-    "markdown_table",
     "LossConfig",
     "rgb_loss",
     "semantic_loss",
@@ -56,8 +48,6 @@ __all__ = [
     "FileTeacher",
     "write_recording",
     "read_recording",
-    "create_random_text_encoder",
-    "load_text_encoder",
     "Trainer",
     "train",
     "write_resume_state",

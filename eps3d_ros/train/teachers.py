@@ -62,18 +62,11 @@ __all__ = [
     "write_recording",
     "read_recording",
     "read_teacher_json",
-    "TEXT_ENCODER_FILE",
-    "TEXT_ENCODER_JSON",
-    "create_random_text_encoder",
-    "load_text_encoder",
-    "save_text_encoder_files",
 ]
 
 TEACHER_FORMAT = "eps3d_teacher"
 TEACHER_VERSION = 1
 STUFF_MASK_OFFSET = 1 << 20  # mask id of stuff class c is STUFF_MASK_OFFSET + c (never an instance id)
-TEXT_ENCODER_FILE = "text_encoder.safetensors"
-TEXT_ENCODER_JSON = "text_encoder.json"
 
 
 @dataclass
@@ -177,7 +170,7 @@ class GroundTruthTeacher:
 
     @classmethod
     def from_text_encoder(cls, text_encoder, class_names: list[str], **kwargs) -> "GroundTruthTeacher":
-        """Prototypes of ``class_names`` (bare names) from a :class:`~eps3d_ros.panoptic.TextEncoder`."""
+        """Prototypes of ``class_names`` (bare names) from a :class:`~eps3d_ros.text.TextEncoder`."""
         return cls(text_encoder.prototypes(list(class_names)).float().cpu(), class_names, **kwargs)
 
     def __call__(self, sample: Any) -> TeacherTargets:
@@ -285,71 +278,3 @@ def read_recording(directory: str | Path) -> dict[str, Any]:
                          f"feature_dim={meta['feature_dim']}")
     out["metadata"] = meta
     return out
-
-
-# ------------------------------------------------------------------------------- text encoder
-def create_random_text_encoder(path: str | Path, model: str = "eps3d-tiny-clip", seed: int = 0) -> Path:
-    """Build open_clip ``model`` with seeded random weights, round them to float16 and save them (safetensors).
-
-    For the demo only: no pretrained CLIP is available offline. The saved file (vision tower
-    included, as open_clip loads strictly) is what training and run time must both use: the float16
-    rounding happens before anything is encoded, so embeddings are reproduced exactly from the file.
-    ``"eps3d-tiny-clip"`` is registered first (:func:`eps3d_ros.text.clip.register_tiny_test_model`).
-    """
-    from safetensors.torch import save_file
-
-    from eps3d_ros.text.clip import import_open_clip, register_tiny_test_model
-
-    if model == "eps3d-tiny-clip":
-        register_tiny_test_model()
-    open_clip = import_open_clip()
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        clip = open_clip.create_model(model, pretrained=None, device="cpu")
-    finally:
-        torch.random.set_rng_state(state)
-    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in clip.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(sd, str(path), metadata={"open_clip_model": model, "seed": str(seed), "weights": "random (demo)"})
-    return path
-
-
-def save_text_encoder_files(directory: str | Path, weights: str | Path, model: str, templates: list[str],
-                            note: str = "") -> Path:
-    """Copy the text encoder weights into ``directory`` and describe them in ``text_encoder.json``."""
-    import shutil
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    src = Path(weights)
-    dst = d / TEXT_ENCODER_FILE
-    if src.resolve() != dst.resolve():
-        shutil.copyfile(src, dst)
-    desc = {"model": model, "pretrained": TEXT_ENCODER_FILE, "templates": list(templates),
-            "register_tiny_model": model == "eps3d-tiny-clip", "note": note}
-    (d / TEXT_ENCODER_JSON).write_text(json.dumps(desc, indent=2) + "\n")
-    return dst
-
-
-def load_text_encoder(path: str | Path, **overrides):
-    """The :class:`~eps3d_ros.panoptic.TextEncoder` of a model folder (or its ``text_encoder.json``), read through
-    its :class:`~eps3d_ros.model.bundle.ModelBundle` and checked against the folder's text fingerprint; never
-    downloads. ``overrides`` go to ``TextEncoderConfig`` (e.g. ``device``)."""
-    from eps3d_ros.model.bundle import ModelBundle
-    from eps3d_ros.text.clip import TextEncoder
-
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    if not (folder / TEXT_ENCODER_JSON).is_file():
-        raise FileNotFoundError(f"{folder / TEXT_ENCODER_JSON} not found: a model folder with its own text encoder "
-                                f"has {TEXT_ENCODER_JSON}")
-    bundle = ModelBundle.load(folder)
-    cfg = bundle.text_encoder_config()
-    cfg.allow_download = False
-    for k, v in overrides.items():
-        setattr(cfg, k, v)
-    encoder = TextEncoder(cfg)
-    bundle.check_text_encoder(encoder)
-    return encoder

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eps3d_ros.conventions import (
+    SH_C0,
     intrinsics_for_pixel_centres,
     intrinsics_for_pixel_indices,
     invert_rigid,
@@ -62,7 +63,11 @@ from .losses import (
     semantic_loss,
     total_loss,
 )
-from .teachers import FileTeacher, GroundTruthTeacher, create_random_text_encoder, save_text_encoder_files
+from ..devices import resolve_device
+from ..model.bundle import save_text_encoder_files
+from ..text import TextEncoderConfig, create_text_encoder
+from ..text.clip import create_random_text_encoder
+from .teachers import FileTeacher, GroundTruthTeacher
 
 log = logging.getLogger(__name__)
 
@@ -70,31 +75,17 @@ __all__ = ["Trainer", "train", "build_text_encoder", "apply_freeze", "CHECKPOINT
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "eps3d_train_checkpoint"
-SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic: colour = 0.5 + SH_C0 * dc
 
 
 # ------------------------------------------------------------------------------------ builders
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"run.device {name!r} asked but CUDA is not available")
-    return dev
-
-
 def build_text_encoder(text) -> tuple[Any, str]:
     """``(TextEncoder, local weights file or "")`` for a :class:`~.config.TextSection`."""
-    from eps3d_ros.text.clip import TextEncoder, TextEncoderConfig, register_tiny_test_model
-
-    if text.model == "eps3d-tiny-clip":
-        register_tiny_test_model()
     pretrained = text.pretrained
     if text.create_random_seed is not None and pretrained and not Path(pretrained).exists():
         log.warning("text encoder weights %s missing: creating seeded random weights (seed %d)", pretrained,
                     text.create_random_seed)
         create_random_text_encoder(pretrained, text.model, int(text.create_random_seed))
-    enc = TextEncoder(TextEncoderConfig(model=text.model, pretrained=pretrained, templates=list(text.templates)))
+    enc = create_text_encoder(TextEncoderConfig(model=text.model, pretrained=pretrained, templates=list(text.templates)))
     return enc, enc.checkpoint
 
 
@@ -153,7 +144,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool | str | Path = False) -> None:
         self.config = cfg = config.validate()
         self.out_dir = Path(cfg.run.out_dir)
-        self.device = resolve_device(cfg.run.device)
+        self.device = resolve_device(cfg.run.device, "run.device")
         if cfg.run.num_threads:
             torch.set_num_threads(cfg.run.num_threads)
         torch.manual_seed(cfg.run.seed)  # the fresh model's initialisation

@@ -1,0 +1,54 @@
+"""``eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--json FILE] [--markdown]``: held-out
+synthetic metrics of a model folder with its own text encoder (:mod:`eps3d_ros.eval.model_eval`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .arguments import parse_size
+from .guard import EXIT_OK, guarded
+
+HELP = "held-out synthetic metrics of a model folder with its text encoder"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("evaluate", help=HELP, description=HELP)
+    p.add_argument("model", help="model folder (model.safetensors, config.json, text_encoder.json)")
+    p.add_argument("--scenes", type=int, default=20, help="held-out scenes (default 20)")
+    p.add_argument("--seed-start", type=int, default=100_000,
+                   help="first scene seed (default 100000, never trained on)")
+    p.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
+    p.add_argument("--size", help="image size HxW, multiples of 14 (default: the model's native size)")
+    p.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
+    p.add_argument("--min-cluster-size", type=int, default=0, metavar="N",
+                   help="HDBSCAN min_cluster_size in Gaussians (default 0: the model's recommendation)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--json", help="write the full result (summary and per scene) here")
+    p.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.set_defaults(func=run)
+    return p
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    from ..eval.model_eval import EvalConfig, evaluate_model_dir, markdown_table
+    from .model_folder import check_device
+
+    h, w = parse_size(args.size) or (0, 0)  # 0: the model's native size (its bundle.json)
+    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
+                     min_cluster_size=args.min_cluster_size, path_2d=not args.no_2d, device=check_device(args.device))
+    result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=_jsonable)
+    if args.markdown:
+        print(markdown_table(result["summary"]))
+    else:
+        print(json.dumps(result["summary"], indent=2, default=_jsonable))
+    return EXIT_OK
+
+
+def _jsonable(x):
+    return x.item() if hasattr(x, "item") else str(x)
