@@ -2,7 +2,7 @@
 
     python bench/bench_mapping.py [--sizes 112 224] [--things 10 50 200] [--out bench/results/mapping.json]
 
-Windows come from the ray-cast test world (test/test_mapping_world.py): a floor, a wall and ``T`` spherical
+Windows come from the ray-cast test world (test/helpers/mapping_world.py): a floor, a wall and ``T`` spherical
 things on a grid, 4 views of ``S x S`` pixels per window (every pixel hit is a Gaussian, so ~4 S^2 of them),
 windows patrolling the grid (each sees a ~2 m patch of it), in a 512-d text space. The map is built from
 every window with the true instances as clusters (``assemble_scene``: the panoptic stage's labelling and
@@ -44,7 +44,7 @@ from eps3d_ros.mapping import MapConfig, ObjectMap  # noqa: E402
 from eps3d_ros.model.outputs import Gaussians  # noqa: E402
 from eps3d_ros.panoptic import PanopticConfig, build_scene  # noqa: E402
 from eps3d_ros.panoptic.build import assemble_scene  # noqa: E402
-from test_mapping_world import (  # noqa: E402
+from helpers.mapping_world import (  # noqa: E402
     STUFF,
     VOCAB,
     FakeText,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-import torch
 from geometry_msgs.msg import TransformStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -29,13 +28,22 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from eps3d_ros.conventions import matrix_to_quat_xyzw
 from eps3d_ros.data.synthetic import generate_scene
+from eps3d_ros.frames.frame import synthetic_frames
 from eps3d_ros.panoptic.clouds import CLOUD_DTYPE
-from eps3d_ros.ros.messages import point_cloud, seconds_to_stamp
+from eps3d_ros.ros.messages import frame_from_messages, frame_messages, point_cloud
 from eps3d_ros.ros.node import Eps3dNode
 from eps3d_ros.ros.scene_publisher import LATCHED
 from eps3d_ros.srv import QueryObjects
+
+
+def wait(predicate, timeout: float, poll: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -69,26 +77,6 @@ def bench_cloud(peer: Node, n: int = 200_000, repeats: int = 30) -> dict:
             "build_plus_publish_ms_p95": pct(total, 0.95), "received": len(got), "target_ms": 10.0}
 
 
-def frame_messages(scene, view: int, stamp: float):
-    H, W = scene.depth.shape[1:]
-    header_stamp = seconds_to_stamp(stamp)
-    t = TransformStamped()
-    t.header.stamp, t.header.frame_id, t.child_frame_id = header_stamp, "map", "cam"
-    P = scene.poses[view]
-    t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in P[:3, 3])
-    q = matrix_to_quat_xyzw(torch.from_numpy(P[:3, :3].astype(np.float64))).tolist()
-    t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z, t.transform.rotation.w = q
-    img = Image(height=H, width=W, encoding="rgb8", step=3 * W, data=np.ascontiguousarray(scene.rgb[view]).tobytes())
-    img.header.stamp, img.header.frame_id = header_stamp, "cam"
-    K = scene.intrinsics[view].astype(np.float64).copy()
-    K[:2, 2] -= 0.5
-    info = CameraInfo(height=H, width=W, header=img.header)
-    info.k = K.reshape(-1).tolist()
-    d = np.ascontiguousarray(scene.depth[view].astype(np.float32))
-    depth = Image(height=H, width=W, encoding="32FC1", step=4 * W, data=d.tobytes(), header=img.header)
-    return t, info, depth, img
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--views", type=int, default=4)
@@ -112,47 +100,50 @@ def main() -> None:
     spin.start()
     result = {"cloud_200k": bench_cloud(peer)}
 
-    pubs = [peer.create_publisher(TransformStamped, "camera_pose", 10),
-            peer.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data),
-            peer.create_publisher(Image, "depth/image", qos_profile_sensor_data),
-            peer.create_publisher(Image, "rgb/image", qos_profile_sensor_data)]
+    pubs = {"pose": peer.create_publisher(TransformStamped, "camera_pose", 10),
+            "info": peer.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data),
+            "depth": peer.create_publisher(Image, "depth/image", qos_profile_sensor_data),
+            "image": peer.create_publisher(Image, "rgb/image", qos_profile_sensor_data)}
     scene = generate_scene(seed=0, num_views=args.views, height=args.size, width=args.size)
-    convert = []
-    for i in range(args.views):
-        for pub, msg in zip(pubs, frame_messages(scene, i, 10.0 + 0.5 * i)):
-            pub.publish(msg)
-            time.sleep(0.02)
-        time.sleep(0.2)
-        convert.append(node._stats["convert_s"])
-    end = time.monotonic() + 300
-    while node.snapshot is None and time.monotonic() < end:
-        time.sleep(0.1)
-    snap = node.snapshot
-    time.sleep(0.5)
+    frames = synthetic_frames(scene, [10.0 + 0.5 * i for i in range(args.views)], frame_id="cam")
+    session, convert = node.session, []
+    for f in frames:
+        msgs = frame_messages(f)
+        pubs["pose"].publish(msgs.pose)
+        assert wait(lambda: node.pose_source.lookup("cam", f.stamp) is not None, 10), "pose not received"
+        for key in ("info", "depth", "image"):
+            pubs[key].publish(getattr(msgs, key))
+        t0 = time.perf_counter()  # what the node does with a synchronised set before buffering it
+        frame_from_messages(msgs.image, msgs.info, msgs.depth, session.config.pipeline, node.pose_source)
+        convert.append(time.perf_counter() - t0)
+    assert wait(lambda: session.snapshot is not None, 300), "no window"
+    assert wait(lambda: session.stats()["publish_s"] > 0, 30), "nothing published"
+    snap = session.snapshot
+    publish_s = session.stats()["publish_s"]
     result["window"] = {"views": args.views, "size": args.size, "gaussians": snap.scene.num_gaussians,
                         "convert_ms_per_frame": 1e3 * statistics.median(convert),
-                        "stages_s": dict(snap.timings), "publish_s": node._stats["publish_s"]}
-    result["window"]["node_overhead_s"] = (args.views * statistics.median(convert) + node._stats["publish_s"]
+                        "stages_s": dict(snap.timings), "publish_s": publish_s}
+    result["window"]["node_overhead_s"] = (args.views * statistics.median(convert) + publish_s
                                            + snap.timings.get("preprocess", 0.0))
 
     client = peer.create_client(QueryObjects, "eps3d_node/query_objects")
     client.wait_for_service(timeout_sec=10)
     rt, busy = [], []
     for _ in range(args.queries):
-        if not node.worker.busy:
-            node.worker.submit(node.buffer.select_window())
-        time.sleep(0.02)
-        busy.append(node.worker.busy)
+        if not session.stats()["worker_busy"]:
+            session.reconstruct_now()
+        time.sleep(0.02)  # pacing: a planner asks now and then
+        busy.append(bool(session.stats()["worker_busy"]))
         t0 = time.perf_counter()
         fut = client.call_async(QueryObjects.Request(text="mug", max_results=3))
-        while not fut.done():
-            time.sleep(0.0005)
+        assert wait(fut.done, 30, poll=0.0005), "no answer"
         rt.append((time.perf_counter() - t0) * 1e3)
     result["query_while_inferring"] = {"calls": len(rt), "p50_ms": statistics.median(rt), "p95_ms": pct(rt, 0.95),
                                       "max_ms": max(rt), "fraction_with_inference_running": sum(busy) / len(busy)}
+    node.close()
     ex.shutdown()
-    node._release_inputs()
-    node._teardown()
+    node.destroy_node()
+    peer.destroy_node()
     rclpy.try_shutdown()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

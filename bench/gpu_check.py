@@ -6,7 +6,7 @@ Steps (each one's command, return code, duration and output tail go into the JSO
 
 1. ``pip install -e .[gpu]`` (gsplat) with the environment's ``constraints.txt`` when it has one, so that
    torch never changes;
-2. the gsplat-vs-torch renderer tests (``test/test_render.py``; the ``gpu`` ones need CUDA and gsplat);
+2. the gsplat-vs-torch renderer tests (``test/test_render.py``; those that need CUDA and gsplat skip without them);
 3. whole windows (network + panoptic + publish, ``bench/bench_window.py``: a fresh process each, 1 warm-up
    window then medians) on CUDA for the ``tiny`` and the full ``eps3d`` preset (random weights) at 8x224
    and 8x448, in fp32 and bf16 (autocast);

@@ -49,7 +49,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from eps3d_ros.data.synthetic import generate_sequence  # noqa: E402
 from eps3d_ros.ros.messages import seconds_to_stamp  # noqa: E402
 from eps3d_ros.srv import QueryObjects  # noqa: E402
-from node_client import NodeClient, start_node, stop_node  # noqa: E402
+from helpers.node_client import NodeClient, start_node, stop_node  # noqa: E402
 
 NS = "/soak"
 OUTPUTS = ("semantic_cloud", "instance_cloud", "objects", "markers")
@@ -209,11 +209,17 @@ class Soak:
         steps = [Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP, Transition.TRANSITION_CONFIGURE,
                  Transition.TRANSITION_ACTIVATE]
         ok = all(self._transition(t) for t in steps)
-        self.client.spin(1.0)
-        counts = {t: self.client.node.count_publishers(f"{NS}/eps3d_node/{t}") for t in OUTPUTS}
-        names = [t for t, _ in self.client.node.get_publisher_names_and_types_by_node("eps3d_node", NS)]
-        counts["/diagnostics"] = names.count("/diagnostics")
-        return {"answered": ok and all(v == 1 for v in counts.values()), "publishers": counts}
+
+        def counts() -> dict:
+            out = {t: self.client.node.count_publishers(f"{NS}/eps3d_node/{t}") for t in OUTPUTS}
+            names = [t for t, _ in self.client.node.get_publisher_names_and_types_by_node("eps3d_node", NS)]
+            return {**out, "/diagnostics": names.count("/diagnostics")}
+
+        # the graph reaches this process with a delay (longer under load): wait for one publisher per topic, up to
+        # 10 s, and report what is seen then
+        self.client.wait_for(lambda: all(v == 1 for v in counts().values()), 10)
+        seen = counts()
+        return {"answered": ok and all(v == 1 for v in seen.values()), "publishers": seen}
 
     def _reset_during_inference(self) -> dict:
         for _ in range(8):  # a window's worth of frames
@@ -274,7 +280,8 @@ def main() -> None:
     try:
         if not soak.client.query.wait_for_service(timeout_sec=120):
             raise SystemExit(f"the node did not start: see {log_path}")
-        soak.client.spin(1.0)
+        if not soak.client.wait_until_heard():
+            raise SystemExit(f"the node never subscribed to the soak's topics: see {log_path}")
         queries.start()
         t_start = time.time()
         next_frame = next_rss = t_start

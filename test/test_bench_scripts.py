@@ -60,7 +60,9 @@ def test_window_benchmark_runs_fresh_processes_and_summarises(tmp_path: Path) ->
 
 def test_gil_ticker_sees_a_thread_that_keeps_the_gil() -> None:
     with GilTicker() as idle:
-        time.sleep(0.05)
+        end = time.monotonic() + 30
+        while len(idle.waits) <= 5 and time.monotonic() < end:  # a loaded machine schedules the ticker late
+            time.sleep(0.01)
     stats = idle.stats()
     assert stats["ticks"] > 5 and set(stats) == {"ticks", "max_wait_ms", "p99_wait_ms", "p50_wait_ms"}
 

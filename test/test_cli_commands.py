@@ -21,13 +21,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO
+from helpers import REPO
 from eps3d_ros.cli import main
 from eps3d_ros.commands import COMMANDS
 
 REDWOOD = REPO.parent / "shared" / "data" / "redwood_rgbd"
 EPS3D_BIN = Path(sys.executable).parent / "eps3d"
-FAST = ["--min-cluster-size", "30", "--max-samples", "1500", "--device", "cpu"]
+FAST = ["--set", "panoptic.clustering.hdbscan.min_cluster_size=30", "--max-samples", "1500", "--device", "cpu"]
 
 
 def call(argv: list[str]) -> tuple[int, str, str]:
@@ -114,8 +114,11 @@ def test_export_ply_is_read_back(scene_file, tmp_path) -> None:
     from eps3d_ros.io.ply import read_gaussian_ply
     from eps3d_ros.io.scene_file import load_scene
 
-    code, out, _ = call(["export", scene_file, "--ply", tmp_path / "scene.ply"])
-    assert code == 0 and "SH degree 3" in out
+    code, out, _ = call(["export", scene_file, "--out", tmp_path / "scene.ply"])  # the suffix picks the format
+    assert code == 0 and "(ply, " in out and "SH degree 3" in out
+    code, _, _ = call(["export", scene_file, "--format", "ply", "--out", tmp_path / "same", "--sh-degree", "3"])
+    assert code == 0 and (tmp_path / "same").read_bytes() == (tmp_path / "scene.ply").read_bytes()
+    assert call(["export", scene_file, "--ply", tmp_path / "short.ply"])[0] == 0  # --ply FILE: the short form
     g = read_gaussian_ply(tmp_path / "scene.ply")
     scene = load_scene(scene_file).scene
     assert len(g.means) == scene.num_gaussians and g.harmonics.shape[1:] == (3, 16)
@@ -137,7 +140,7 @@ def test_render_pngs(scene_file, tmp_path) -> None:
 def test_run_on_a_bag_with_depth_and_tf_is_metric(model_dir, tmp_path) -> None:
     from eps3d_ros.data.redwood import load_rgbd_sequence
     from eps3d_ros.io.scene_file import load_scene
-    from redwood_bag import write_rgbd_bag
+    from helpers.redwood_bag import write_rgbd_bag
 
     bag = write_rgbd_bag(load_rgbd_sequence(REDWOOD), tmp_path / "redwood")
     # the random test network's cameras fit no TF: measured depth and TF place the Gaussians
@@ -224,7 +227,7 @@ def test_inspect_checkpoint(model_dir) -> None:
 
 def test_user_errors_exit_2_with_a_message(scene_file, model_dir, tmp_path) -> None:
     from eps3d_ros.io.scene_file import FORMAT_VERSION
-    from test_frame_sources import _write_synthetic_bag
+    from helpers.synthetic_bag import write_synthetic_bag
 
     corrupt = tmp_path / "corrupt.eps3d"
     corrupt.write_bytes(b"\x00" * 64)
@@ -239,7 +242,7 @@ def test_user_errors_exit_2_with_a_message(scene_file, model_dir, tmp_path) -> N
     (tmp_path / "bad" / "photo.jpg").write_text("not really a jpeg")
     from eps3d_ros.data.synthetic import generate_scene
 
-    no_images = _write_synthetic_bag(tmp_path / "noimg", generate_scene(seed=1, num_views=2, height=28, width=28),
+    no_images = write_synthetic_bag(tmp_path / "noimg", generate_scene(seed=1, num_views=2, height=28, width=28),
                                      mcap=True, colour_topics=())
     run = ["run", "--model", model_dir, "--out", tmp_path / "x.eps3d"]
     cases = [
@@ -247,6 +250,8 @@ def test_user_errors_exit_2_with_a_message(scene_file, model_dir, tmp_path) -> N
         (["query", corrupt, "mug"], "not a scene file"),
         (["export", tmp_path / "v9.eps3d", "--ply", tmp_path / "x.ply"], f"format version {FORMAT_VERSION + 8}"),
         (["export", scene_file, "--ply", tmp_path / "no" / "x.ply"], "does not exist"),
+        (["export", scene_file, "--out", tmp_path / "x.obj"], "no format writes '.obj' files; give --format"),
+        (["export", scene_file], "give the file to write"),
         (["render", scene_file, "--out", tmp_path / "r", "--views", "7"], "out of range"),
         ([*run, "--images", tmp_path / "empty"], "no images in"),
         ([*run, "--images", tmp_path / "bad"], "unsupported or corrupt image"),

@@ -9,7 +9,7 @@ from PIL import Image
 from eps3d_ros.io.figures import colorize_labels, legend_image, render_views, write_figures
 from eps3d_ros.io.scene_file import Cameras
 from eps3d_ros.panoptic.clouds import GREY, instance_color, label_color
-from test_scene_file import COLORS, VOCAB, make_scene
+from helpers.scenes import COLORS, VOCAB, make_scene
 
 
 def cameras(n: int = 1) -> Cameras:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import REPO
-from eps3d_ros.conventions import matrix_to_quat_xyzw
 from eps3d_ros.io.bag_frames import frames_from_bag
 from eps3d_ros.io.frame_sources import FrameSourceError
 from eps3d_ros.io.image_folder import (
@@ -24,6 +20,8 @@ from eps3d_ros.io.image_folder import (
     scale_intrinsics,
 )
 from eps3d_ros.geometry.transform_tree import TransformTree
+from helpers import REPO
+from helpers.synthetic_bag import write_synthetic_bag
 
 REDWOOD = REPO.parent / "shared" / "data" / "redwood_rgbd"
 
@@ -136,77 +134,6 @@ def test_transform_tree_chains_and_interpolates() -> None:
     assert t.conflicts == {"cam"}
 
 
-def _write_synthetic_bag(path: Path, scene, *, mcap: bool, colour_topics=("/cam/color/image/compressed",),
-                         with_depth=True, with_tf=True):
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    ts = get_typestore(Stores.ROS2_KILTED)
-    T = ts.types
-    Time, Header = T["builtin_interfaces/msg/Time"], T["std_msgs/msg/Header"]
-    odom = np.eye(4)
-    odom[:3, 3] = [0.5, -0.2, 0.1]
-    plugin = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
-
-    def tfm(parent, child, stamp, m):
-        q = matrix_to_quat_xyzw(torch.from_numpy(m[:3, :3].copy())).tolist()
-        return T["geometry_msgs/msg/TransformStamped"](
-            header=Header(stamp=stamp, frame_id=parent), child_frame_id=child,
-            transform=T["geometry_msgs/msg/Transform"](
-                translation=T["geometry_msgs/msg/Vector3"](x=m[0, 3], y=m[1, 3], z=m[2, 3]),
-                rotation=T["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3])))
-
-    with Writer(path, version=9, storage_plugin=plugin) as w:
-        conns = {}
-        for topic in colour_topics:
-            kind = "sensor_msgs/msg/CompressedImage" if topic.endswith("compressed") else "sensor_msgs/msg/Image"
-            conns[topic] = w.add_connection(topic, kind, typestore=ts)
-        if with_depth:
-            conns["depth"] = w.add_connection("/cam/depth/image", "sensor_msgs/msg/Image", typestore=ts)
-        conns["info"] = w.add_connection("/cam/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
-        if with_tf:
-            conns["tf"] = w.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=ts)
-            conns["tf_static"] = w.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=ts)
-        H, W = scene.rgb.shape[1:3]
-        for i in range(scene.num_views):
-            t = 50.0 + 0.5 * i
-            stamp = Time(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
-            ns = int(t * 1e9)
-            header = Header(stamp=stamp, frame_id="cam_optical")
-            if with_tf:
-                if i == 0:
-                    w.write(conns["tf_static"], ns, ts.serialize_cdr(T["tf2_msgs/msg/TFMessage"](
-                        transforms=[tfm("map", "odom", stamp, odom)]), "tf2_msgs/msg/TFMessage"))
-                local = np.linalg.inv(odom) @ scene.poses[i].astype(np.float64)
-                w.write(conns["tf"], ns, ts.serialize_cdr(T["tf2_msgs/msg/TFMessage"](
-                    transforms=[tfm("odom", "cam_optical", stamp, local)]), "tf2_msgs/msg/TFMessage"))
-            K = scene.intrinsics[i].astype(np.float64).copy()
-            K[:2, 2] -= 0.5
-            info = T["sensor_msgs/msg/CameraInfo"](
-                header=header, height=H, width=W, distortion_model="plumb_bob", d=np.zeros(5), k=K.reshape(-1),
-                r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
-                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-            w.write(conns["info"], ns, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
-            if with_depth:
-                d = scene.depth[i].astype("<f4")
-                w.write(conns["depth"], ns, ts.serialize_cdr(T["sensor_msgs/msg/Image"](
-                    header=header, height=H, width=W, encoding="32FC1", is_bigendian=0, step=4 * W,
-                    data=d.view(np.uint8).reshape(-1)), "sensor_msgs/msg/Image"))
-            for topic in colour_topics:
-                if topic.endswith("compressed"):
-                    buf = io.BytesIO()
-                    Image.fromarray(scene.rgb[i]).save(buf, format="PNG")
-                    msg = T["sensor_msgs/msg/CompressedImage"](header=header, format="rgb8; png compressed bgr8",
-                                                               data=np.frombuffer(buf.getvalue(), np.uint8))
-                    w.write(conns[topic], ns, ts.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
-                else:
-                    bgr = np.ascontiguousarray(scene.rgb[i][..., ::-1])
-                    msg = T["sensor_msgs/msg/Image"](header=header, height=H, width=W, encoding="bgr8",
-                                                     is_bigendian=0, step=3 * W, data=bgr.reshape(-1))
-                    w.write(conns[topic], ns, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
-    return path
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     from eps3d_ros.data.synthetic import generate_scene
@@ -216,7 +143,7 @@ def synthetic():
 
 @pytest.mark.parametrize("mcap", [True, False])
 def test_bag_with_compressed_colour_depth_and_tf_chain(tmp_path, synthetic, mcap) -> None:
-    bag = _write_synthetic_bag(tmp_path / "bag", synthetic, mcap=mcap)
+    bag = write_synthetic_bag(tmp_path / "bag", synthetic, mcap=mcap)
     files = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
     assert len(files) == 1 and files[0].suffix == (".mcap" if mcap else ".db3")
     for source in (bag, files[0]):  # the bag folder or its storage file
@@ -234,7 +161,7 @@ def test_bag_with_compressed_colour_depth_and_tf_chain(tmp_path, synthetic, mcap
 
 
 def test_bag_options_and_fallbacks(tmp_path, synthetic) -> None:
-    bag = _write_synthetic_bag(tmp_path / "bag", synthetic, mcap=True, colour_topics=("/cam/color/image_raw",))
+    bag = write_synthetic_bag(tmp_path / "bag", synthetic, mcap=True, colour_topics=("/cam/color/image_raw",))
     fs = frames_from_bag(bag, box=(28, 28), use_depth=False, use_poses=False, max_views=2)
     assert fs.size == (28, 28) and not fs.has_depth and not fs.has_poses and "poses" not in fs.topics
     # bgr8 decoded, then halved with an antialiased bilinear filter, as Pillow does
@@ -255,7 +182,7 @@ def test_bag_errors(tmp_path, synthetic) -> None:
     (tmp_path / "junk").mkdir()
     with pytest.raises(FrameSourceError, match="cannot open"):
         frames_from_bag(tmp_path / "junk", box=(56, 56))
-    two = _write_synthetic_bag(tmp_path / "two", synthetic, mcap=True, colour_topics=("/a/image", "/b/image"))
+    two = write_synthetic_bag(tmp_path / "two", synthetic, mcap=True, colour_topics=("/a/image", "/b/image"))
     with pytest.raises(FrameSourceError,
                        match="several colour image topics in the bag: /a/image, /b/image; choose one with --rgb-topic"):
         frames_from_bag(two, box=(56, 56))
@@ -264,7 +191,7 @@ def test_bag_errors(tmp_path, synthetic) -> None:
         frames_from_bag(two, rgb_topic="/c/image", box=(56, 56))
     with pytest.raises(FrameSourceError, match="carries sensor_msgs/msg/CameraInfo"):
         frames_from_bag(two, rgb_topic="/cam/color/camera_info", box=(56, 56))
-    none = _write_synthetic_bag(tmp_path / "none", synthetic, mcap=False, colour_topics=())
+    none = write_synthetic_bag(tmp_path / "none", synthetic, mcap=False, colour_topics=())
     with pytest.raises(FrameSourceError, match="no colour image topic"):
         frames_from_bag(none, box=(56, 56))
 

@@ -208,3 +208,46 @@ def test_each_unit_imports_alone_in_a_fresh_interpreter() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         failed = [(u, err) for u, rc, err in pool.map(_import_alone, units) if rc]
     assert not failed, "\n\n".join(f"import eps3d_ros.{u} alone failed:\n{err}" for u, err in failed)
+
+
+# ------------------------------------------------------------------------------------------------ sizes
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 80
+
+
+def _size_exceptions() -> dict[str, str]:
+    """README "Size exceptions": ``{"path" or "path: function": why}``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = text[text.index("| file or function | lines | why |"):].split("\n\n")[0].splitlines()[2:]
+    out = {}
+    for row in rows:
+        where, _, why = (c.strip() for c in row.strip("|").split("|"))
+        out[where.strip("`")] = why
+    return out
+
+
+def _oversized() -> dict[str, int]:
+    """Files of ``MAX_FILE_LINES`` lines or more and functions of more than ``MAX_FUNCTION_LINES`` lines (package
+    and tests), ``{"path" or "path: function": lines}``."""
+    out = {}
+    for f in [*_sources(), *sorted((ROOT / "test").rglob("*.py"))]:
+        src = f.read_text(encoding="utf-8")
+        rel = str(f.relative_to(ROOT))
+        if src.count("\n") >= MAX_FILE_LINES:
+            out[rel] = src.count("\n")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    out[f"{rel}: {node.name}"] = n
+    return out
+
+
+def test_files_and_functions_are_short_or_say_why() -> None:
+    exceptions = _size_exceptions()
+    over = _oversized()
+    unexplained = {k: v for k, v in over.items() if k not in exceptions}
+    assert not unexplained, (f"files of {MAX_FILE_LINES}+ lines or functions over {MAX_FUNCTION_LINES} lines: split "
+                             f"them, or say why in README 'Size exceptions': {unexplained}")
+    stale = sorted(set(exceptions) - set(over))
+    assert not stale, f"README 'Size exceptions' lists what is no longer over the limit: {stale}"
+    assert all(why for why in exceptions.values())

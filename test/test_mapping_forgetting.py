@@ -9,7 +9,7 @@ import numpy as np
 
 from eps3d_ros.mapping import MapConfig, ObjectMap
 from eps3d_ros.mapping.visibility import points_seen, seen_places, silhouette_pixels, zbuffer
-from test_mapping_world import Thing, World, map_config, ring, table_world, window
+from helpers.mapping_world import Thing, World, map_config, ring, table_world, window
 
 MUG = 0  # index of the mug at the origin in table_world()
 MUG_AT = np.array([0.0, 0.0, 0.08])

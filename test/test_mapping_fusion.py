@@ -8,7 +8,7 @@ import pytest
 from eps3d_ros.mapping import MapConfig, MapObject, ObjectMap
 from eps3d_ros.mapping.association import KeyCache, associate
 from eps3d_ros.mapping.detections import window_detections
-from test_mapping_world import TEXT, Thing, World, map_config, ring, table_world, window
+from helpers.mapping_world import TEXT, Thing, World, map_config, ring, table_world, window
 
 CENTRE = (0.1, 0.0, 0.0)
 

@@ -12,7 +12,7 @@ from eps3d_ros.io.scene_file import SceneFile, load_scene, save_scene
 from eps3d_ros.mapping import MapConfig, ObjectMap
 from eps3d_ros.text import TextEncoderConfig
 from eps3d_ros.panoptic.clouds import cloud_points, object_cloud
-from test_mapping_world import STUFF, TEXT, VOCAB, ring, table_world, window
+from helpers.mapping_world import STUFF, TEXT, VOCAB, ring, table_world, window
 
 
 def around(world, start: float, stamp: float, **kw):

@@ -10,7 +10,7 @@ import pytest
 from eps3d_ros.io.scene_file import SceneFileError, load_scene, read_scene_header, save_scene
 from eps3d_ros.io.map_file import load_map, save_map
 from eps3d_ros.mapping import MapConfig, ObjectMap
-from test_mapping_world import TEXT, Thing, map_config, ring, table_world, window
+from helpers.mapping_world import TEXT, Thing, map_config, ring, table_world, window
 
 
 def around(world, start: float, stamp: float, **kw):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from conftest import REPO
+from helpers import REPO
 from eps3d_ros.model.bundle import (
     BUNDLE_FILE,
     FINGERPRINT_WORDS,
@@ -51,7 +51,7 @@ def test_the_demo_folder_carries_its_text_encoder_size_and_settings() -> None:
     b = ModelBundle.load(DEMO)
     assert b.kind == "eps3d_ros" and b.notes == ()
     assert b.text.model == "eps3d-tiny-clip" and Path(b.text.pretrained) == (DEMO / "text_encoder.safetensors").resolve()
-    assert b.input_size == (112, 112) and b.settings == {"panoptic.clustering.min_cluster_size": 100}
+    assert b.input_size == (112, 112) and b.settings == {"panoptic.clustering.hdbscan.min_cluster_size": 100}
     assert b.text.fingerprint["words"] == list(FINGERPRINT_WORDS)
     # the same by the weights file's path
     assert ModelBundle.load(DEMO / "model.safetensors").input_size == (112, 112)
@@ -67,7 +67,7 @@ def test_the_release_layout_maps_to_its_published_defaults(release_dir: Path) ->
     resolved, text, line = resolve_config(cfg, b)
     assert (text.model, text.pretrained) == ("ViT-B-32", "openai")
     assert (resolved.pipeline.image_height, resolved.pipeline.image_width) == (448, 448)
-    assert resolved.panoptic.clustering.min_cluster_size == 0  # no recommendation: the reference 400 applies
+    assert resolved.panoptic.clustering.hdbscan.min_cluster_size == 0  # no recommendation: the reference 400 applies
     assert "text encoder ViT-B-32 / openai" in line and "input 448x448" in line
 
 
@@ -93,16 +93,26 @@ def test_explicit_settings_win_and_the_log_line_says_so(demo_copy: Path) -> None
     cfg = Eps3dConfig()
     cfg.model.weights = str(demo_copy)
     cfg.pipeline.image_height, cfg.pipeline.image_width = 224, 224
-    cfg.panoptic.clustering.min_cluster_size = 300
+    cfg.panoptic.clustering.hdbscan.min_cluster_size = 300
     resolved, text, line = resolve_config(cfg, b)
     assert (resolved.pipeline.image_height, resolved.pipeline.image_width) == (224, 224)
-    assert resolved.panoptic.clustering.min_cluster_size == 300
+    assert resolved.panoptic.clustering.hdbscan.min_cluster_size == 300
     assert text.model == "eps3d-tiny-clip"  # left to the model
     assert "overridden by the settings given" in line and "input 224x224 (the model's: 112x112)" in line
-    assert "panoptic.clustering.min_cluster_size=300 (the model's: 100)" in line
+    assert "panoptic.clustering.hdbscan.min_cluster_size=300 (the model's: 100)" in line
     assert cfg.pipeline.image_height == 224 and cfg.text.model == ""  # the caller's config is not changed
     resolved, _, line = resolve_config(Eps3dConfig(model=cfg.model), b)
-    assert resolved.panoptic.clustering.min_cluster_size == 100 and "nothing" not in line
+    assert resolved.panoptic.clustering.hdbscan.min_cluster_size == 100 and "nothing" not in line
+
+
+def test_a_model_folder_with_a_setting_under_its_former_name_still_fills_it(demo_copy: Path) -> None:
+    (demo_copy / "bundle.json").write_text(json.dumps({"format": "eps3d_bundle", "version": 1, "input_size": [112, 112],
+                                                      "settings": {"panoptic.clustering.min_cluster_size": 70}}))
+    cfg = Eps3dConfig()
+    cfg.model.weights = str(demo_copy)
+    resolved, _, line = resolve_config(cfg, ModelBundle.load(demo_copy))
+    assert resolved.panoptic.clustering.hdbscan.min_cluster_size == 70
+    assert "panoptic.clustering.hdbscan.min_cluster_size=70" in line
 
 
 def test_a_different_text_encoder_is_refused_with_both_named(demo_copy: Path) -> None:
@@ -165,7 +175,7 @@ def test_load_reconstructor_with_only_the_folder_runs_redwood_at_the_native_size
     cfg.pipeline.window_size = 3
     rec = load_reconstructor(cfg)
     assert rec.text_encoder.arch == "eps3d-tiny-clip" and rec.input_box == (112, 112)
-    assert rec.config.panoptic.clustering.min_cluster_size == 100
+    assert rec.config.panoptic.clustering.hdbscan.min_cluster_size == 100
     seq = load_rgbd_sequence(REDWOOD)
     frames = [Frame(float(seq.stamps[i]), seq.rgb[i], seq.K, "camera", depth=seq.depth[i]) for i in range(3)]
     snap = rec.run(frames)

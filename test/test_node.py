@@ -7,22 +7,21 @@ poses (``camera_pose`` TransformStamped: there is no tf2 wheel), then listens to
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
 from eps3d_ros.data.synthetic import generate_scene
+from eps3d_ros.frames.frame import synthetic_frames
 from eps3d_ros.msg import ObjectArray
-from eps3d_ros.ros.messages import cloud_to_array, seconds_to_stamp
+from eps3d_ros.ros.messages import cloud_to_array, frame_messages
 from eps3d_ros.ros.scene_publisher import LATCHED
-from node_harness import CAMERA, Harness
+from helpers.node_harness import CAMERA, Harness
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +113,7 @@ def test_query_returns_the_object_nearest_the_ground_truth_centroid() -> None:
         "pipeline.max_alignment_error": 0.25, "pipeline.max_depth_ratio_spread": 0.25,
         "text.model": "eps3d-tiny-clip", "text.pretrained": str(DEMO_MODEL / "text_encoder.safetensors"),
         "panoptic.vocabulary": list(CLASS_NAMES[1:]), "panoptic.stuff": [CLASS_NAMES[i] for i in STUFF_CLASSES],
-        "panoptic.clustering.min_cluster_size": 100, "output.max_cloud_points": 20000,
+        "panoptic.clustering.hdbscan.min_cluster_size": 100, "output.max_cloud_points": 20000,
         "pipeline.image_height": 112, "pipeline.image_width": 112,
         "pipeline.window_size": 4, "pipeline.every_n_frames": 4})
     try:
@@ -149,12 +148,13 @@ def test_query_returns_the_object_nearest_the_ground_truth_centroid() -> None:
 
 
 def test_bad_input_is_reported_and_the_node_keeps_serving(harness, scene) -> None:
-    before = harness.node._stats["bad_input"]
+    stats = harness.node.session.stats
+    before = stats()["bad_input"]
     harness.send(scene, 0, 20.0, encoding="yuv422")  # unsupported encoding
-    assert harness.wait_for(lambda: harness.node._stats["bad_input"] > before, 10)
-    assert "yuv422" in harness.node._stats["last_error"]
+    assert harness.wait_for(lambda: stats()["bad_input"] > before, 10)
+    assert "yuv422" in stats()["last_error"]
     harness.send(scene, 1, 20.5, rgb_override=scene.rgb[1][:42])  # image smaller than its camera_info
-    assert harness.wait_for(lambda: "camera_info is for" in harness.node._stats["last_error"], 10)
+    assert harness.wait_for(lambda: "camera_info is for" in stats()["last_error"], 10)
     assert harness.ask("mug").success  # still serving
 
 
@@ -228,11 +228,11 @@ def test_separate_client_is_answered_while_inference_runs(scene) -> None:
         runs_before = session.stats()["worker_runs"]
         assert h.call(h.reconstruct, Trigger.Request()).success
         assert entered.wait(30)
-        client = Path(__file__).with_name("query_client.py")
+        client = Path(__file__).parent / "helpers" / "query_client.py"
         try:
             proc = subprocess.run([sys.executable, str(client), "/busy/eps3d_node/query_objects", "10", "0.05"],
                                   capture_output=True, text=True, timeout=180)
-            running_throughout = session._worker.running and session.stats()["worker_runs"] == runs_before
+            running_throughout = session.stats()["worker_busy"] and session.stats()["worker_runs"] == runs_before
         finally:
             gate.set()
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -250,9 +250,9 @@ def test_rosbag_replay_with_depth_and_tf_is_metric(tmp_path) -> None:
     """Redwood RGB-D (real sensor) as a rosbag2 → node with depth + poses → cloud on the fused measured cloud."""
     from scipy.spatial import cKDTree
 
-    from conftest import REPO
+    from helpers import REPO
     from eps3d_ros.data.redwood import load_rgbd_sequence
-    from redwood_bag import CAMERA_FRAME, read_bag, write_rgbd_bag
+    from helpers.redwood_bag import CAMERA_FRAME, read_bag, write_rgbd_bag
 
     seq = load_rgbd_sequence(REPO.parent / "shared" / "data" / "redwood_rgbd")
     bag = write_rgbd_bag(seq, tmp_path / "redwood")
@@ -260,11 +260,17 @@ def test_rosbag_replay_with_depth_and_tf_is_metric(tmp_path) -> None:
                                      "pipeline.window_size": 5, "pipeline.every_n_frames": 5,
                                      "pipeline.use_measured_depth": True, "output.max_cloud_points": 20000})
     try:
-        topics = {"/camera/rgb/image": h.rgb, "/camera/depth/image": h.depth, "/camera/rgb/camera_info": h.info,
-                  "/tf": h.pose}
+        topics = {"/camera/rgb/image": h.rgb, "/camera/depth/image": h.depth, "/camera/rgb/camera_info": h.info}
+        received = lambda: h.node.session.health.stats()["input_rgb_received"]  # noqa: E731
         for topic, _, msg in read_bag(bag):
-            topics[topic].publish(msg)
-            time.sleep(0.02)
+            if topic == "/tf":
+                h.publish_pose(msg)  # in the node's pose source before the images of its stamp
+            elif topic == "/camera/rgb/image":
+                before = received()
+                h.rgb.publish(msg)
+                assert h.wait_for(lambda: received() > before, 10)  # a camera's pace: one image after the other
+            else:
+                topics[topic].publish(msg)
         assert h.wait_for(lambda: h.received["semantic"], 120), "no cloud from the bag"
         cloud = h.received["semantic"][-1]
         assert cloud.header.frame_id == "map"
@@ -280,7 +286,7 @@ def test_rosbag_replay_with_depth_and_tf_is_metric(tmp_path) -> None:
         dist, _ = cKDTree(fused[np.isfinite(fused).all(1)][::3]).query(means)
         assert np.percentile(dist, 75) < 0.01, np.percentile(dist, [50, 75, 99])
         assert h.node.session.snapshot.scale_known and h.node.session.snapshot.frame_id == "map"
-        assert CAMERA_FRAME in h.node._poses.frames()
+        assert CAMERA_FRAME in h.node.pose_source.frames()
     finally:
         h.close()
 
@@ -298,11 +304,13 @@ def test_stream_faults_are_logged_and_the_node_recovers(scene) -> None:
         n = h.node.session
         # No camera_info: nothing is synchronised, nothing is buffered, the node keeps running.
         h.send(scene, 0, 40.0, info=False)
-        time.sleep(0.5)
-        assert len(n.buffer) == 0
+        assert h.wait_for(lambda: n.health.stats()["input_rgb_received"] >= 1, 10)
         # Zero / NaN depth: the frame is kept, its depth is all invalid.
         h.send(scene, 0, 41.0, depth_override=np.where(scene.depth[0] > 1.0, np.nan, 0.0).astype(np.float32))
         assert h.wait_for(lambda: len(n.buffer) == 1, 10)
+        # the colour image without camera_info (taken before this one: same subscription, in order) never
+        # became a frame
+        assert [f.stamp for f in n.buffer.frames()] == [41.0]
         assert np.isnan(n.buffer.frames()[-1].depth).all()
         # Out-of-order and stale stamps are refused with a reason.
         h.send(scene, 1, 40.5)
@@ -384,10 +392,13 @@ def test_lifecycle_cycles_leave_one_publisher_per_topic_and_nothing_stale(scene)
             assert len(peer.get_service_names_and_types_by_node("eps3d_node", "/cycles")) > 0
         late = []
         peer.create_subscription(ObjectArray, "eps3d_node/objects", late.append, LATCHED)
-        time.sleep(1.0)
-        assert late == []  # nothing latched from before the cleanups
         r = h.ask("mug")
         assert not r.success and "no scene yet" in r.message
+        for i in range(3):  # a new map: its objects are the first thing the late subscriber receives
+            h.send(scene, i, 70.0 + 0.5 * i)
+        assert h.wait_for(lambda: late, 120)
+        first = late[0].header.stamp.sec + 1e-9 * late[0].header.stamp.nanosec
+        assert first >= 70.0, f"a late subscriber got objects stamped {first:.2f} s, from before the cleanups"
     finally:
         h.close()
 
@@ -404,24 +415,46 @@ def test_max_results_zero_means_no_limit_and_texts_are_echoed_safely(harness, sc
 
 
 def test_camera_info_with_a_principal_point_outside_the_image_is_refused(harness, scene) -> None:
-    from sensor_msgs.msg import CameraInfo as Info
-
-    before = harness.node._stats["bad_input"]
-    K = scene.intrinsics[0].astype(np.float64).copy()
-    K[0, 2] = -5.0
-    ci = Info(height=scene.depth.shape[1], width=scene.depth.shape[2])
-    ci.k = K.reshape(-1).tolist()
-    stamp = seconds_to_stamp(90.0)
-    ci.header.stamp, ci.header.frame_id = stamp, CAMERA
-    img = Image(height=ci.height, width=ci.width, encoding="rgb8", step=3 * ci.width,
-                data=np.ascontiguousarray(scene.rgb[0]).tobytes())
-    img.header = ci.header
-    d = np.ascontiguousarray(scene.depth[0].astype(np.float32))
-    dm = Image(height=ci.height, width=ci.width, encoding="32FC1", step=4 * ci.width, data=d.tobytes())
-    dm.header = ci.header
-    harness.info.publish(ci)
-    harness.depth.publish(dm)
-    harness.rgb.publish(img)
-    assert harness.wait_for(lambda: harness.node._stats["bad_input"] > before, 10)
-    msg = harness.node._stats["last_error"]
+    stats = harness.node.session.stats
+    before = stats()["bad_input"]
+    frame = synthetic_frames(scene, [90.0] * scene.num_views, frame_id=CAMERA)[0]
+    msgs = frame_messages(frame)
+    msgs.info.k[2] = -5.0  # cx
+    harness.info.publish(msgs.info)
+    harness.depth.publish(msgs.depth)
+    harness.rgb.publish(msgs.image)
+    assert harness.wait_for(lambda: stats()["bad_input"] > before, 10)
+    msg = stats()["last_error"]
     assert "principal point (-5, " in msg and "np.float64" not in msg
+
+
+def test_a_failing_activate_returns_failure_with_the_reason_and_unknown_parameters_are_named(capfd) -> None:
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from eps3d_ros.ros.node import Eps3dNode
+    from helpers.node_harness import BASE, overrides
+
+    class NoTimers(Eps3dNode):  # fault injection: the diagnostics timer cannot be made
+        def create_timer(self, *args, **kwargs):
+            raise RuntimeError("no timer left (injected)")
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = NoTimers(context=ctx, namespace="failing", parameter_overrides=overrides(
+        {**BASE, "autostart": False, "pipeline.windowsize": 3, "modle.weights": "x"}))
+    try:
+        assert node.unknown_parameters == {"modle.weights": "model.weights",
+                                           "pipeline.windowsize": "pipeline.window_size"}
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+        assert node._state_machine.current_state[1] == "inactive"  # FAILURE: back where it was, not errorprocessing
+        assert node.pose_source is None and node._input is None  # nothing half-made is left subscribed
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.session is None
+        err = capfd.readouterr().err
+        assert "unknown parameter 'pipeline.windowsize' ignored: did you mean 'pipeline.window_size'?" in err
+        assert "activate failed: RuntimeError: no timer left (injected)" in err
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from eps3d_ros.data.synthetic import generate_sequence
 from eps3d_ros.srv import LoadMap, SaveMap
-from node_client import NodeClient, start_node, stop_node
+from helpers.node_client import NodeClient, start_node, stop_node
 
 DEMO = REPO / "models" / "demo_tiny"
 PARAMS = {"model.weights": str(DEMO), "pipeline.use_measured_depth": True, "pipeline.window_size": 4,
@@ -29,10 +29,13 @@ def test_stable_ids_and_save_load_across_node_processes(tmp_path) -> None:
     client = NodeClient("/mapa")
     try:
         assert client.query.wait_for_service(timeout_sec=120), (tmp_path / "a.log").read_text()[-3000:]
-        client.spin(1.0)  # the node's subscriptions discover the client's publishers
+        assert client.wait_until_heard(), "the node never subscribed to the client's topics"
         seen = []
+        stamps = [100.0 + 0.5 * k for k in range(1, len(frames) + 1)]
+        client.send_poses(frames[:1], stamps[:1])
         for k, f in enumerate(frames, start=1):
-            client.send(f, stamp=100.0 + 0.5 * k)
+            client.send_poses(frames[k:k + 1], stamps[k:k + 1])  # TF runs a frame ahead of the images
+            client.send(f, stamp=stamps[k - 1], pose=False)
             client.spin(0.2)
             if k % 4 == 0:  # one window: wait for its map, keep every version of ~/objects
                 assert client.wait_for(lambda: len(client.objects) > len(seen), 300), \

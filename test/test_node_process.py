@@ -16,17 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from conftest import REPO
+from helpers import REPO
 from eps3d_ros.data.synthetic import generate_scene
-from eps3d_ros.msg import ObjectArray
-from eps3d_ros.ros.messages import seconds_to_stamp
-from eps3d_ros.ros.scene_publisher import LATCHED
-from eps3d_ros.srv import QueryObjects
+from eps3d_ros.frames.frame import Frame
+from helpers.node_client import NodeClient
 
 DEMO = REPO / "models" / "demo_tiny"
 NODE_BIN = Path(sys.executable).parent / "eps3d_node"
@@ -54,8 +48,9 @@ NETWORK_RECORDER = textwrap.dedent('''
 ''')
 
 
-def _frames_640x480(seed: int = 100_001, views: int = 6):
-    """A held-out synthetic scene rendered at 120x160 and enlarged 4x (pixel replication) to 480x640."""
+def _frames_640x480(seed: int = 100_001, views: int = 6) -> list[Frame]:
+    """A held-out synthetic scene rendered at 120x160 and enlarged 4x (pixel replication) to 480x640, without
+    poses (stamps are given when sent)."""
     s = generate_scene(seed=seed, num_views=views, height=120, width=160)
     out = []
     for i in range(views):
@@ -64,61 +59,19 @@ def _frames_640x480(seed: int = 100_001, views: int = 6):
         K = s.intrinsics[i].astype(np.float64).copy()
         K[:2] *= 4.0
         K[:2, 2] -= 0.5  # ROS K puts pixel centres at integers; the generator sampled at +0.5
-        out.append((rgb, depth, K))
+        out.append(Frame(stamp=0.0, rgb=rgb, K=K, frame_id=CAMERA, depth=depth))
     return out
 
 
-class Client:
-    """The separate client: publishes camera frames, listens to the node's outputs."""
-
-    def __init__(self) -> None:
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = Node("eps3d_test_client", context=self.ctx)
-        n = self.node
-        self.rgb = n.create_publisher(Image, "/rgb/image", 10)
-        self.info = n.create_publisher(CameraInfo, "/rgb/camera_info", 10)
-        self.depth = n.create_publisher(Image, "/depth/image", 10)
-        self.clouds: list[PointCloud2] = []
-        self.objects: list[ObjectArray] = []
-        n.create_subscription(PointCloud2, "/eps3d_node/semantic_cloud", self.clouds.append, LATCHED)
-        n.create_subscription(ObjectArray, "/eps3d_node/objects", self.objects.append, LATCHED)
-        self.query = n.create_client(QueryObjects, "/eps3d_node/query_objects")
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(n)
-
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def send(self, frame, stamp: float, depth: bool) -> None:
-        rgb, d, K = frame
-        H, W = rgb.shape[:2]
-        header = Image().header
-        header.stamp, header.frame_id = seconds_to_stamp(stamp), CAMERA
-        info = CameraInfo(header=header, height=H, width=W)
-        info.k = K.reshape(-1).tolist()
-        self.info.publish(info)
-        if depth:
-            self.depth.publish(Image(header=header, height=H, width=W, encoding="32FC1", step=4 * W,
-                                     data=np.ascontiguousarray(d).tobytes()))
-        self.rgb.publish(Image(header=header, height=H, width=W, encoding="rgb8", step=3 * W, data=rgb.tobytes()))
-
-    def feed_until(self, frames, start: float, depth: bool, done, timeout: float = 180.0) -> float:
-        """Frames at 4 Hz (cycling through ``frames``) until ``done()``; returns the next stamp."""
-        stamp, k, end = start, 0, time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < end, "the node produced nothing in time"
-            self.send(frames[k % len(frames)], stamp, depth)
-            stamp, k = stamp + 0.25, k + 1
-            self.spin(0.25)
-        return stamp
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.ctx)
+def _feed_until(client: NodeClient, frames, start: float, depth: bool, done, timeout: float = 180.0) -> float:
+    """Frames at 4 Hz (cycling through ``frames``) until ``done()``; returns the next stamp."""
+    stamp, k, end = start, 0, time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < end, "the node produced nothing in time"
+        client.send(frames[k % len(frames)], stamp, depth=depth, pose=False)
+        stamp, k = stamp + 0.25, k + 1
+        client.spin(0.25)
+    return stamp
 
 
 @pytest.mark.timeout(600)
@@ -134,20 +87,20 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
     t0 = time.monotonic()
     proc = subprocess.Popen([str(NODE_BIN), "--ros-args", "-p", f"model.weights:={DEMO}"], stdout=log,
                             stderr=subprocess.STDOUT, env=env)
-    client = Client()
+    client = NodeClient()
     try:
         assert client.query.wait_for_service(timeout_sec=120.0), (tmp_path / "node.log").read_text()[-3000:]
-        configure_s = time.monotonic() - t0
-        assert configure_s < 30.0, configure_s  # the 60 s of download retries are gone
+        configure_s = time.monotonic() - t0  # reported, not asserted: it depends on the machine's load
+        assert client.wait_until_heard(pose=False), "the node never subscribed to the client's topics"
         frames = _frames_640x480()
 
         # colour + camera_info only: a cloud in the camera frame, scale unknown
-        stamp = client.feed_until(frames, 100.0, depth=False, done=lambda: bool(client.clouds and client.objects))
+        stamp = _feed_until(client, frames, 100.0, depth=False, done=lambda: bool(client.clouds and client.objects))
         assert client.clouds[-1].header.frame_id == CAMERA and client.clouds[-1].width > 0
         assert client.objects[-1].header.frame_id == CAMERA and not client.objects[-1].scale_known
 
         # the same camera with depth: used as it arrives, the scene becomes metric
-        client.feed_until(frames, stamp, depth=True, done=lambda: any(o.scale_known for o in client.objects))
+        _feed_until(client, frames, stamp, depth=True, done=lambda: any(o.scale_known for o in client.objects))
         metric = [o for o in client.objects if o.scale_known][-1]
         assert metric.header.frame_id == CAMERA and metric.objects
     finally:
@@ -161,7 +114,7 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
         log.close()
     output = (tmp_path / "node.log").read_text()
     print(json.dumps({"configure_s": round(configure_s, 2)}))
-    assert not network_log.exists(), network_log.read_text()
+    assert not network_log.exists(), network_log.read_text()  # no download tried (nor its minute of retries)
     assert code == 0 and "Traceback" not in output, output[-3000:]
     # what the model folder filled is said once (core log lines are not printed twice)
     line = [x for x in output.splitlines() if "text encoder eps3d-tiny-clip / text_encoder.safetensors" in x]

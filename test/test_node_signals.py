@@ -4,15 +4,15 @@ traceback, nothing published into a dead context — also while a window is bein
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 
-from conftest import REPO
+from helpers import REPO
 from eps3d_ros.data.synthetic import generate_sequence
-from node_client import NodeClient, start_node, stop_node
+from helpers.node_client import NodeClient, start_node, stop_node
+from helpers.node_harness import wait_for
 
 DEMO = REPO / "models" / "demo_tiny"
 PARAMS = {"model.weights": str(DEMO), "pipeline.window_size": 4, "pipeline.every_n_frames": 4,
@@ -25,16 +25,28 @@ def _clean(log: str) -> None:
 
 
 def _busy_node(tmp_path, name: str):
-    """A node whose first window is being reconstructed right now."""
-    node = start_node(tmp_path / f"{name}.log", PARAMS, f"/{name}")
+    """A node whose window is being reconstructed right now: its diagnostics (1 Hz) just said so. A window takes
+    about a second here, so the status seen is milliseconds old; when a window ended unseen, another is sent.
+    On any failure the node is stopped (no process outlives its test)."""
+    log = tmp_path / f"{name}.log"
+    node = start_node(log, PARAMS, f"/{name}")
     client = NodeClient(f"/{name}")
-    assert client.query.wait_for_service(timeout_sec=120), (tmp_path / f"{name}.log").read_text()[-3000:]
-    client.spin(1.0)
-    for k, f in enumerate(generate_sequence(4, num_frames=4, height=112, width=112).frames("camera_optical")):
-        client.send(f, stamp=50.0 + 0.5 * k)
-        client.spin(0.1)
-    client.spin(0.5)  # the window is queued with the 4th frame; a demo window takes seconds on this CPU
-    return node, client
+    try:
+        assert client.query.wait_for_service(timeout_sec=120), log.read_text()[-3000:]
+        assert client.wait_until_heard(), "the node never subscribed to the client's topics"
+        frames = list(generate_sequence(4, num_frames=4, height=112, width=112).frames("camera_optical"))
+        for attempt in range(10):
+            seen = len(client.diagnostics)
+            for k, f in enumerate(frames):  # the 4th frame queues a window
+                client.send(f, stamp=50.0 + 2.0 * attempt + 0.5 * k)
+            if client.wait_for(lambda: len(client.diagnostics) > seen and
+                               client.diagnostics[-1].get("worker_busy") == "True", 30):
+                return node, client
+        raise AssertionError("no window was ever seen running: " + log.read_text()[-3000:])
+    except BaseException:
+        client.close()
+        stop_node(node)
+        raise
 
 
 @pytest.mark.timeout(600)
@@ -54,7 +66,10 @@ def test_a_second_ctrl_c_while_closing_is_no_traceback(tmp_path) -> None:
     node, client = _busy_node(tmp_path, "twice")
     try:
         node.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        # the session says it closes once the node has stopped listening to signals and begun closing
+        log = tmp_path / "twice.log"
+        assert wait_for(lambda: "session closing" in log.read_text(), 60), log.read_text()[-3000:]
+        assert node.poll() is None, "the node ended before the second Ctrl-C: the closing path was not exercised"
         code = stop_node(node, signal.SIGINT)
     finally:
         client.close()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from eps3d_ros.panoptic.cells import BallCells
-from eps3d_ros.panoptic.clustering import ClusteringConfig, cluster_instances, sample_labels
+from eps3d_ros.panoptic.clustering import ClusteringConfig, cluster_instances
+from eps3d_ros.panoptic.hdbscan_clusterer import HdbscanSettings, sample_labels
 from eps3d_ros.panoptic.mst import mutual_reachability_mst
 
 
@@ -106,8 +107,8 @@ def test_bad_input_is_named() -> None:
         mutual_reachability_mst(torch.rand(5, 3), min_samples=5)
     with pytest.raises(ValueError, match="NaN"):
         mutual_reachability_mst(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0]]))
-    with pytest.raises(ValueError, match="clustering.backend"):
-        ClusteringConfig(backend="fast").validate()
+    with pytest.raises(ValueError, match="clustering.hdbscan.backend"):
+        ClusteringConfig(hdbscan=HdbscanSettings(backend="fast")).validate()
 
 
 def test_two_points_and_identical_points() -> None:
@@ -152,7 +153,8 @@ def test_backends_give_identical_instance_ids_on_scene_features() -> None:
     feats = np.stack([codes[k] for k in key]) + 0.3 * rng.normal(size=(len(key), 32))
     feats = torch.from_numpy(feats.astype(np.float32))
     opac = torch.from_numpy(rng.uniform(0.0, 1.0, len(key)).astype(np.float32))
-    out = {b: cluster_instances(feats, opac, ClusteringConfig(min_cluster_size=60, max_samples=3000, backend=b))
+    out = {b: cluster_instances(feats, opac, ClusteringConfig(
+               max_samples=3000, hdbscan=HdbscanSettings(min_cluster_size=60, backend=b)))
            for b in ("torch", "hdbscan")}
     assert out["torch"].num_instances >= 3
     assert torch.equal(out["torch"].ids, out["hdbscan"].ids)

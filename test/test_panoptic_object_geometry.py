@@ -15,7 +15,7 @@ from eps3d_ros.panoptic import PanopticConfig, SemanticSpace
 from eps3d_ros.panoptic.build import assemble_scene
 from eps3d_ros.panoptic.geometry import grouped_neighbours
 from eps3d_ros.panoptic.merging import merge_clusters
-from test_panoptic_pooling import FixedPrototypes
+from helpers.scenes import FixedPrototypes
 
 
 def box_points(rng, lo, hi, n) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from eps3d_ros.panoptic.clustering import ClusteringConfig, cluster_instances
+from eps3d_ros.panoptic.hdbscan_clusterer import HdbscanSettings
 from eps3d_ros.panoptic.geometry import knn_outliers, oriented_box
 from eps3d_ros.panoptic.semantic_space import SemanticSpace
 from eps3d_ros.geometry.slerp import slerp, weighted_slerp_pool
@@ -88,7 +89,8 @@ def agreement(ids: np.ndarray, gt: np.ndarray) -> float:
 
 def test_clustering_recovers_blobs_with_subsample_and_is_seeded() -> None:
     x, gt = blobs(6000, 4, 0.15)
-    cfg = ClusteringConfig(min_cluster_size=400, max_samples=1500, seed=3)  # 400 of 6000 → 100 of 1500
+    # 400 of 6000 → 100 of 1500
+    cfg = ClusteringConfig(max_samples=1500, seed=3, hdbscan=HdbscanSettings(min_cluster_size=400))
     r = cluster_instances(x, torch.ones(6000), cfg)
     assert r.num_instances == 4 and r.sample_size == 1500
     assert (r.ids > 0).all() and agreement(r.ids.numpy(), gt.numpy()) == 1.0
@@ -106,7 +108,7 @@ def test_clustering_handles_low_opacity_noise_and_degenerate_inputs() -> None:
     far = torch.nn.functional.normalize(torch.randn(50, 32), dim=-1) * 3
     x = torch.cat([x, far])
     opac = torch.cat([opac, torch.ones(50)])
-    r = cluster_instances(x, opac, ClusteringConfig(min_cluster_size=50, min_similarity=0.8))
+    r = cluster_instances(x, opac, ClusteringConfig(min_similarity=0.8, hdbscan=HdbscanSettings(min_cluster_size=50)))
     assert (r.ids[:100] == 0).all()  # transparent Gaussians are not assigned
     assert (r.ids[3000:] == 0).float().mean() > 0.8  # random directions resemble no centroid
     assert r.num_instances == 3
@@ -116,7 +118,7 @@ def test_clustering_handles_low_opacity_noise_and_degenerate_inputs() -> None:
     nanx = torch.full((10, 32), float("nan"))
     assert cluster_instances(nanx, torch.ones(10)).num_instances == 0
     with pytest.raises(ValueError, match="min_cluster_size"):
-        cluster_instances(x, opac, ClusteringConfig(min_cluster_size=1))
+        cluster_instances(x, opac, ClusteringConfig(hdbscan=HdbscanSettings(min_cluster_size=1)))
 
 
 def test_oriented_box_of_a_rotated_cuboid() -> None:

@@ -14,6 +14,7 @@ from eps3d_ros.panoptic.geometry import grouped_knn_outliers, knn_outliers
 from eps3d_ros.panoptic.pooling import pool_embeddings
 from eps3d_ros.panoptic.scene import UNKNOWN
 from eps3d_ros.geometry.slerp import weighted_slerp_pool
+from helpers.scenes import FixedPrototypes
 
 
 def space(seed: int = 0, dim: int = 512, cs: int = 32) -> SemanticSpace:
@@ -114,20 +115,6 @@ def test_votes_equal_per_cluster_votes() -> None:
         m = (slot == c) & (labels != UNKNOWN)
         want = UNKNOWN if not m.any() else int(np.argmax(np.bincount(labels[m], weights=opac[m], minlength=k)))
         assert got[c] == want
-
-
-class FixedPrototypes:
-    """A text encoder stand-in with fixed class embeddings (the scene only asks for prototypes)."""
-
-    def __init__(self, vocab: list[str], dim: int = 512) -> None:
-        g = torch.Generator().manual_seed(3)
-        self.table = {v: torch.nn.functional.normalize(torch.randn(dim, generator=g), dim=0) for v in vocab}
-
-    def prototypes(self, names):
-        return torch.stack([self.table[n] for n in names])
-
-    def encode(self, texts):
-        raise NotImplementedError
 
 
 def reference_objects(scene_in: dict, sp: SemanticSpace, cfg: PanopticConfig, labels: np.ndarray):

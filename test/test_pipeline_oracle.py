@@ -10,7 +10,9 @@ import torch
 
 from eps3d_ros.data import generate_sequence
 from eps3d_ros.panoptic import Scene
-from eps3d_ros.pipeline import Cameras, Frame, SceneSnapshot
+from eps3d_ros.frames import Frame
+from eps3d_ros.geometry import Cameras
+from eps3d_ros.pipeline import SceneSnapshot
 from eps3d_ros.eval.oracle import OracleReconstructor
 
 STRIDE = 2

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eps3d_ros.io.ply import SH_C0, read_gaussian_ply, read_ply, write_gaussian_ply
-from test_scene_file import VOCAB, make_scene
+from helpers.scenes import VOCAB, make_scene
 
 STANDARD = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)]
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])

@@ -9,7 +9,7 @@ import pytest
 
 from eps3d_ros.data.redwood import load_rgbd_sequence, read_trajectory_log
 
-from conftest import REPO
+from helpers import REPO
 
 ROOT = REPO.parent / "shared" / "data" / "redwood_rgbd"
 

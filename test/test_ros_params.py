@@ -46,7 +46,7 @@ def test_values_validate_with_named_errors() -> None:
     values = {k: v for k, v in yaml_values().items() if k not in NODE_ONLY}
     values["model.allow_random_weights"] = True
     cfg = config_from_values(values)
-    assert cfg.pipeline.window_size == 4 and cfg.panoptic.clustering.min_cluster_size == 0  # 0: the model's
+    assert cfg.pipeline.window_size == 4 and cfg.panoptic.clustering.hdbscan.min_cluster_size == 0  # 0: the model's
     assert cfg.pipeline.use_depth == "auto" and cfg.pipeline.image_height == 0 and cfg.text.model == ""
     with pytest.raises(ValueError, match="model.weights is empty"):
         config_from_values({**values, "model.allow_random_weights": False})

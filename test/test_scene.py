@@ -9,6 +9,7 @@ import torch
 from eps3d_ros.conventions import covariance_from_scale_rotation
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, render_panoptic_views
+from eps3d_ros.panoptic.hdbscan_clusterer import HdbscanSettings
 from eps3d_ros.text import TextEncoder, create_text_encoder
 from eps3d_ros.text.clip import register_tiny_test_model
 from eps3d_ros.render import render_gaussians
@@ -68,7 +69,8 @@ def crafted(n_obj: int = 600, seed: int = 0, strays: int = 0) -> tuple[Gaussians
 
 
 def config(**kw) -> PanopticConfig:
-    base = dict(vocabulary=VOCAB, stuff=["floor", "table"], clustering=ClusteringConfig(min_cluster_size=200))
+    base = dict(vocabulary=VOCAB, stuff=["floor", "table"],
+                clustering=ClusteringConfig(hdbscan=HdbscanSettings(min_cluster_size=200)))
     return PanopticConfig(**{**base, **kw})
 
 
@@ -191,13 +193,14 @@ def test_tiny_network_end_to_end(encoder) -> None:
     model = EPS3D(EPS3DConfig.from_preset("tiny")).eval()
     with torch.no_grad():
         pred = model(torch.rand(1, 2, 3, 56, 56))
-    scene = build_scene(pred, model, encoder, PanopticConfig(clustering=ClusteringConfig(min_cluster_size=50)))
+    clustering = ClusteringConfig(hdbscan=HdbscanSettings(min_cluster_size=50))
+    scene = build_scene(pred, model, encoder, PanopticConfig(clustering=clustering))
     n = 2 * 56 * 56
     assert scene.means.shape == (n, 3) and scene.labels.shape == (n,) and scene.colors.max() <= 1.0
     assert ((scene.labels >= -1) & (scene.labels < len(scene.vocabulary))).all()
     for o in scene.objects:
         assert np.all(scene.instance_ids[o.indices] == (o.id if o.is_thing else 0))
-    assert scene.metadata["hdbscan_samples"] <= n
+    assert scene.metadata["clustered_samples"] <= n
     assert scene.splats.scales.shape == (n, 3) and scene.splats.rotations.shape == (n, 4)
     assert scene.splats.harmonics.shape == (n, 3, 25)
     np.testing.assert_allclose(scene.splats.scales, pred.gaussians.scales[0].numpy())
@@ -209,7 +212,8 @@ def test_render_panoptic_views_labels_covered_pixels(encoder, space) -> None:
     E = torch.tensor([[[1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, -1.0, 3.0]]])
     K = torch.tensor([[[300.0, 0, 40], [0, 300.0, 30], [0, 0, 1]]])
     views = render_panoptic_views(gs, E, K, 60, 80, space, encoder.prototypes(VOCAB),
-                                  ClusteringConfig(min_cluster_size=50, min_opacity=0.5, allow_single_cluster=False))
+                                  ClusteringConfig(min_opacity=0.5, hdbscan=HdbscanSettings(
+                                      min_cluster_size=50, allow_single_cluster=False)))
     assert views.semantic.shape == (1, 60, 80) and views.instance.shape == (1, 60, 80)
     covered = views.alpha[0] >= 0.5
     assert covered.mean() > 0.5

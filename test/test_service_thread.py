@@ -11,7 +11,7 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from eps3d_ros.ros.service_thread import ServiceThread
-from node_harness import wait_for
+from helpers.node_harness import wait_for
 
 
 def test_answers_without_the_nodes_executor_and_goes_away_on_destroy() -> None:

@@ -206,7 +206,7 @@ def test_closed_sessions_take_no_frames_and_publish_nothing(sequence, oracle) ->
 
 
 def test_from_model_dir_fills_from_the_bundle() -> None:
-    from conftest import REPO
+    from helpers import REPO
 
     s = Session.from_model_dir(REPO / "models" / "demo_tiny", pipeline={"window_size": 3}, **{"map.max_objects": 50})
     try:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from eps3d_ros.data import CLASS_NAMES, COLOURS, SyntheticScene, generate_scene
-from primitive_geometry import inside, surface_distance
+from helpers.primitive_geometry import inside, surface_distance
 
 SEEDS = (0, 1, 2, 3, 4, 5)
 H, W = 96, 128  # non-square on purpose: catches (u, v) / (H, W) mix-ups

@@ -16,7 +16,7 @@ from eps3d_ros.data import CLASS_NAMES, SyntheticSequence, generate_scene, gener
 from eps3d_ros.data.room_layout import min_distance_to_furniture
 from eps3d_ros.data.synthetic import with_objects_removed
 from eps3d_ros.frames.frame import Frame
-from primitive_geometry import surface_distance
+from helpers.primitive_geometry import surface_distance
 
 SEEDS = (0, 1, 2)  # coverage is checked at the size the evaluation uses: 60 frames of 112 x 112
 T, H, W = 60, 112, 112

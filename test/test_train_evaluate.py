@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from test_pipeline_synthetic import oracle_gaussians
+from helpers.synthetic import oracle_gaussians
 
 from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.model import Gaussians
@@ -50,7 +50,7 @@ def test_measured_queries_with_oracle_features_find_the_nearest_object() -> None
     protos = encoder.prototypes(vocab)
     pad = torch.nn.functional.normalize(torch.randn(512, 32 - len(vocab), generator=torch.Generator().manual_seed(0)), dim=0)
     space = SemanticSpace(torch.cat([protos.T, 0.01 * pad], dim=1), torch.zeros(512))
-    cfg = EvalConfig(min_cluster_size=100, min_object_points=20)
+    cfg = EvalConfig(settings={"panoptic.clustering.hdbscan.min_cluster_size": 100, "panoptic.min_object_points": 20})
     pcfg = panoptic_config(list(scene.class_names), list(scene.stuff), cfg)
     world = np.stack([scene.world_points(v) for v in range(scene.num_views)])
     rows = _measured_queries(SimpleNamespace(gaussians=pixel_aligned_oracle(scene)), space, encoder, pcfg, world,

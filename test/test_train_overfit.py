@@ -43,7 +43,7 @@ def test_one_scene_overfit_every_term_falls_and_renders_sharpen(tmp_path) -> Non
     tr = Trainer(cfg)
     scene = generate_scene(SEED, 4, SIZE, SIZE)
     ecfg = EvalConfig(num_views=4, height=SIZE, width=SIZE, path_2d=False, queries=False, measured_queries=False,
-                      depth_size_offsets=(), min_cluster_size=20)
+                      depth_size_offsets=(), settings={"panoptic.clustering.hdbscan.min_cluster_size": 20})
     start = evaluate_scene(tr.model.eval(), tr.text_encoder, scene, ecfg)
     before = tr.losses_at(0)
     assert set(before) == set(TERMS)

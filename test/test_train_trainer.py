@@ -157,7 +157,7 @@ def test_fit_writes_logs_checkpoint_and_a_loadable_model(tmp_path, text_weights)
 
     bundle = ModelBundle.load(summary["export"])
     assert bundle.input_size == (42, 42) and bundle.notes == () and bundle.text.fingerprint is not None
-    assert bundle.settings == {"panoptic.clustering.min_cluster_size": 100}
+    assert bundle.settings == {"panoptic.clustering.hdbscan.min_cluster_size": 100}
     bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
 
 

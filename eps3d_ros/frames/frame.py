@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Frame", "synthetic_frames"]
+__all__ = ["Frame", "check_intrinsics", "synthetic_frames"]
 
 
 @dataclass(frozen=True, eq=False)  # identity equality/hash: numpy fields have no truth value
@@ -89,6 +89,23 @@ class Frame:
     @property
     def has_pose(self) -> bool:
         return self.pose is not None
+
+
+def check_intrinsics(K: Any, height: int, width: int, source: str = "K") -> np.ndarray:
+    """``K [3, 3]`` (or 9 values, row-major, as ``CameraInfo.k``) of a ``height x width`` camera image, checked
+    where frames come in (the node's camera_info, a bag's, an image folder's calibration): finite, positive
+    focal lengths and a principal point on the image (pixel centres from 0 to W-1; half a pixel of slack). A
+    frame made later by the intake (crops) is not held to this. ``source`` names it in the error."""
+    try:
+        K = _check_K(K)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e} (is the camera calibrated?)") from None
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+        values = ", ".join(f"{float(v):g}" for v in K.reshape(-1))
+        raise ValueError(f"{source}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image: K is "
+                         f"[{values}] (row-major fx 0 cx 0 fy cy 0 0 1)")
+    return K
 
 
 def _as_float(v: Any, name: str) -> float:

@@ -56,6 +56,29 @@ class Sim3:
         R = nearest_rotation(m[:3, :3])
         return cls(scale, R, scale * m[:3, 3])
 
+    @classmethod
+    def from_matrix(cls, m: np.ndarray, atol: float = 1e-6) -> "Sim3":
+        """The similarity of a homogeneous ``[4, 4]`` ``[[s R, t], [0, 1]]`` (a rigid transform: ``s = 1``); a
+        matrix that is not one (shear, reflection, a projective last row) is a ``ValueError``."""
+        m = np.asarray(m, dtype=np.float64)
+        if m.shape != (4, 4) or not np.isfinite(m).all():
+            raise ValueError(f"a similarity matrix is a finite [4, 4], got shape {m.shape}")
+        if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0], atol=atol):
+            raise ValueError(f"a similarity matrix has the last row [0, 0, 0, 1], got {m[3].tolist()}")
+        A = m[:3, :3]
+        det = float(np.linalg.det(A))
+        if not det > 0:
+            raise ValueError(f"not a similarity: det of the linear part is {det:g} (a reflection or degenerate)")
+        s = det ** (1.0 / 3.0)
+        R = A / s
+        if not np.allclose(R.T @ R, np.eye(3), atol=max(atol, 1e-9) * 10):
+            raise ValueError("not a similarity: the linear part is not a scaled rotation (shear or anisotropic scale)")
+        return cls(s, nearest_rotation(R), m[:3, 3])
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and bool(np.all(self.R == np.eye(3))) and not bool(np.any(self.t))
+
     @property
     def matrix(self) -> np.ndarray:
         """``[4, 4]`` homogeneous ``[[s R, t], [0, 1]]``."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..frames.frame import Frame
+from ..frames.frame import Frame, check_intrinsics
 from ..frames.intake import prepare_frame, select_indices
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 
@@ -185,7 +185,8 @@ def frames_from_images(
         depth = None
         if depths is not None:
             depth = match_depth_size(_read_depth(depths[i], depth_scale), H, W, str(depths[i]))
-        Ki = guess_intrinsics(H, W, hfov_deg) if K is None else scale_intrinsics(K, K_size, (H, W), files[i].name)
+        Ki = guess_intrinsics(H, W, hfov_deg) if K is None else check_intrinsics(
+            scale_intrinsics(K, K_size, (H, W), files[i].name), H, W, f"the intrinsics of {files[i].name}")
         pose = None if poses is None else poses[i]
         frames.append(prepare_frame(Frame(stamp=i / fps, rgb=rgb, K=Ki, frame_id=frame_id, depth=depth, pose=pose),
                                     box))

@@ -7,10 +7,11 @@ window updates it, so lists of map objects handed to other threads never change 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..geometry.similarity import Sim3
 from ..panoptic.geometry import OrientedBox
 from .voxels import VoxelSet
 
@@ -44,6 +45,19 @@ class MapObject:
         arrays = (self.centroid, self.aabb_min, self.aabb_max, self.embedding, self.points, self.colors,
                   self.point_weights, self.obb.center, self.obb.rotation, self.obb.extent)
         return int(sum(a.nbytes for a in arrays))
+
+
+def moved_object(obj: MapObject, sim3: Sim3) -> MapObject:
+    """``obj`` with its geometry (centroid, boxes, points) mapped by ``sim3`` into another frame, e.g. a query's
+    target frame; the map's own object is not changed."""
+    if sim3.is_identity:
+        return obj
+    obb = obj.obb.moved(sim3)
+    corners = obb.corners()
+    points = sim3.apply(obj.points).astype(np.float32)
+    points.setflags(write=False)
+    return replace(obj, centroid=sim3.apply(obj.centroid), obb=obb, aabb_min=corners.min(0), aabb_max=corners.max(0),
+                   points=points, voxel_size=obj.voxel_size * sim3.scale)
 
 
 def label_from_evidence(evidence: Mapping[str, float], current: str | None = None) -> str:

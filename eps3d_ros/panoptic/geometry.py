@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry.similarity import Sim3
+
 
 @dataclass(frozen=True)
 class OrientedBox:
@@ -17,6 +19,11 @@ class OrientedBox:
         """``[8, 3]`` world corners."""
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
         return self.center + (signs * self.extent / 2) @ self.rotation.T
+
+    def moved(self, sim3: Sim3) -> "OrientedBox":
+        """The box mapped by ``x ↦ s R x + t``: centre mapped, axes rotated, extents scaled."""
+        return OrientedBox(center=sim3.apply(self.center), rotation=sim3.R @ self.rotation,
+                           extent=sim3.scale * self.extent)
 
 
 def oriented_box(points: np.ndarray) -> OrientedBox:

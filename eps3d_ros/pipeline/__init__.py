@@ -1,90 +1,38 @@
-"""The perception pipeline between the ROS glue and the core: frames, keyframes, alignment, one inference worker.
+"""The running pipeline, without ROS: a :class:`Session` takes frames and keeps one object map.
 
-No rclpy and no ROS message types here: the node converts messages to plain values and composes
+    session = Session.from_model_dir("models/demo_tiny")     # or Session(config, load_reconstructor(config))
+    session.offer(frame)                                      # a Frame (eps3d_ros.frames): buffered, windows queued
+    session.map.objects, session.query("red mug")
 
-    sync = ApproximateTimeSynchronizer(2, cfg.pipeline.sync_queue_size, cfg.pipeline.sync_slop, on_pair)
-    frame = prepare_frame(Frame(stamp, decode_color(...), K, frame_id, depth=decode_depth(...), pose=pose_from_tf), box)
-    buffer.add(frame); buffer.ready() → worker.submit(buffer.select_window())
-    worker → Reconstructor.run(window) → SceneSnapshot → cloud_points(snapshot.scene, "semantic", ...)
+What a session is made of: the frame buffer (:mod:`.frame_buffer`), one inference thread (:mod:`.worker`), the
+reconstruction of a window (:mod:`.reconstruct`: network, metric alignment, panoptic stage), the model folder's
+loading (:mod:`.loading`), the input health (:mod:`.input_health`) and queries on the map (:mod:`.map_query`).
+The node (``eps3d_ros.ros``) and ``eps3d run`` drive the same session.
 """
 
-from ..geometry.alignment import (
-    Alignment,
-    AlignmentError,
-    Sim3,
-    camera_centers,
-    depth_scale_ratio,
-    metric_alignment,
-    transform_gaussians,
-    umeyama_sim3,
-)
-from ..geometry.cameras import Cameras, cameras_from_prediction
-from ..panoptic.clouds import (
-    CLOUD_DTYPE,
-    UNKNOWN_LABEL,
-    cloud_fields,
-    cloud_points,
-    cloud_to_bytes,
-    instance_color,
-    label_color,
-    object_cloud,
-    pack_rgb,
-    unpack_rgb,
-    voxel_downsample,
-)
-from ..settings.tree import Eps3dConfig, ModelSourceConfig, OutputConfig, PipelineConfig
 from .frame_buffer import DROP_REASONS, AddResult, EmptyBufferError, FrameBuffer
-from ..frames.frame import Frame, synthetic_frames
-from ..frames.images import UnsupportedEncoding, decode_color, decode_depth
-from ..frames.intake import fit_frame, network_size, prepare_frame, select_indices, select_keyframes, window_frames
+from .input_health import InputHealth
+from .loading import load_reconstructor, resolve_config
+from .map_query import QueryAnswer, answer_query
 from .reconstruct import Reconstructor, SceneSnapshot, measured_world_points
-from ..frames.time_sync import ApproximateTimeSynchronizer
+from .session import ConfigChange, Session, SessionUpdate
 from .worker import InferenceWorker
 
 __all__ = [
-    "Alignment",
-    "AlignmentError",
-    "Sim3",
-    "camera_centers",
-    "depth_scale_ratio",
-    "metric_alignment",
-    "transform_gaussians",
-    "umeyama_sim3",
-    "Cameras",
-    "cameras_from_prediction",
-    "CLOUD_DTYPE",
-    "UNKNOWN_LABEL",
-    "cloud_fields",
-    "cloud_points",
-    "cloud_to_bytes",
-    "instance_color",
-    "label_color",
-    "object_cloud",
-    "pack_rgb",
-    "unpack_rgb",
-    "voxel_downsample",
-    "Eps3dConfig",
-    "ModelSourceConfig",
-    "OutputConfig",
-    "PipelineConfig",
     "DROP_REASONS",
     "AddResult",
+    "ConfigChange",
     "EmptyBufferError",
     "FrameBuffer",
-    "Frame",
-    "synthetic_frames",
-    "UnsupportedEncoding",
-    "decode_color",
-    "decode_depth",
-    "fit_frame",
-    "network_size",
-    "prepare_frame",
-    "select_indices",
-    "select_keyframes",
-    "window_frames",
+    "InferenceWorker",
+    "InputHealth",
+    "QueryAnswer",
     "Reconstructor",
     "SceneSnapshot",
+    "Session",
+    "SessionUpdate",
+    "answer_query",
+    "load_reconstructor",
     "measured_world_points",
-    "ApproximateTimeSynchronizer",
-    "InferenceWorker",
+    "resolve_config",
 ]

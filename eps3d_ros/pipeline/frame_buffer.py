@@ -14,8 +14,8 @@ Admission rules (each refusal or drop has a reason string the node can log, and 
   cameras) is accepted and noted; a window of mixed sizes is brought to one network size by the
   intake (:mod:`eps3d_ros.frames.intake`), so nothing is dropped. Each frame keeps its own K;
 * ``time_jump``: after ``time_jump_frames`` consecutive ``stale`` refusals the clock evidently went
-  back (a looping bag, a restarted simulator): the buffer resets and takes the frame. The node may
-  also call :meth:`FrameBuffer.reset` from a ROS time-jump handler.
+  back (a looping bag, a restarted simulator): the buffer resets and takes the frame. ``~/reset``
+  (:meth:`~eps3d_ros.pipeline.session.Session.reset`) empties it by hand.
 
 Keyframes: :meth:`FrameBuffer.select_window`, by the rules of :func:`~eps3d_ros.frames.intake.select_keyframes`.
 """

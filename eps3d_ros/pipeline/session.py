@@ -19,6 +19,9 @@ What a session owns, and the rules it keeps:
   result with an older relabelled one;
 * the **object map** (:class:`~eps3d_ros.mapping.ObjectMap`): every window fused in the map frame, with
   stable ids; without metric poses it holds the latest window only (its update says so, the log once);
+* the **input health** (:attr:`health`, :class:`~eps3d_ros.pipeline.input_health.InputHealth`): what arrived,
+  what was used or refused and why, frames without a pose; and the counters of :meth:`stats` (bad input, the
+  last error, the time the listener took to publish);
 * the **runtime configuration**: :meth:`update` swaps in a new config object (the one in use is never
   edited in place); settings outside :data:`~eps3d_ros.settings.tree.RUNTIME_SETTINGS` need a new
   session and are returned as pending;
@@ -46,8 +49,10 @@ from typing import Any
 from ..io.map_file import load_map, save_map
 from ..mapping import MapMatch, MapUpdate, ObjectMap
 from ..panoptic.build import relabel_scene
+from ..settings.dotted import set_dotted
 from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
+from .input_health import InputHealth
 from ..frames.frame import Frame
 from ..frames.intake import prepare_frame
 from .reconstruct import Cancelled, SceneSnapshot
@@ -99,7 +104,9 @@ class Session:
         self._generation = 0  # bumped by reset: results of windows started before it are dropped
         self._snapshot: SceneSnapshot | None = None
         self._closing = False
-        self._stats = {"windows": 0, "failures": 0, "dropped_after_reset": 0, "last_error": "", "last_fusion_s": 0.0}
+        self._stats = {"windows": 0, "failures": 0, "dropped_after_reset": 0, "bad_input": 0, "last_error": "",
+                       "last_fusion_s": 0.0, "publish_s": 0.0}
+        self.health = InputHealth({}, self._config.pipeline.use_depth, self._config.pipeline.sync_slop)
         self._last_note: dict[str, float] = {}
         self.last_offer: AddResult | None = None
         self._running_cancel = threading.Event()  # set to abandon the window being reconstructed
@@ -119,7 +126,7 @@ class Session:
                 flat.update({f"{key}.{k}": v for k, v in value.items()})
             else:
                 flat[key] = value
-        _assign(config, flat)
+        set_dotted(config, flat)
         reconstructor = load_reconstructor(config)
         return cls(reconstructor.config, reconstructor)
 
@@ -163,20 +170,44 @@ class Session:
         return out
 
     # ------------------------------------------------------------------------------------ frames
+    def watch_inputs(self, topics: Mapping[str, str]) -> InputHealth:
+        """Start the input health afresh for the inputs ``{"rgb" | "info" | "depth": topic name}`` (the node: on
+        activate); returns it for the subscriptions to report to."""
+        p = self._config.pipeline
+        self.health = InputHealth(dict(topics), p.use_depth, p.sync_slop)
+        return self.health
+
     def offer(self, frame: Frame, now: float | None = None) -> bool:
         """Fit ``frame`` to the network size, buffer it, and queue a window every ``every_n_frames``; False when it
         was refused (:attr:`last_offer` says why) or the session is closed. ``now``: the current time on the
         stamps' clock (the node's), to refuse stamps from the future."""
         if self._closing:
             return False
+        health = self.health
+        (health.without_pose if frame.pose is None else health.with_pose)(frame.frame_id)
         frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
         result = self.buffer.offer(frame, now)
         self.last_offer = result
+        if result.accepted:
+            health.used(frame.stamp)
+        else:
+            health.refused(result.reason, result.message)
         if result.message:
             self._note(f"buffer:{result.reason}", result.message, logging.WARNING, every_s=5.0)
         if result.accepted and self.buffer.ready():
             self._worker.submit(self.buffer.select_window())
         return result.accepted
+
+    def refuse_input(self, message: str) -> None:
+        """Input that could not become a frame (an unsupported encoding, a camera_info that does not fit the
+        image ...): counted as ``bad_input``, kept as the last error, reported to the input health."""
+        self._stats["bad_input"] += 1
+        self._stats["last_error"] = message
+        self.health.refused("bad_input", message)
+
+    def record_publish(self, seconds: float) -> None:
+        """How long the listener took to publish the latest update (for diagnostics)."""
+        self._stats["publish_s"] = float(seconds)
 
     def reconstruct_now(self) -> tuple[bool, str]:
         """Queue a window of the buffered frames now (``~/reconstruct``): ``(queued, message)``."""
@@ -220,7 +251,7 @@ class Session:
         pending = changed - live
         if live:
             merged = copy.deepcopy(self._config)
-            _assign(merged, {k: new_leaves[k] for k in live})
+            set_dotted(merged, {k: new_leaves[k] for k in live})
             _checked(merged)
             self._config = merged  # readers holding the old object keep a consistent one
             self.buffer.config = merged.pipeline
@@ -255,6 +286,8 @@ class Session:
         """Stop taking frames, drop queued work, abandon a running window (a reconstructor with ``run(frames,
         cancel)`` stops at its next network block or stage; another finishes, unpublished); True when the
         worker ended within ``timeout``."""
+        if not self._closing:
+            log.info("session closing: no more frames; queued windows dropped, a running one abandoned")
         self._closing = True
         self._running_cancel.set()
         return self._worker.stop(timeout)
@@ -345,16 +378,3 @@ def _checked(config: Eps3dConfig) -> Eps3dConfig:
     for part in (config.panoptic, config.pipeline, config.output, config.map):
         part.validate()
     return config
-
-
-def _assign(config: Any, values: Mapping[str, Any]) -> None:
-    """Set dotted leaves of a config tree; unknown names are an error that names them."""
-    known = config_leaves(config)
-    for name, value in values.items():
-        if name not in known:
-            raise ValueError(f"unknown setting {name!r}")
-        *path, leaf = name.split(".")
-        target = config
-        for part in path:
-            target = getattr(target, part)
-        setattr(target, leaf, list(value) if isinstance(value, (list, tuple)) else value)

@@ -10,8 +10,7 @@ windows at once.
 * for a window the thread runs ``reconstructor.run(frames)`` (or calls the reconstructor when it has no
   ``run``), then ``on_result(snapshot)``; an exception goes to ``on_error(exception, frames)`` and the
   thread keeps serving (exceptions raised by callbacks and jobs are logged and swallowed, for the same
-  reason);
-* :attr:`latest` is the last snapshot (one reference assignment: atomic for readers).
+  reason).
 
 Callbacks and jobs run on the worker thread.
 """
@@ -50,7 +49,6 @@ class InferenceWorker:
         self._jobs: deque[tuple[str, Any]] = deque()  # ("window", frames) | ("call", fn)
         self._running = False
         self._stopping = False
-        self._latest: Any = None
         self._stats = {"submitted": 0, "runs": 0, "failures": 0, "replaced": 0, "discarded_on_stop": 0,
                        "jobs": 0, "last_duration": None, "last_error": None}
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -91,23 +89,6 @@ class InferenceWorker:
             self._stats["discarded"] = self._stats.get("discarded", 0) + n
             self._cv.notify_all()
         return n
-
-    @property
-    def busy(self) -> bool:
-        """A job is running or waiting."""
-        with self._cv:
-            return self._running or bool(self._jobs)
-
-    @property
-    def running(self) -> bool:
-        """A window is being reconstructed right now."""
-        with self._cv:
-            return self._running
-
-    @property
-    def latest(self) -> Any:
-        """The last successful snapshot (None before the first)."""
-        return self._latest
 
     @property
     def alive(self) -> bool:
@@ -168,7 +149,6 @@ class InferenceWorker:
             self._stats["last_duration"] = dt
             if error is None:
                 self._stats["runs"] += 1
-                self._latest = result
             else:
                 self._stats["failures"] += 1
                 self._stats["last_error"] = f"{type(error).__name__}: {error}"

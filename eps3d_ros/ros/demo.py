@@ -9,15 +9,18 @@ caller set that variable.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 __all__ = ["run_node_demo"]
+
+FRAME_INTERVAL_S = 0.1  # the demo camera's frame rate: 10 Hz
 
 
 def run_node_demo(
@@ -30,31 +33,38 @@ def run_node_demo(
     timeout: float = 300.0,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the node on ``frames`` (:class:`~eps3d_ros.pipeline.Frame`, all of one size) with ROS parameter
+    """Run the node on ``frames`` (:class:`~eps3d_ros.frames.Frame`, all of one size) with ROS parameter
     ``parameters`` (dotted names, as ``config/eps3d.yaml``); return the query response as a dict."""
+    if not frames:
+        raise ValueError("the node demo needs at least one frame")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    timings: dict[str, float] = {}
+    with _running_node(parameters, namespace) as (node, peer, started_s):
+        timings["node_start"] = started_s
+        t0 = time.perf_counter()
+        _publish_frames(node, peer, frames, map_frame, say, namespace)
+        _wait_for_scene(node.session, timeout, len(frames))
+        timings["first_scene"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        response = _ask(peer, query, max_results)
+        timings["query"] = time.perf_counter() - t0
+        return _response_dict(response, node.session, namespace, query, max_results, timings)
+
+
+@contextmanager
+def _running_node(parameters: Mapping[str, Any], namespace: str) -> Iterator[tuple[Any, Any, float]]:
+    """eps3d_node (configured and active), a peer node in a context of their own, spun by a thread, and the
+    seconds the node took to start."""
     import rclpy
-    from geometry_msgs.msg import TransformStamped
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
 
-    from eps3d_ros.srv import QueryObjects
-
-    from ..conventions import matrix_to_quat_xyzw
-    from .messages import seconds_to_stamp
     from .node import Eps3dNode
-
-    if not frames:
-        raise ValueError("the node demo needs at least one frame")
-    import logging
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = peer = executor = thread = None
-    timings: dict[str, float] = {}
     core = logging.getLogger("eps3d_ros")
     core_state = (core.level, core.propagate)
     core.propagate = False  # the node forwards the core's log records to its ROS logger: print them once
@@ -63,98 +73,16 @@ def run_node_demo(
         node = Eps3dNode(context=ctx, namespace=namespace,
                          parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
         peer = Node("grasp_planner", context=ctx, namespace=namespace)
-        rgb_pub = peer.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
-        depth_pub = peer.create_publisher(Image, "depth/image", qos_profile_sensor_data)
-        info_pub = peer.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
-        client = peer.create_client(QueryObjects, "eps3d_node/query_objects")
         executor = MultiThreadedExecutor(num_threads=4, context=ctx)
         executor.add_node(node)
         executor.add_node(peer)
         node.autostart()
-        session = node.session
-        if session is None:
+        if node.session is None:
             raise RuntimeError("eps3d_node did not configure (its log above says why: model or text encoder)")
-        timings["node_start"] = time.perf_counter() - t0
+        started_s = time.perf_counter() - t0
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()
-        if node._poses is not None and node._poses.kind == "tf2":
-            import tf2_ros
-
-            broadcaster = tf2_ros.TransformBroadcaster(peer)
-            send_pose = broadcaster.sendTransform
-        else:
-            pose_pub = peer.create_publisher(TransformStamped, "camera_pose", 10)
-            send_pose = pose_pub.publish
-        say(f"[ros] eps3d_node active in /{namespace} (poses from {node._poses.kind if node._poses else 'none'}); "
-            f"publishing {len(frames)} frames")
-
-        t0 = time.perf_counter()
-        base = time.time()
-        for f in frames:
-            stamp = seconds_to_stamp(base + float(f.stamp) - float(frames[0].stamp))
-            if f.pose is not None:
-                t = TransformStamped()
-                t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, map_frame, f.frame_id
-                tr = t.transform.translation
-                tr.x, tr.y, tr.z = (float(v) for v in f.pose[:3, 3])
-                import torch
-
-                q = matrix_to_quat_xyzw(torch.from_numpy(np.array(f.pose[:3, :3]))).tolist()
-                r = t.transform.rotation
-                r.x, r.y, r.z, r.w = q
-                send_pose(t)
-                time.sleep(0.05)  # the pose is in the history before the image arrives
-            H, W = f.size
-            img = Image(height=H, width=W, encoding="rgb8", step=3 * W, data=np.ascontiguousarray(f.rgb).tobytes())
-            img.header.stamp, img.header.frame_id = stamp, f.frame_id
-            info = CameraInfo(height=H, width=W)
-            info.k = np.asarray(f.K, np.float64).reshape(-1).tolist()
-            info.header = img.header
-            info_pub.publish(info)
-            if f.depth is not None:
-                d = np.ascontiguousarray(np.nan_to_num(f.depth, nan=0.0).astype(np.float32))
-                dm = Image(height=H, width=W, encoding="32FC1", step=4 * W, data=d.tobytes())
-                dm.header = img.header
-                depth_pub.publish(dm)
-            rgb_pub.publish(img)
-            time.sleep(0.1)
-        end = time.monotonic() + timeout
-        while session.snapshot is None and time.monotonic() < end:
-            if session.stats()["failures"]:
-                raise RuntimeError(f"the node's reconstruction failed: {session.stats()['last_error']}")
-            time.sleep(0.05)
-        if session.snapshot is None:
-            raise TimeoutError(f"no scene from eps3d_node within {timeout:.0f} s (buffered {len(session.buffer)} "
-                               f"frames; last error: {session.stats()['last_error'] or 'none'})")
-        timings["first_scene"] = time.perf_counter() - t0
-
-        if not client.wait_for_service(timeout_sec=10.0):
-            raise TimeoutError("~/query_objects is not available")
-        t0 = time.perf_counter()
-        future = client.call_async(QueryObjects.Request(text=query, max_results=max_results, min_score=0.0,
-                                                        target_frame="", return_clouds=False))
-        end = time.monotonic() + 30.0
-        while not future.done() and time.monotonic() < end:
-            time.sleep(0.01)
-        if not future.done():
-            raise TimeoutError("~/query_objects did not answer within 30 s")
-        timings["query"] = time.perf_counter() - t0
-        r = future.result()
-        return {
-            "service": f"/{namespace}/eps3d_node/query_objects",
-            "request": {"text": query, "max_results": max_results},
-            "success": bool(r.success), "message": r.message, "frame_id": r.header.frame_id,
-            "scale_known": bool(r.scale_known),
-            "objects": [{"id": int(o.id), "label": o.label, "relevance": round(float(s), 4),
-                         "class_score": round(float(o.score), 4), "is_thing": bool(o.is_thing),
-                         "centroid": [round(o.centroid.x, 4), round(o.centroid.y, 4), round(o.centroid.z, 4)],
-                         "box_size": [round(o.box_size.x, 4), round(o.box_size.y, 4), round(o.box_size.z, 4)],
-                         "point_count": int(o.point_count)}
-                        for o, s in zip(r.objects, r.scores)],
-            "scene_objects": len(session.snapshot.scene.objects),
-            "map_objects": len(session.map.objects),
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        }
+        yield node, peer, started_s
     finally:
         if node is not None:
             node.close()
@@ -168,3 +96,92 @@ def run_node_demo(
             thread.join(timeout=10)
         core.setLevel(core_state[0])
         core.propagate = core_state[1]
+
+
+def _publish_frames(node: Any, peer: Any, frames: Sequence[Any], map_frame: str, say: Callable[[str], None],
+                    namespace: str) -> None:
+    """The frames as a camera and TF would publish them, 10 per second; each pose is in the node's pose source
+    before its image is sent (the node looks the pose up when the image arrives)."""
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from .messages import frame_messages
+
+    rgb_pub = peer.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+    depth_pub = peer.create_publisher(Image, "depth/image", qos_profile_sensor_data)
+    info_pub = peer.create_publisher(CameraInfo, "rgb/camera_info", qos_profile_sensor_data)
+    poses = node.pose_source
+    if poses is not None and poses.kind == "tf2":
+        import tf2_ros
+
+        send_pose = tf2_ros.TransformBroadcaster(peer).sendTransform
+    else:
+        send_pose = peer.create_publisher(TransformStamped, "camera_pose", 10).publish
+    say(f"[ros] eps3d_node active in /{namespace} (poses from {poses.kind if poses else 'none'}); "
+        f"publishing {len(frames)} frames")
+    base = time.time()
+    for f in frames:
+        stamp = base + float(f.stamp) - float(frames[0].stamp)
+        msgs = frame_messages(replace(f, stamp=stamp), map_frame=map_frame)
+        if msgs.pose is not None:
+            send_pose(msgs.pose)
+            if poses is not None:
+                _wait(lambda: poses.lookup(f.frame_id, stamp) is not None, 5.0)
+        info_pub.publish(msgs.info)
+        if msgs.depth is not None:
+            depth_pub.publish(msgs.depth)
+        rgb_pub.publish(msgs.image)
+        time.sleep(FRAME_INTERVAL_S)
+
+
+def _wait_for_scene(session: Any, timeout: float, sent: int) -> None:
+    end = time.monotonic() + timeout
+    while session.snapshot is None and time.monotonic() < end:
+        if session.stats()["failures"]:
+            raise RuntimeError(f"the node's reconstruction failed: {session.stats()['last_error']}")
+        time.sleep(0.05)
+    if session.snapshot is None:
+        raise TimeoutError(f"no scene from eps3d_node within {timeout:.0f} s (sent {sent} frames, buffered "
+                           f"{len(session.buffer)}; last error: {session.stats()['last_error'] or 'none'})")
+
+
+def _ask(peer: Any, query: str, max_results: int) -> Any:
+    from eps3d_ros.srv import QueryObjects
+
+    client = peer.create_client(QueryObjects, "eps3d_node/query_objects")
+    if not client.wait_for_service(timeout_sec=10.0):
+        raise TimeoutError("~/query_objects is not available")
+    future = client.call_async(QueryObjects.Request(text=query, max_results=max_results, min_score=0.0,
+                                                    target_frame="", return_clouds=False))
+    if not _wait(future.done, 30.0):
+        raise TimeoutError("~/query_objects did not answer within 30 s")
+    return future.result()
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _response_dict(r: Any, session: Any, namespace: str, query: str, max_results: int,
+                   timings: Mapping[str, float]) -> dict[str, Any]:
+    return {
+        "service": f"/{namespace}/eps3d_node/query_objects",
+        "request": {"text": query, "max_results": max_results},
+        "success": bool(r.success), "message": r.message, "frame_id": r.header.frame_id,
+        "scale_known": bool(r.scale_known),
+        "objects": [{"id": int(o.id), "label": o.label, "relevance": round(float(s), 4),
+                     "class_score": round(float(o.score), 4), "is_thing": bool(o.is_thing),
+                     "centroid": [round(o.centroid.x, 4), round(o.centroid.y, 4), round(o.centroid.z, 4)],
+                     "box_size": [round(o.box_size.x, 4), round(o.box_size.y, 4), round(o.box_size.z, 4)],
+                     "point_count": int(o.point_count)}
+                    for o, s in zip(r.objects, r.scores)],
+        "scene_objects": len(session.snapshot.scene.objects),
+        "map_objects": len(session.map.objects),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }

@@ -32,17 +32,18 @@ def diagnostics_message(values: dict, snapshot, last_error: str, degraded: bool,
     return DiagnosticArray(header=Header(stamp=stamp), status=[st])
 
 
-def session_diagnostics(session, health, frame_input, poses, node_stats: dict, stamp, warn) -> DiagnosticArray:
+def session_diagnostics(session, frame_input, poses, stamp, warn) -> DiagnosticArray:
     """The status of a running session; input problems are also passed to ``warn`` (each at most every 30 s)."""
     from ..pipeline.loading import gpu_memory
 
     c = session.config
+    health = session.health
     seen = bool(poses is not None and poses.frames())  # no TF at all: frames without a pose are expected
     problems = health.problems(c.output.map_frame, c.pipeline.every_n_frames, seen)
     health.log_problems(problems, warn)
     stats = session.stats()
-    values = {**node_stats, **stats, **health.stats(), "scale_known": session.scale_known,
+    values = {**stats, **health.stats(), "scale_known": session.scale_known,
               "sync_dropped": frame_input.dropped if frame_input is not None else 0, **gpu_memory()}
-    degraded = bool(stats["failures"] or node_stats.get("bad_input"))
-    return diagnostics_message(values, session.snapshot, stats["last_error"] or node_stats.get("last_error", ""),
-                               degraded, stamp, [m for _, m in problems])
+    degraded = bool(stats["failures"] or stats["bad_input"])
+    return diagnostics_message(values, session.snapshot, stats["last_error"], degraded, stamp,
+                               [m for _, m in problems])

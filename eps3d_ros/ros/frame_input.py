@@ -1,21 +1,9 @@
 """Synchronised camera input: ``rgb/image`` + ``rgb/camera_info`` (+ ``depth/image``) → one callback per frame.
 
-``use_depth``:
-
-* ``"false"``: colour + camera_info only (no depth subscription);
-* ``"true"``: colour + camera_info + depth, all three matched (frames wait for depth);
-* ``"auto"`` (default): both matchings run on the same subscriptions. While depth is *live* for a colour
-  image (a depth image stamped at most ``depth_timeout`` seconds before it has arrived) frames come from
-  the three-way matching and carry depth; otherwise from the two-way matching, without depth — a camera
-  without depth works from RGB alone, one with depth uses it, and a depth stream that stops degrades
-  instead of stalling. Liveness is judged on the stamps, not on arrival times, so a burst of frames after
-  a pause (or a slow subscriber) is not mistaken for lost depth. For the first ``depth_timeout`` seconds
-  of stamps after the first colour image, before it is known whether depth comes, depth-less frames are
-  held back (counted in :attr:`FrameInput.waited_for_depth`), so that a camera with depth does not start
-  with frames that lack it.
-
-Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and our
-implementation with the same semantics (:mod:`eps3d_ros.frames.time_sync`) otherwise. Every message
+Which matched sets become frames (``pipeline.use_depth``: pairs, triples, or both with depth liveness) is
+decided by the core, :class:`~eps3d_ros.frames.depth_liveness.DepthLiveness`; this module only subscribes
+and matches. Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and
+our implementation with the same semantics (:mod:`eps3d_ros.frames.time_sync`) otherwise. Every message
 received is reported to ``on_message(topic_key, stamp)`` for the input-health statistics.
 """
 
@@ -25,75 +13,65 @@ from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..frames.depth_liveness import USE, WAITING_FOR_DEPTH, DepthLiveness
 from ..frames.time_sync import ApproximateTimeSynchronizer
 from .messages import stamp_to_seconds
 
 TOPICS = {"rgb": "rgb/image", "info": "rgb/camera_info", "depth": "depth/image"}
-DEPTH_TIMEOUT_S = 2.0
+
+
+def input_topics(node, use_depth: str) -> dict[str, str]:
+    """``{"rgb" | "info" | "depth": resolved topic name}`` of the inputs ``use_depth`` subscribes to."""
+    keys = ["rgb", "info"] + (["depth"] if DepthLiveness(use_depth).triples else [])
+    return {k: node.resolve_topic_name(TOPICS[k]) for k in keys}
 
 
 class FrameInput:
-    """Subscriptions + synchronisers; ``callback(rgb, info, depth_or_None)`` per matched set."""
+    """Subscriptions + synchronisers; ``callback(rgb, info, depth_or_None)`` per matched set that becomes a frame.
+    ``on_synchronised(what)``: ``"frame"`` for each of those, ``"waiting_for_depth"`` for a pair held back."""
 
     def __init__(self, node, callback: Callable, use_depth: str, qos, slop: float, queue_size: int,
                  callback_group=None, on_message: Callable[[str, float], None] | None = None,
-                 on_synchronised: Callable[[str], None] | None = None, depth_timeout: float = DEPTH_TIMEOUT_S) -> None:
+                 on_synchronised: Callable[[str], None] | None = None) -> None:
         self._node = node
         self._callback = callback
         self._on_message = on_message or (lambda key, stamp: None)
-        # called with "frame" for every matched set, or "waiting_for_depth" for one held back (see above)
         self._on_synchronised = on_synchronised or (lambda what: None)
-        self.use_depth = use_depth
-        self.depth_timeout = depth_timeout
-        self._last_depth = -float("inf")  # stamp of the newest depth image
-        self._first_rgb: float | None = None  # stamp of the first colour image
-        self.waited_for_depth = 0
-        keys = ["rgb", "info"] + (["depth"] if use_depth != "false" else [])
+        self.depth = DepthLiveness(use_depth)
+        self.topics = input_topics(node, use_depth)
+        keys = list(self.topics)
         types = {"rgb": Image, "info": CameraInfo, "depth": Image}
-        self.topics = {k: node.resolve_topic_name(TOPICS[k]) for k in keys}
         try:
             import message_filters
         except ImportError:
             message_filters = None
         self.backend = "message_filters" if message_filters else "eps3d_ros"
         self._syncs = []
-        pairs = use_depth in ("auto", "false")  # two-way matching
-        triples = use_depth in ("auto", "true")  # three-way matching
+        self._pair = self._triple = None
         if message_filters is not None:
             self._subs = {k: message_filters.Subscriber(node, types[k], TOPICS[k], qos_profile=qos,
                                                         callback_group=callback_group) for k in keys}
             for k, sub in self._subs.items():
-                sub.registerCallback(self._counter(k))
-            if pairs:
-                s2 = message_filters.ApproximateTimeSynchronizer([self._subs["rgb"], self._subs["info"]],
-                                                                 queue_size, slop)
-                s2.registerCallback(self._emit_pair)
-                self._syncs.append(s2)
-            if triples:
-                s3 = message_filters.ApproximateTimeSynchronizer([self._subs[k] for k in ("rgb", "info", "depth")],
-                                                                 queue_size, slop)
-                s3.registerCallback(self._emit_triple)
-                self._syncs.append(s3)
+                sub.registerCallback(lambda msg, key=k: self._seen(key, msg))
+            for wanted, emit, inputs in ((self.depth.pairs, self._emit_pair, ("rgb", "info")),
+                                         (self.depth.triples, self._emit_triple, ("rgb", "info", "depth"))):
+                if wanted:
+                    sync = message_filters.ApproximateTimeSynchronizer([self._subs[k] for k in inputs], queue_size,
+                                                                       slop)
+                    sync.registerCallback(emit)
+                    self._syncs.append(sync)
         else:
-            self._pair = ApproximateTimeSynchronizer(2, queue_size, slop, self._emit_pair) if pairs else None
-            self._triple = ApproximateTimeSynchronizer(3, queue_size, slop, self._emit_triple) if triples else None
+            if self.depth.pairs:
+                self._pair = ApproximateTimeSynchronizer(2, queue_size, slop, self._emit_pair)
+            if self.depth.triples:
+                self._triple = ApproximateTimeSynchronizer(3, queue_size, slop, self._emit_triple)
             self._syncs = [s for s in (self._pair, self._triple) if s is not None]
             self._subs = {k: node.create_subscription(types[k], TOPICS[k], self._feeder(k), qos,
                                                       callback_group=callback_group) for k in keys}
 
-    # --------------------------------------------------------------------------------- feeding
-    def _counter(self, key: str) -> Callable:
-        def count(msg) -> None:
-            self._seen(key, msg)
-
-        return count
-
     def _seen(self, key: str, msg) -> float:
         stamp = stamp_to_seconds(msg.header.stamp)
-        if key == "depth":
-            self._last_depth = max(self._last_depth, stamp)
-        elif key == "rgb" and self._first_rgb is None:
-            self._first_rgb = stamp
+        self.depth.saw(key, stamp)
         self._on_message(key, stamp)
         return stamp
 
@@ -109,21 +87,12 @@ class FrameInput:
 
         return feed
 
-    # -------------------------------------------------------------------------------- emitting
-    def depth_live(self, stamp: float) -> bool:
-        """Has depth been arriving up to ``stamp`` (a depth image stamped within ``depth_timeout`` before it)?"""
-        return self._last_depth >= stamp - self.depth_timeout
-
     def _emit_pair(self, rgb: Image, info: CameraInfo) -> None:
-        if self.use_depth == "auto":
-            stamp = stamp_to_seconds(rgb.header.stamp)
-            if self.depth_live(stamp):
-                return  # the three-way matching delivers this frame with its depth
-            first = self._first_rgb if self._first_rgb is not None else stamp
-            if self._last_depth == -float("inf") and stamp - first < self.depth_timeout:
-                self.waited_for_depth += 1  # does this camera have depth? not known yet
-                self._on_synchronised("waiting_for_depth")
-                return
+        decision = self.depth.pair(stamp_to_seconds(rgb.header.stamp))
+        if decision == WAITING_FOR_DEPTH:
+            self._on_synchronised(WAITING_FOR_DEPTH)
+        if decision != USE:
+            return
         self._on_synchronised("frame")
         self._callback(rgb, info, None)
 

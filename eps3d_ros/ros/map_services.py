@@ -18,7 +18,8 @@ from pathlib import Path
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from .messages import printable, seconds_to_stamp
+from ..pipeline.map_query import printable
+from .messages import seconds_to_stamp
 from .poses import frame_transform
 from .query_service import answer
 from .service_thread import ServiceThread

@@ -1,20 +1,26 @@
-"""Conversions between ROS messages and the core's numpy/dataclass values (no node state here)."""
+"""Conversions between ROS messages and the core's numpy/dataclass values (no node state here).
+
+In: a synchronised ``Image`` + ``CameraInfo`` (+ depth ``Image``) → :class:`~eps3d_ros.frames.Frame`
+(:func:`frame_from_messages`). Out: a frame → the messages a camera driver and TF publish
+(:func:`frame_messages`: the demo, the tests and the benchmarks feed the node with it), clouds, objects, markers.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from geometry_msgs.msg import Point, Pose, Quaternion, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..conventions import matrix_to_quat_xyzw
-from ..panoptic.clouds import label_color
-from ..frames.frame import Frame
+from ..frames.frame import Frame, check_intrinsics
 from ..frames.images import decode_color, decode_depth
+from ..panoptic.clouds import label_color
 
 _FIELD_TYPES = {np.dtype("float32"): PointField.FLOAT32, np.dtype("uint32"): PointField.UINT32,
                 np.dtype("float64"): PointField.FLOAT64, np.dtype("int32"): PointField.INT32,
@@ -44,24 +50,11 @@ def image_to_depth(msg: Image, depth_scale: float, depth_min: float, depth_max: 
 
 
 def camera_info_to_k(msg: CameraInfo, image_height: int, image_width: int) -> np.ndarray:
-    """Pixel intrinsics ``[3, 3]`` of the image the info belongs to, checked against the image size."""
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    values = ", ".join(f"{float(v):g}" for v in msg.k)
-    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"camera_info has no valid focal length (K = [{values}]): is the camera calibrated?")
+    """Pixel intrinsics ``[3, 3]`` of the image the info belongs to, checked against the image size and by the
+    core's :func:`~eps3d_ros.frames.frame.check_intrinsics`."""
     if msg.width and msg.height and (msg.width, msg.height) != (image_width, image_height):
         raise ValueError(f"camera_info is for {msg.width}x{msg.height} but the image is {image_width}x{image_height}")
-    cx, cy = float(K[0, 2]), float(K[1, 2])
-    if not (-0.5 <= cx <= image_width - 0.5 and -0.5 <= cy <= image_height - 0.5):
-        raise ValueError(f"camera_info's principal point ({cx:g}, {cy:g}) lies outside the {image_width}x"
-                         f"{image_height} image: K is [{values}] (row-major fx 0 cx 0 fy cy 0 0 1)")
-    return K
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """``text`` safe to echo in a log or a message: control characters escaped, cut to ``limit`` characters."""
-    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return out if len(out) <= limit else out[:limit] + "..."
+    return check_intrinsics(msg.k, image_height, image_width, "camera_info")
 
 
 def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipeline: Any, poses: Any = None) -> Frame:
@@ -76,6 +69,55 @@ def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipel
         raise ValueError("the image and its camera_info have no header.frame_id: the camera frame is unknown")
     pose = poses.lookup(frame_id, stamp) if poses is not None else None
     return Frame(stamp=stamp, rgb=image, K=K, frame_id=frame_id, depth=d, pose=pose)
+
+
+@dataclass
+class FrameMessages:
+    """One frame as a camera driver and TF publish it (one header for all)."""
+
+    image: Image
+    info: CameraInfo
+    depth: Image | None  # 32FC1 metres, 0 where invalid
+    pose: TransformStamped | None  # map_frame → the camera frame (TF's meaning)
+
+
+def image_message(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Image:
+    """``[H, W, 3]`` uint8 as an ``Image`` of ``encoding`` (3 bytes per pixel, rows unpadded)."""
+    H, W = rgb.shape[:2]
+    return Image(header=header, height=H, width=W, encoding=encoding, step=3 * W,
+                 data=np.ascontiguousarray(rgb).tobytes())
+
+
+def depth_message(depth: np.ndarray, header: Header) -> Image:
+    """``[H, W]`` metres as a 32FC1 ``Image``; NaN (invalid) becomes 0, as depth drivers send it."""
+    d = np.ascontiguousarray(np.nan_to_num(np.asarray(depth, np.float32), nan=0.0))
+    return Image(header=header, height=d.shape[0], width=d.shape[1], encoding="32FC1", step=4 * d.shape[1],
+                 data=d.tobytes())
+
+
+def camera_info_message(K: np.ndarray, height: int, width: int, header: Header) -> CameraInfo:
+    info = CameraInfo(header=header, height=int(height), width=int(width))
+    info.k = np.asarray(K, np.float64).reshape(-1).tolist()
+    return info
+
+
+def transform_message(matrix: np.ndarray, parent: str, child: str, stamp: Time) -> TransformStamped:
+    """A rigid ``[4, 4]`` (child → parent, TF's meaning) as a ``TransformStamped``."""
+    t = TransformStamped()
+    t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, parent, child
+    tr, r = t.transform.translation, t.transform.rotation
+    tr.x, tr.y, tr.z = (float(v) for v in matrix[:3, 3])
+    r.x, r.y, r.z, r.w = matrix_to_quat_xyzw(_torch(np.asarray(matrix)[:3, :3])).tolist()
+    return t
+
+
+def frame_messages(frame: Frame, stamp: float | None = None, map_frame: str = "map") -> FrameMessages:
+    """``frame`` (its ``K`` is CameraInfo's convention) as rgb8 image, camera_info, depth and pose messages, stamped
+    ``stamp`` (default the frame's)."""
+    header = Header(stamp=seconds_to_stamp(frame.stamp if stamp is None else stamp), frame_id=frame.frame_id)
+    pose = None if frame.pose is None else transform_message(frame.pose, map_frame, frame.frame_id, header.stamp)
+    return FrameMessages(image_message(frame.rgb, header), camera_info_message(frame.K, *frame.size, header),
+                         None if frame.depth is None else depth_message(frame.depth, header), pose)
 
 
 # ---------------------------------------------------------------------------------- outputs

@@ -1,12 +1,16 @@
-"""``eps3d_node``: ROS wiring around a :class:`~eps3d_ros.pipeline.session.Session` (which owns all state).
+"""``eps3d_node``: ROS wiring around a :class:`~eps3d_ros.pipeline.session.Session` (which owns the state: frames,
+map, input health, counters).
 
 Lifecycle (``autostart``, default true, runs configure + activate): configure loads the model folder and the
 session and creates the publishers (a failure leaves it unconfigured, saying what to pass); activate creates
-subscriptions, pose source, services and the diagnostics timer, deactivate destroys them (the map stays);
-cleanup destroys the publishers and frees the session; shutdown (transition, SIGINT, SIGTERM) also makes
-``main`` return, without publishing a window still running. Threads: subscriptions offer frames, the
-session's worker reconstructs, fuses and calls back to publish; ``~/query_objects`` has its own callback
-group and reads the map's published state, so it never waits for inference.
+the subscriptions, the pose source and the diagnostics timer and binds the services (created on the first
+activate; a failure returns FAILURE with the reason logged and leaves it inactive); deactivate destroys the
+subscriptions, pose source and timer and unbinds the services, which then answer "not active" (the map
+stays); cleanup destroys services and publishers and frees the session; shutdown (transition, SIGINT,
+SIGTERM) also makes ``main`` return, without publishing a window still running. Threads: subscriptions offer
+frames, the session's worker reconstructs, fuses and calls back to publish; ``~/query_objects`` is answered
+from a thread of its own and reads the map's published state, so it waits neither for inference nor for this
+node's executor. Parameters the node does not declare are named at start-up with the nearest declared one.
 """
 
 from __future__ import annotations
@@ -24,16 +28,15 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
 from rcl_interfaces.msg import SetParametersResult
 
-from ..process.heap import trim_heap
-from ..pipeline.input_health import InputHealth
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
+from ..process.heap import trim_heap
 from .diagnostics import session_diagnostics
-from .frame_input import FrameInput
+from .frame_input import FrameInput, input_topics
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
 from .messages import frame_from_messages
-from .params import config_from_node, config_from_values, declare_parameters, leaves
+from .params import config_from_node, config_from_values, declare_parameters, leaves, unknown_parameters
 from .poses import make_pose_source
 from .scene_publisher import ScenePublisher
 
@@ -46,12 +49,20 @@ class Eps3dNode(LifecycleNode):
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
         self.finished = Future()  # done after the shutdown transition: main() returns
-        self._outputs = self._diag = self._input = self._poses = self._health = self._map_services = self._timer = None
-        self._stats = {"bad_input": 0, "publish_s": 0.0, "last_error": ""}
+        self._outputs = self._diag = self._input = self._poses = self._map_services = self._timer = None
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
         self.add_on_set_parameters_callback(self._on_parameters)
         self._log_handler = forward_core_logs(self.get_logger(), is_live=self.context.ok)
+        self.unknown_parameters = unknown_parameters(self)  # {name: nearest declared name or None}
+        for name, near in self.unknown_parameters.items():
+            hint = f": did you mean '{near}'?" if near else " (ros2 param list shows the declared ones)"
+            self.get_logger().error(f"unknown parameter '{name}' ignored{hint}")
+
+    @property
+    def pose_source(self):
+        """Where camera poses come from while active (``kind`` "tf2" or "topic"), else None."""
+        return self._poses
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
@@ -59,24 +70,29 @@ class Eps3dNode(LifecycleNode):
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node unconfigured
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
-        self.session = Session(rec.config, rec, on_update=self._on_update, on_error=self._on_error)
+        self.session = Session(rec.config, rec, on_update=self._on_update)
         self._outputs = ScenePublisher(self)
         self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.get_logger().info("configured")
         return super().on_configure(state)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        p = self.session.config.pipeline
-        qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10  # reliable
-        self._poses = make_pose_source(self, self.session.config.output.map_frame, callback_group=self._input_group)
-        self._health = health = InputHealth({}, p.use_depth, p.sync_slop)
-        self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
-                                 self._input_group, health.received, health.synchronised)
-        health.topics = dict(self._input.topics)
-        if self._map_services is None:  # created on activate: a service that answers means "active"
-            self._map_services = MapServices(self, self._misc_group)
-        self._map_services.bind(self.session, self._poses)
-        self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
+        session = self.session
+        p = session.config.pipeline
+        try:
+            qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
+            self._poses = make_pose_source(self, session.config.output.map_frame, callback_group=self._input_group)
+            health = session.watch_inputs(input_topics(self, p.use_depth))
+            self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
+                                     self._input_group, health.received, health.synchronised)
+            if self._map_services is None:  # created on the first activate, bound while active
+                self._map_services = MapServices(self, self._misc_group)
+            self._map_services.bind(session, self._poses)
+            self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
+        except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node inactive
+            self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
+            self._release_inputs()
+            return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
                                f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
                                f"{p.image_height}x{p.image_width}")
@@ -133,25 +149,19 @@ class Eps3dNode(LifecycleNode):
                 thing.destroy()
         if self._timer is not None:
             self.destroy_timer(self._timer)
-        self._input = self._poses = self._health = self._timer = None
+        self._input = self._poses = self._timer = None
 
     def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
-        session, health = self.session, self._health
-        if session is None or health is None:
+        session, poses = self.session, self._poses
+        if session is None or self._input is None:
             return
         try:
-            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, self._poses)
+            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, poses)
         except ValueError as e:
-            self._stats["bad_input"] += 1
-            self._stats["last_error"] = str(e)
-            health.refused("bad_input", str(e))
+            session.refuse_input(str(e))
             self.get_logger().error(f"frame dropped: {e}", throttle_duration_sec=2.0)
             return
-        (health.without_pose if frame.pose is None else health.with_pose)(frame.frame_id)
-        if session.offer(frame, now=self.get_clock().now().nanoseconds * 1e-9):
-            health.used(frame.stamp)
-        elif session.last_offer is not None:
-            health.refused(session.last_offer.reason, session.last_offer.message)
+        session.offer(frame, now=self.get_clock().now().nanoseconds * 1e-9)
 
     def _on_update(self, update) -> None:
         outputs, session = self._outputs, self.session
@@ -160,10 +170,7 @@ class Eps3dNode(LifecycleNode):
         c = session.config.output
         t0 = time.perf_counter()
         outputs.publish(session, c.max_cloud_points, c.min_opacity)
-        self._stats["publish_s"] = time.perf_counter() - t0
-
-    def _on_error(self, message: str) -> None:
-        self._stats["last_error"] = message
+        session.record_publish(time.perf_counter() - t0)
 
     def _on_parameters(self, params) -> SetParametersResult:
         session = self.session
@@ -181,9 +188,9 @@ class Eps3dNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
-        if self.session is not None and self._health is not None and self._diag is not None:
-            msg = session_diagnostics(self.session, self._health, self._input, self._poses, self._stats,
-                                      self.get_clock().now().to_msg(), self.get_logger().warning)
+        if self.session is not None and self._input is not None and self._diag is not None:
+            msg = session_diagnostics(self.session, self._input, self._poses, self.get_clock().now().to_msg(),
+                                      self.get_logger().warning)
             self._diag.publish(msg)
 
 

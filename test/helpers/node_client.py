@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import rclpy
-import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from eps3d_ros.conventions import matrix_to_quat_xyzw
 from eps3d_ros.msg import ObjectArray
-from eps3d_ros.ros.messages import seconds_to_stamp
+from eps3d_ros.ros.messages import frame_messages
 from eps3d_ros.ros.scene_publisher import LATCHED
 from eps3d_ros.srv import LoadMap, QueryObjects, SaveMap
 
@@ -34,8 +32,10 @@ class NodeClient:
         self.pose = n.create_publisher(TransformStamped, f"{ns}/camera_pose", 10)
         self.clouds: list[PointCloud2] = []
         self.objects: list[ObjectArray] = []
+        self.diagnostics: list[dict[str, str]] = []  # the node's status values, newest last
         n.create_subscription(PointCloud2, f"{ns}/eps3d_node/semantic_cloud", self.clouds.append, LATCHED)
         n.create_subscription(ObjectArray, f"{ns}/eps3d_node/objects", self.objects.append, LATCHED)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.query = n.create_client(QueryObjects, f"{ns}/eps3d_node/query_objects")
         self.reset = n.create_client(Trigger, f"{ns}/eps3d_node/reset")
         self.reconstruct = n.create_client(Trigger, f"{ns}/eps3d_node/reconstruct")
@@ -43,6 +43,11 @@ class NodeClient:
         self.load_map = n.create_client(LoadMap, f"{ns}/eps3d_node/load_map")
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "eps3d_node: pipeline":
+                self.diagnostics.append({kv.key: kv.value for kv in status.values})
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -57,6 +62,11 @@ class NodeClient:
             self.spin(0.05)
         return False
 
+    def wait_until_heard(self, timeout: float = 60.0, depth: bool = True, pose: bool = True) -> bool:
+        """Until the node's subscriptions have matched this client's publishers (frames sent before are lost)."""
+        pubs = [self.rgb, self.info] + ([self.depth] if depth else []) + ([self.pose] if pose else [])
+        return self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs), timeout)
+
     def call(self, client, request, timeout: float = 60.0):
         assert client.wait_for_service(timeout_sec=60.0), f"{client.srv_name} not available"
         future = client.call_async(request)
@@ -65,27 +75,23 @@ class NodeClient:
 
     def send(self, frame, stamp: float | None = None, depth: bool = True, pose: bool = True,
              map_frame: str = "map") -> None:
-        """One :class:`~eps3d_ros.frames.frame.Frame` as messages (its K is CameraInfo's convention)."""
-        stamp = frame.stamp if stamp is None else stamp
-        header = Image().header
-        header.stamp, header.frame_id = seconds_to_stamp(stamp), frame.frame_id
-        if pose and frame.pose is not None:
-            t = TransformStamped()
-            t.header.stamp, t.header.frame_id, t.child_frame_id = header.stamp, map_frame, frame.frame_id
-            tr, r = t.transform.translation, t.transform.rotation
-            tr.x, tr.y, tr.z = (float(v) for v in frame.pose[:3, 3])
-            r.x, r.y, r.z, r.w = matrix_to_quat_xyzw(torch.from_numpy(np.array(frame.pose[:3, :3]))).tolist()
-            self.pose.publish(t)
-            self.spin(0.02)  # the pose is in the node's history before the image
-        H, W = frame.size
-        info = CameraInfo(header=header, height=H, width=W)
-        info.k = np.asarray(frame.K, np.float64).reshape(-1).tolist()
-        self.info.publish(info)
-        if depth and frame.depth is not None:
-            d = np.ascontiguousarray(np.nan_to_num(frame.depth, nan=0.0).astype(np.float32))
-            self.depth.publish(Image(header=header, height=H, width=W, encoding="32FC1", step=4 * W, data=d.tobytes()))
-        self.rgb.publish(Image(header=header, height=H, width=W, encoding="rgb8", step=3 * W,
-                               data=np.ascontiguousarray(frame.rgb).tobytes()))
+        """One :class:`~eps3d_ros.frames.frame.Frame` as messages (its K is CameraInfo's convention). Its pose goes
+        out first, but another process gives no order between topics: a test that needs every frame posed sends
+        the poses ahead with :meth:`send_poses` (as a TF stream runs ahead of the images) and ``pose=False`` here."""
+        msgs = frame_messages(frame, stamp, map_frame)
+        if pose and msgs.pose is not None:
+            self.pose.publish(msgs.pose)
+        self.info.publish(msgs.info)
+        if depth and msgs.depth is not None:
+            self.depth.publish(msgs.depth)
+        self.rgb.publish(msgs.image)
+
+    def send_poses(self, frames, stamps, map_frame: str = "map") -> None:
+        """The camera poses of ``frames`` at ``stamps``, in order, before any of their images."""
+        for frame, stamp in zip(frames, stamps):
+            msgs = frame_messages(frame, stamp, map_frame)
+            if msgs.pose is not None:
+                self.pose.publish(msgs.pose)
 
     def close(self) -> None:
         self.executor.shutdown()

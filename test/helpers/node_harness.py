@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped
 from rclpy.exceptions import InvalidHandle
@@ -21,9 +20,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from eps3d_ros.conventions import matrix_to_quat_xyzw
+from eps3d_ros.frames.frame import synthetic_frames
 from eps3d_ros.msg import ObjectArray
-from eps3d_ros.ros.messages import seconds_to_stamp
+from eps3d_ros.ros.messages import depth_message, frame_messages, image_message
 from eps3d_ros.ros.node import Eps3dNode
 from eps3d_ros.ros.scene_publisher import LATCHED
 from eps3d_ros.srv import QueryObjects
@@ -51,7 +50,7 @@ BASE = {
     "pipeline.keyframe_min_interval": 0.0,
     "pipeline.keyframe_min_translation": 0.0,
     "pipeline.keyframe_min_rotation": 0.0,
-    "panoptic.clustering.min_cluster_size": 50,
+    "panoptic.clustering.hdbscan.min_cluster_size": 50,
     "output.max_cloud_points": 3000,
     # Depth + poses: Gaussian centres from measured depth, so the published geometry is checkable
     # even with the random test weights.
@@ -131,32 +130,31 @@ class Harness:
                                    return_clouds=kw.get("return_clouds", False))
         return self.call(self.query, req)
 
+    def publish_pose(self, msg) -> None:
+        """Publish a ``TransformStamped`` on ``camera_pose`` and wait until the node's pose source holds it."""
+        self.pose.publish(msg)
+        poses = self.node.pose_source
+        if poses is None:
+            return  # inactive: nobody listens
+        parent, child = msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/")
+        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        assert self.wait_for(lambda: poses.tree.lookup(parent, child, stamp) is not None, 10), \
+            f"the pose {parent} -> {child} at {stamp:.3f} never reached the node"
+
     def send(self, scene, view: int, stamp: float, encoding: str = "rgb8", depth=True, pose=True, info=True,
              rgb_override: np.ndarray | None = None, depth_override: np.ndarray | None = None) -> None:
-        header_stamp = seconds_to_stamp(stamp)
-        if pose:
-            t = TransformStamped()
-            t.header.stamp, t.header.frame_id, t.child_frame_id = header_stamp, "map", CAMERA
-            P = scene.poses[view]
-            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (float(v) for v in P[:3, 3])
-            q = matrix_to_quat_xyzw(torch.from_numpy(P[:3, :3].astype(np.float64))).tolist()
-            t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z, t.transform.rotation.w = q
-            self.pose.publish(t)
-            time.sleep(0.02)  # the pose is in the history before the image arrives
-        rgb = scene.rgb[view] if rgb_override is None else rgb_override
-        H, W = rgb.shape[:2]
-        img = Image(height=H, width=W, encoding=encoding, step=3 * W, data=np.ascontiguousarray(rgb).tobytes())
-        img.header.stamp, img.header.frame_id = header_stamp, CAMERA
+        """View ``view`` of a synthetic scene as a camera driver and TF publish it; the pose is in the node's pose
+        source before the image goes out (the node looks it up when the image arrives)."""
+        frame = synthetic_frames(scene, [stamp] * scene.num_views, frame_id=CAMERA, with_depth=depth,
+                                 with_pose=pose)[view]
+        msgs = frame_messages(frame, map_frame="map")
+        if msgs.pose is not None:
+            self.publish_pose(msgs.pose)
+        header = msgs.image.header
+        image = msgs.image if rgb_override is None else image_message(rgb_override, header)
+        image.encoding = encoding
         if info:  # camera_info describes the camera (the scene's size), whatever image is sent
-            ci = CameraInfo(height=scene.depth.shape[1], width=scene.depth.shape[2])
-            K = scene.intrinsics[view].astype(np.float64).copy()
-            K[:2, 2] -= 0.5  # the generator samples pixel centres at +0.5; ROS K puts them at integers
-            ci.k = K.reshape(-1).tolist()
-            ci.header = img.header
-            self.info.publish(ci)
+            self.info.publish(msgs.info)
         if depth:
-            d = np.ascontiguousarray((scene.depth[view] if depth_override is None else depth_override).astype(np.float32))
-            dm = Image(height=d.shape[0], width=d.shape[1], encoding="32FC1", step=4 * d.shape[1], data=d.tobytes())
-            dm.header = img.header
-            self.depth.publish(dm)
-        self.rgb.publish(img)
+            self.depth.publish(msgs.depth if depth_override is None else depth_message(depth_override, header))
+        self.rgb.publish(image)
