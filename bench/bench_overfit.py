@@ -102,7 +102,7 @@ def main() -> None:
         after = tr.losses_at(0)
         scene = generate_scene(args.seed, 4, args.size, args.size)
         ecfg = EvalConfig(num_views=4, height=args.size, width=args.size, path_2d=False, queries=False,
-                          measured_queries=False, min_cluster_size=20)
+                          measured_queries=False, settings={"panoptic.clustering.hdbscan.min_cluster_size": 20})
         r = evaluate_scene(tr.model.eval(), tr.text_encoder, scene, ecfg)
         own = own_view_psnr(tr.model, scene)
     cm = r["cm3d"]

@@ -44,6 +44,7 @@ from eps3d_ros.data.scene_layout import CLASS_NAMES, STUFF_CLASSES  # noqa: E402
 from eps3d_ros.data.synthetic import generate_scene  # noqa: E402
 from eps3d_ros.model import EPS3D, EPS3DConfig, Gaussians  # noqa: E402
 from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig, SemanticSpace, build_scene, cluster_instances  # noqa: E402
+from eps3d_ros.panoptic.hdbscan_clusterer import HdbscanSettings
 from eps3d_ros.panoptic.clouds import cloud_points, cloud_to_bytes  # noqa: E402
 from eps3d_ros.settings.tree import Eps3dConfig  # noqa: E402
 from eps3d_ros.process.threads import prepare_process  # noqa: E402
@@ -54,7 +55,7 @@ SEED = 100_000
 
 def demo_config(**clustering) -> PanopticConfig:
     return PanopticConfig(vocabulary=list(CLASS_NAMES[1:]), stuff=[CLASS_NAMES[i] for i in STUFF_CLASSES],
-                          clustering=ClusteringConfig(min_cluster_size=100, **clustering))
+                          clustering=ClusteringConfig(**clustering, hdbscan=HdbscanSettings(min_cluster_size=100)))
 
 
 def oracle_input(scene, text) -> tuple[Gaussians, SemanticSpace]:

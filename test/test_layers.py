@@ -44,8 +44,8 @@ LAYERS: dict[str, set[str]] = {
     # evaluation, then training (which evaluates)
     "eval": {"conventions", "data", "devices", "frames", "geometry", "io", "mapping", "model", "panoptic",
              "pipeline", "render", "settings", "text"},
-    "train": {"conventions", "data", "devices", "eval", "frames", "geometry", "io", "model", "panoptic", "render",
-              "text"},
+    "train": {"conventions", "data", "devices", "eval", "frames", "geometry", "io", "model", "panoptic", "process",
+              "render", "text"},
     # ROS wiring (the only unit that imports rclpy and the interfaces)
     "ros": {"conventions", "frames", "geometry", "io", "mapping", "panoptic", "pipeline", "process", "settings",
             "msg", "srv"},

@@ -11,8 +11,8 @@ from typing import Any
 from .guard import UserError
 from .model_folder import DEMO_MODEL_ENV
 
-__all__ = ["parse_size", "parse_names", "add_model_arguments", "add_panoptic_arguments", "add_frame_arguments",
-           "input_box", "pipeline_config"]
+__all__ = ["parse_size", "parse_names", "parse_settings", "add_model_arguments", "add_panoptic_arguments",
+           "add_frame_arguments", "add_set_argument", "input_box", "pipeline_config"]
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -58,10 +58,32 @@ def add_model_arguments(p: argparse.ArgumentParser, demo: bool = False) -> None:
 def add_panoptic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocabulary", metavar="A,B,C", help="comma-separated class names")
     p.add_argument("--stuff", metavar="A,B", help="comma-separated stuff classes (regions, not instances)")
-    p.add_argument("--min-cluster-size", type=int, metavar="N",
-                   help="HDBSCAN min_cluster_size in Gaussians (default: the model's recommendation, else 400)")
-    p.add_argument("--max-samples", type=int, metavar="N", help="HDBSCAN sample size (default 10000)")
+    p.add_argument("--max-samples", type=int, metavar="N", help="features clustered (default 10000)")
     p.add_argument("--min-object-points", type=int, metavar="N", help="smaller objects are dropped (default 30)")
+    add_set_argument(p)
+
+
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                   help="any setting of the run by its dotted name, as the node's parameters and config/eps3d.yaml "
+                        "(e.g. panoptic.clustering.hdbscan.min_cluster_size=100); repeatable, wins over the model "
+                        "folder's recommendation")
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[x, y]"]`` → ``{"a.b": 1, "c": ["x", "y"]}`` (values read as YAML scalars or lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set takes NAME=VALUE (a dotted setting name), got {item!r}")
+        try:
+            out[name.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as e:
+            raise UserError(f"--set {item}: the value is not a YAML value ({e})") from None
+    return out
 
 
 def add_frame_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,8 +104,9 @@ def input_box(args: argparse.Namespace, bundle: Any) -> tuple[int, int]:
 
 def pipeline_config(args: argparse.Namespace, model: Path, views: int, vocabulary: Sequence[str] | None = None,
                     stuff: Sequence[str] | None = None, use_depth: bool = True, measured_depth: bool = False) -> Any:
-    """An :class:`~eps3d_ros.pipeline.Eps3dConfig` for windows of ``views`` frames: what the arguments give;
+    """An :class:`~eps3d_ros.settings.Eps3dConfig` for windows of ``views`` frames: what the arguments give;
     the rest is left to the model folder (see :func:`eps3d_ros.pipeline.loading.resolve_config`)."""
+    from ..settings.dotted import set_dotted
     from ..settings.tree import Eps3dConfig
 
     cfg = Eps3dConfig()
@@ -103,8 +126,6 @@ def pipeline_config(args: argparse.Namespace, model: Path, views: int, vocabular
     st = parse_names(args.stuff) if args.stuff is not None else stuff
     if st is not None:
         p.stuff = list(st)
-    if args.min_cluster_size is not None:
-        p.clustering.min_cluster_size = args.min_cluster_size
     if args.max_samples is not None:
         p.clustering.max_samples = args.max_samples
     if args.min_object_points is not None:
@@ -116,6 +137,7 @@ def pipeline_config(args: argparse.Namespace, model: Path, views: int, vocabular
     pc.use_depth = "auto" if use_depth else "false"
     pc.use_measured_depth = measured_depth
     try:
+        set_dotted(cfg, parse_settings(getattr(args, "settings", [])), what="--set setting")
         return cfg.validate()
     except ValueError as e:
-        raise UserError(str(e).replace("panoptic.", "--").replace("clustering.", "")) from None
+        raise UserError(str(e)) from None

@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from .arguments import parse_size
 from .guard import EXIT_OK, UserError, guarded
@@ -42,6 +43,37 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _config(args: argparse.Namespace, size: tuple[int, int], views: int, device: str) -> Any:
+    """The run's settings: the model given (else the tiny preset with random weights) and the synthetic classes."""
+    import torch
+
+    from ..data.scene_layout import CLASS_NAMES, STUFF_CLASSES
+    from ..eval.model_eval import RECOMMENDED_SETTINGS
+    from ..settings.dotted import set_dotted
+    from ..settings.tree import Eps3dConfig
+
+    cfg = Eps3dConfig()
+    cfg.model.device = device
+    if args.model:
+        cfg.model.weights = str(Path(args.model).expanduser())
+    else:
+        cfg.model.allow_random_weights = True
+        torch.manual_seed(0)
+    if args.text_model:
+        cfg.text.model = args.text_model
+    if args.text_weights is not None:
+        cfg.text.pretrained = args.text_weights or "random"
+    cfg.pipeline.image_height, cfg.pipeline.image_width = size
+    cfg.pipeline.window_size = views
+    cfg.panoptic.vocabulary = list(CLASS_NAMES[1:])
+    cfg.panoptic.stuff = [CLASS_NAMES[i] for i in STUFF_CLASSES]
+    if not args.model:
+        set_dotted(cfg, RECOMMENDED_SETTINGS)  # what a model trained here would recommend
+    if args.quick:
+        cfg.panoptic.clustering.max_samples = 2000
+    return cfg
+
+
 def _median(fn, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
@@ -65,13 +97,11 @@ def run(args: argparse.Namespace) -> int:
         load_bundle(Path(args.model).expanduser())  # a clear error before anything loads
     import torch
 
-    from ..data.scene_layout import CLASS_NAMES, STUFF_CLASSES
     from ..data.synthetic import generate_scene
+    from ..frames.frame import synthetic_frames
     from ..io.figures import render_views
     from ..io.ply import write_gaussian_ply
     from ..io.scene_file import load_scene, reconstruct_scene_file, save_scene
-    from ..settings.tree import Eps3dConfig
-    from ..frames.frame import synthetic_frames
     from ..pipeline.loading import load_reconstructor
 
     res: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
@@ -84,30 +114,12 @@ def run(args: argparse.Namespace) -> int:
     frames = synthetic_frames(syn)
     t["synthetic_scene_s"] = time.perf_counter() - t0
 
-    cfg = Eps3dConfig()
-    cfg.model.device = device
-    if args.model:
-        cfg.model.weights = str(Path(args.model).expanduser())
-    else:
-        cfg.model.allow_random_weights = True
-        torch.manual_seed(0)
-    if args.text_model:
-        cfg.text.model = args.text_model
-    if args.text_weights is not None:
-        cfg.text.pretrained = args.text_weights or "random"
-    cfg.pipeline.image_height, cfg.pipeline.image_width = size
-    cfg.pipeline.window_size = views
-    cfg.panoptic.vocabulary = list(CLASS_NAMES[1:])
-    cfg.panoptic.stuff = [CLASS_NAMES[i] for i in STUFF_CLASSES]
-    if not args.model:
-        cfg.panoptic.clustering.min_cluster_size = 100
-    if args.quick:
-        cfg.panoptic.clustering.max_samples = 2000
+    cfg = _config(args, size, views, device)
     t0 = time.perf_counter()
     rec = load_reconstructor(cfg)
     model = rec.model
     t["load_s"] = time.perf_counter() - t0
-    res["model"] = {"parameters": model.num_parameters, "device": device, "text_encoder": rec.text_encoder.arch}
+    res["model"] = {"parameters": model.num_parameters, "device": device, "text_encoder": rec.config.text.model}
 
     images = torch.rand(1, views, 3, *size, device=device)
 

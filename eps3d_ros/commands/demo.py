@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from .arguments import add_model_arguments, add_panoptic_arguments, input_box, parse_names, pipeline_config
 from .guard import EXIT_OK, UserError, guarded
@@ -80,25 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.scene_layout import CLASS_NAMES, STUFF_CLASSES
 
     vocabulary, stuff = list(CLASS_NAMES[1:]), [CLASS_NAMES[i] for i in STUFF_CLASSES]
-    synthetic = None
-    if args.images:
-        from ..io.image_folder import frames_from_images
-
-        with timer.stage("read images"):
-            fs = frames_from_images(args.images, box=size, max_views=args.views, progress=False)
-        frames, source = fs.frames, f"{len(fs.frames)} of {fs.total} images from {args.images} fitted to " \
-                                    f"{fs.size[0]}x{fs.size[1]} (HxW; no depth, no poses)"
-    else:
-        from ..data.synthetic import generate_scene
-        from ..frames.frame import synthetic_frames
-
-        with timer.stage("generate scene"):
-            synthetic = generate_scene(seed=args.seed, num_views=args.views, height=size[0], width=size[1])
-            frames = synthetic_frames(synthetic, with_depth=not args.no_depth, with_pose=not args.no_poses)
-        extras = [x for x, on in (("depth", not args.no_depth), ("camera poses", not args.no_poses)) if on]
-        source = (f"synthetic scene seed {args.seed}: {args.views} views of {size[0]}x{size[1]} (HxW)"
-                  f"{' with ' + ' and '.join(extras) if extras else ''}"
-                  f"{'; Gaussian centres from the measured depth' if args.measured_depth else ''}")
+    frames, source, synthetic = _input_frames(args, size, timer)
     cfg = pipeline_config(args, model, len(frames), vocabulary=vocabulary, stuff=stuff,
                           use_depth=not args.no_depth, measured_depth=args.measured_depth)
     text = bundle.text if not (args.text_model or args.text_weights) else None
@@ -109,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         things = [f"{o.colour} {o.class_name}" for o in synthetic.objects]
         print(f"ground truth: {len(things)} objects: {', '.join(things)} (+ floor, walls, table)")
 
-    from ..io.scene_file import reconstruct_scene_file, save_scene
+    from ..io.scene_file import reconstruct_scene_file
     from ..pipeline.loading import load_reconstructor
 
     with timer.stage("load model"):
@@ -129,6 +112,43 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nquery '{args.query}' (top {args.top}):")
     print(matches_table(matches))
 
+    _write_outputs(out, sf, frames, source, args, timer)
+
+    if args.ros:
+        _ros_demo(frames, rec, cfg, args, timer)
+    print("\ntimings:")
+    print(timer.report())
+    return EXIT_OK
+
+
+def _input_frames(args: argparse.Namespace, size: tuple[int, int], timer: Timer) -> tuple[list, str, Any]:
+    """``(frames, a line on where they come from, the synthetic scene or None)``: ``--images``, else a synthetic
+    scene of ``--seed``."""
+    synthetic = None
+    if args.images:
+        from ..io.image_folder import frames_from_images
+
+        with timer.stage("read images"):
+            fs = frames_from_images(args.images, box=size, max_views=args.views, progress=False)
+        frames, source = fs.frames, f"{len(fs.frames)} of {fs.total} images from {args.images} fitted to " \
+                                    f"{fs.size[0]}x{fs.size[1]} (HxW; no depth, no poses)"
+    else:
+        from ..data.synthetic import generate_scene
+        from ..frames.frame import synthetic_frames
+
+        with timer.stage("generate scene"):
+            synthetic = generate_scene(seed=args.seed, num_views=args.views, height=size[0], width=size[1])
+            frames = synthetic_frames(synthetic, with_depth=not args.no_depth, with_pose=not args.no_poses)
+        extras = [x for x, on in (("depth", not args.no_depth), ("camera poses", not args.no_poses)) if on]
+        source = (f"synthetic scene seed {args.seed}: {args.views} views of {size[0]}x{size[1]} (HxW)"
+                  f"{' with ' + ' and '.join(extras) if extras else ''}"
+                  f"{'; Gaussian centres from the measured depth' if args.measured_depth else ''}")
+    return frames, source, synthetic
+
+
+def _write_outputs(out: Path, sf: Any, frames: list, source: str, args: argparse.Namespace, timer: Timer) -> None:
+    """The scene file, the PLY and the PNG renders in ``out``."""
+    from ..io.scene_file import save_scene
     from ..io.figures import write_figures
     from ..io.ply import write_gaussian_ply
 
@@ -136,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
     with timer.stage("write scene file"):
         save_scene(out / "scene.eps3d", sf)
     with timer.stage("write PLY"):
-        write_gaussian_ply(out / "scene.ply", scene)
+        write_gaussian_ply(out / "scene.ply", sf.scene)
     with timer.stage("render PNGs"):
-        figs = write_figures(scene, sf.cameras, out, scale=args.render_scale,
+        figs = write_figures(sf.scene, sf.cameras, out, scale=args.render_scale,
                              title=f"demo: {source.split(':')[0]} ({sf.frame_id}, {units(sf.scale_known)})",
                              inputs=[f.rgb for f in frames])
     print(f"\nwrote to {out}/: scene.eps3d ({file_size(out / 'scene.eps3d')}), scene.ply "
@@ -147,50 +167,49 @@ def run(args: argparse.Namespace) -> int:
     print(f"  next: eps3d query {out / 'scene.eps3d'} \"{args.query}\"   |   eps3d render {out / 'scene.eps3d'} "
           f"--out {out / 'renders'}")
 
-    if args.ros:
-        from ..ros.demo import run_node_demo  # rclpy only on this path
 
-        params = _node_parameters(rec.config)
-        with timer.stage("ROS node demo"):
-            response = run_node_demo(frames, params, args.query, max_results=args.top,
-                                     map_frame=cfg.output.map_frame)
-        print(f"\n[ros] call {response['service']} {json.dumps(response['request'])}")
-        print(f"[ros] response: success={response['success']}, frame '{response['frame_id']}', "
-              f"scale_known={response['scale_known']}, message: {response['message']}")
-        for o in response["objects"]:
-            c = ", ".join(f"{v:+.3f}" for v in o["centroid"])
-            size = " x ".join(f"{v:.3f}" for v in o["box_size"])
-            print(f"  relevance {o['relevance']:.3f}  #{o['id']} {o['label']}  centroid ({c})  box {size}  "
-                  f"{o['point_count']} pts")
-        t = response["timings_s"]
-        print(f"[ros] node start {t.get('node_start', 0):.2f} s, frames -> first scene {t.get('first_scene', 0):.2f} s, "
-              f"query round trip {t.get('query', 0) * 1000:.1f} ms")
-        if not response["success"]:
-            raise UserError(f"the node's query failed: {response['message']}")
-    print("\ntimings:")
-    print(timer.report())
-    return EXIT_OK
+def _ros_demo(frames: list, rec: Any, cfg: Any, args: argparse.Namespace, timer: Timer) -> None:
+    """The same frames through eps3d_node in-process; its query service's answer printed."""
+    from ..ros.demo import run_node_demo  # rclpy only on this path
+
+    params = _node_parameters(rec.config)
+    with timer.stage("ROS node demo"):
+        response = run_node_demo(frames, params, args.query, max_results=args.top,
+                                 map_frame=cfg.output.map_frame)
+    print(f"\n[ros] call {response['service']} {json.dumps(response['request'])}")
+    print(f"[ros] response: success={response['success']}, frame '{response['frame_id']}', "
+          f"scale_known={response['scale_known']}, message: {response['message']}")
+    for o in response["objects"]:
+        c = ", ".join(f"{v:+.3f}" for v in o["centroid"])
+        size = " x ".join(f"{v:.3f}" for v in o["box_size"])
+        print(f"  relevance {o['relevance']:.3f}  #{o['id']} {o['label']}  centroid ({c})  box {size}  "
+              f"{o['point_count']} pts")
+    t = response["timings_s"]
+    print(f"[ros] node start {t.get('node_start', 0):.2f} s, frames -> first scene {t.get('first_scene', 0):.2f} s, "
+          f"query round trip {t.get('query', 0) * 1000:.1f} ms")
+    if not response["success"]:
+        raise UserError(f"the node's query failed: {response['message']}")
 
 
 def _node_parameters(cfg) -> dict:
     """The node's ROS parameters for the same reconstruction (dotted names as in config/eps3d.yaml) from the
     resolved config of the reconstruction (where an empty ``text.pretrained`` meant random weights)."""
-    p, pc, c = cfg.panoptic, cfg.pipeline, cfg.panoptic.clustering
-    return {
+    from ..settings.tree import config_leaves
+
+    pc = cfg.pipeline
+    params = {k: v for k, v in config_leaves(cfg).items() if k.startswith("panoptic.")}  # every panoptic setting
+    params.update({
         "model.weights": cfg.model.weights, "model.device": cfg.model.device,
-        "text.model": cfg.text.model, "text.pretrained": cfg.text.pretrained or "random",
-        "text.templates": list(cfg.text.templates),
-        "panoptic.vocabulary": list(p.vocabulary), "panoptic.stuff": list(p.stuff),
-        "panoptic.min_object_points": p.min_object_points,
-        "panoptic.clustering.min_cluster_size": c.min_cluster_size, "panoptic.clustering.max_samples": c.max_samples,
+        "text.encoder": cfg.text.encoder, "text.model": cfg.text.model,
+        "text.pretrained": cfg.text.pretrained or "random", "text.templates": list(cfg.text.templates),
         "pipeline.image_height": pc.image_height, "pipeline.image_width": pc.image_width,
         "pipeline.window_size": pc.window_size, "pipeline.every_n_frames": pc.window_size,
         "pipeline.buffer_size": pc.buffer_size, "pipeline.use_depth": pc.use_depth,
         "pipeline.use_measured_depth": pc.use_measured_depth,
         "pipeline.keyframe_min_interval": 0.0, "pipeline.keyframe_min_translation": 0.0,
         "pipeline.keyframe_min_rotation": 0.0,
-    }
-
+    })
+    return params
 
 
 def truth_table(synthetic, frames, snap, sf, map_frame: str, max_distance: float = 0.5) -> str:

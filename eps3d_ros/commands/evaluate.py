@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .arguments import parse_size
+from .arguments import add_set_argument, parse_settings, parse_size
 from .guard import EXIT_OK, guarded
 
 HELP = "held-out synthetic metrics of a model folder with its text encoder"
@@ -21,8 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
     p.add_argument("--size", help="image size HxW, multiples of 14 (default: the model's native size)")
     p.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
-    p.add_argument("--min-cluster-size", type=int, default=0, metavar="N",
-                   help="HDBSCAN min_cluster_size in Gaussians (default 0: the model's recommendation)")
+    add_set_argument(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N (default auto)")
     p.add_argument("--json", help="write the full result (summary and per scene) here")
     p.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     h, w = parse_size(args.size) or (0, 0)  # 0: the model's native size (its bundle.json)
     cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
-                     min_cluster_size=args.min_cluster_size, path_2d=not args.no_2d, device=check_device(args.device))
+                     settings=parse_settings(args.settings), path_2d=not args.no_2d, device=check_device(args.device))
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:
         with open(args.json, "w") as f:

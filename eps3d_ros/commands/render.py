@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .guard import EXIT_OK, UserError, guarded
+from .model_folder import check_device
 
 HELP = "render a scene file's views to PNG (RGB, semantic and instance maps, legend)"
 
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="render at this multiple of the camera image size (default 1)")
     p.add_argument("--min-alpha", type=float, default=0.5,
                    help="label maps show the background where the rendered opacity is below this (default 0.5)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown for renders of many views)")
     p.set_defaults(func=run)
     return p
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.scene} has no cameras to render from")
     title = f"{args.scene} ({sf.frame_id}{'' if sf.scale_known else ', scale unknown'})"
     res = write_figures(sf.scene, sf.cameras, args.out, views=views, scale=args.scale, min_alpha=args.min_alpha,
-                        title=title, device=args.device, progress=not args.no_progress)
+                        title=title, device=check_device(args.device), progress=not args.no_progress)
     h, w = res["size"]
     print(f"wrote {len(res['files'])} PNGs to {args.out} ({len(res['views'])} views of {h}x{w} (HxW); "
           f"rendered coverage {', '.join(f'{c:.0%}' for c in res['coverage'])})")

@@ -126,13 +126,7 @@ def sample_room_layout(
             centres.append(np.array([x, y]))
     sides = [(0, 1)] * n_tables  # chairs at the -x / +x ends
 
-    counts = [int(rng.integers(lo_things, hi_things + 1)) for _ in range(n_tables)]
-    n_chairs = [int(rng.integers(lo_chairs, hi_chairs + 1)) for _ in range(n_tables)]
-    i = 0
-    while sum(counts) + sum(n_chairs) < min_things and any(c < hi_things for c in counts):
-        if counts[i % len(counts)] < hi_things:
-            counts[i % len(counts)] += 1
-        i += 1
+    counts, n_chairs = _thing_counts(rng, n_tables, (lo_things, hi_things), (lo_chairs, hi_chairs), min_things)
     used: set[tuple[int, str]] = set()
     tables: list[TablePlacement] = []
     for (wall, spec), centre, chair_sides, count, chairs in zip(specs, centres, sides, counts, n_chairs):
@@ -153,6 +147,20 @@ def sample_room_layout(
     _check_footprints(tables, objects)
     return RoomLayout(primitives=prims, objects=objects, tables=tables, room_min=room_min, room_max=room_max,
                       walls=walls, wall_height=wall_h)
+
+
+def _thing_counts(rng: np.random.Generator, n_tables: int, things: tuple[int, int], chairs: tuple[int, int],
+                  min_things: int) -> tuple[list[int], list[int]]:
+    """Things and chairs per table, drawn; things raised round-robin (up to their maximum) until there are at
+    least ``min_things`` in all."""
+    counts = [int(rng.integers(things[0], things[1] + 1)) for _ in range(n_tables)]
+    n_chairs = [int(rng.integers(chairs[0], chairs[1] + 1)) for _ in range(n_tables)]
+    i = 0
+    while sum(counts) + sum(n_chairs) < min_things and any(c < things[1] for c in counts):
+        if counts[i % len(counts)] < things[1]:
+            counts[i % len(counts)] += 1
+        i += 1
+    return counts, n_chairs
 
 
 def _check_footprints(tables: list[TablePlacement], objects: list[SceneObject]) -> None:

@@ -34,6 +34,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -279,21 +280,9 @@ def generate_sequence(
         ValueError: a bad argument (the message names it).
     """
     options = {k: v for k, v in locals().items() if k not in ("seed", "num_frames", "height", "width")}
-    seed = _check_int("seed", seed, 0)
-    num_frames = _check_int("num_frames", num_frames, 2)
-    height = _check_int("height", height, 1)
-    width = _check_int("width", width, 1)
-    if not 1.0 <= float(hfov_deg) <= 150.0:
-        raise ValueError(f"hfov_deg must be in [1, 150], got {hfov_deg}")
-    if not (float(fps) > 0 and math.isfinite(float(fps))):
-        raise ValueError(f"fps must be a positive number, got {fps}")
-    eye_height = _check_range("eye_height", eye_height, 0.9, 2.0)
-    distance = _check_range("distance", distance, 0.9, 2.0)
-    if not 0.0 <= float(walk_pitch_deg) <= 60.0:
-        raise ValueError(f"walk_pitch_deg must be in [0, 60], got {walk_pitch_deg}")
-    for name, value in (("walk_speed", walk_speed), ("turn_rate_deg", turn_rate_deg), ("stop_seconds", stop_seconds)):
-        if not (float(value) > 0 and math.isfinite(float(value))):
-            raise ValueError(f"{name} must be a positive number, got {value}")
+    seed, num_frames, height, width, eye_height, distance = _check_sequence_args(
+        seed, num_frames, height, width, hfov_deg, fps, eye_height, distance, walk_pitch_deg, walk_speed,
+        turn_rate_deg, stop_seconds)
 
     rng = np.random.default_rng(seed)
     layout = sample_room_layout(rng, num_tables=num_tables, things_per_table=things_per_table,
@@ -304,9 +293,7 @@ def generate_sequence(
     n = len(layout.objects)
     gone = _check_removed(removed, n, num_frames)
 
-    fx = 0.5 * width / math.tan(math.radians(float(hfov_deg)) / 2)
-    K = np.array([[fx, 0.0, 0.5 * width], [0.0, fx, 0.5 * height], [0.0, 0.0, 1.0]])
-    intrinsics = np.repeat(K[None].astype(np.float32), num_frames, axis=0)
+    intrinsics = np.repeat(_pinhole(height, width, hfov_deg)[None], num_frames, axis=0)
     extrinsics = poses_to_extrinsics(torch.from_numpy(path.poses)).numpy().astype(np.float32)
 
     prims = layout.primitives
@@ -316,14 +303,7 @@ def generate_sequence(
                                    exclude=exclude)
     semantic, instance = label_images(prims, pid)
     counts = np.stack([np.bincount(instance[t].ravel(), minlength=n + 1) for t in range(num_frames)]).astype(np.int64)
-    place = counts.copy()
-    for inst, first in gone.items():
-        own = [prims[i] for i in layout.objects[inst - 1].primitive_indices]
-        for t in range(first, num_frames):  # where the object would show in front of what is there now
-            ghost = render_view(own, intrinsics[t].astype(np.float64), extrinsics[t].astype(np.float64), height,
-                                width, offset=0.5, shading=False)
-            hit = ghost.primitive_id >= 0
-            place[t, inst] = int((hit & ((depth[t] <= 0) | (ghost.depth < depth[t]))).sum())
+    place = _place_pixels(counts, gone, layout, intrinsics, extrinsics, depth)
 
     objects = [replace(o, pixels_per_view=tuple(int(c) for c in counts[:, o.instance_id])) for o in layout.objects]
     layout.objects = objects
@@ -333,6 +313,46 @@ def generate_sequence(
         primitives=prims, primitive_id=pid, layout=layout, path=path, seed=seed, fps=float(fps), removed=gone,
         pixel_counts=counts, place_pixels=place, options=options,
     )
+
+
+def _check_sequence_args(seed, num_frames, height, width, hfov_deg, fps, eye_height, distance, walk_pitch_deg,
+                         walk_speed, turn_rate_deg, stop_seconds) -> tuple:
+    """``(seed, num_frames, height, width, eye_height, distance)`` checked; a bad argument is named."""
+    checked = (_check_int("seed", seed, 0), _check_int("num_frames", num_frames, 2), _check_int("height", height, 1),
+               _check_int("width", width, 1))
+    if not 1.0 <= float(hfov_deg) <= 150.0:
+        raise ValueError(f"hfov_deg must be in [1, 150], got {hfov_deg}")
+    if not (float(fps) > 0 and math.isfinite(float(fps))):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    ranges = (_check_range("eye_height", eye_height, 0.9, 2.0), _check_range("distance", distance, 0.9, 2.0))
+    if not 0.0 <= float(walk_pitch_deg) <= 60.0:
+        raise ValueError(f"walk_pitch_deg must be in [0, 60], got {walk_pitch_deg}")
+    for name, value in (("walk_speed", walk_speed), ("turn_rate_deg", turn_rate_deg), ("stop_seconds", stop_seconds)):
+        if not (float(value) > 0 and math.isfinite(float(value))):
+            raise ValueError(f"{name} must be a positive number, got {value}")
+    return (*checked, *ranges)
+
+
+def _pinhole(height: int, width: int, hfov_deg: float) -> np.ndarray:
+    """``K [3, 3]`` float32 of square pixels, principal point at the image centre (pixel centres at +0.5)."""
+    fx = 0.5 * width / math.tan(math.radians(float(hfov_deg)) / 2)
+    return np.array([[fx, 0.0, 0.5 * width], [0.0, fx, 0.5 * height], [0.0, 0.0, 1.0]], dtype=np.float32)
+
+
+def _place_pixels(counts: np.ndarray, gone: dict[int, int], layout: Any, intrinsics: np.ndarray,
+                  extrinsics: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Pixels per frame and instance where each object is, or would be after it was removed: in front of what
+    is there now (``counts`` where nothing was removed)."""
+    place = counts.copy()
+    height, width = depth.shape[1:]
+    for inst, first in gone.items():
+        own = [layout.primitives[i] for i in layout.objects[inst - 1].primitive_indices]
+        for t in range(first, len(depth)):
+            ghost = render_view(own, intrinsics[t].astype(np.float64), extrinsics[t].astype(np.float64), height,
+                                width, offset=0.5, shading=False)
+            hit = ghost.primitive_id >= 0
+            place[t, inst] = int((hit & ((depth[t] <= 0) | (ghost.depth < depth[t]))).sum())
+    return place
 
 
 def _check_removed(removed: Mapping[int, int] | None, num_objects: int, num_frames: int) -> dict[int, int]:

@@ -5,6 +5,11 @@ PSNR) take poses and images. Every other metric takes integer label arrays (nump
 shape: 2D maps ``[H, W]``, stacks of views ``[S, H, W]``, or per-point labels ``[N]`` (the 3D variant). ``protocol`` adds EPS3D's 2D
 evaluation protocol (nearest resize to 256², 25-pixel border crop) and one-call evaluations.
 Each module's docstring lists its definition choices.
+
+Evaluations that run the pipeline (imported from their modules, they load more): :mod:`.model_eval` (a model
+folder on held-out synthetic scenes, ``eps3d evaluate``), :mod:`.scene_memory` (the object map over synthetic
+robot walks) and :mod:`.oracle` (the ground truth through the real panoptic stage: the memory measured apart
+from the network).
 """
 
 from eps3d_ros.eval.camera import relative_pose_errors, rotation_angle_deg

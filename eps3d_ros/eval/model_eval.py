@@ -59,7 +59,9 @@ __all__ = ["EvalConfig", "evaluate_model", "evaluate_model_dir", "load_model_dir
            "markdown_table", "panoptic_config"]
 
 
-DEFAULT_MIN_CLUSTER = 100  # HDBSCAN min_cluster_size for 4 views of 112x112 (~50k Gaussians)
+# What a model trained here recommends for 4 views of 112x112 (~50k Gaussians): training writes it into the model's
+# bundle.json; a model evaluated without a bundle (during training) is evaluated with it.
+RECOMMENDED_SETTINGS = {"panoptic.clustering.hdbscan.min_cluster_size": 100}
 
 
 @dataclass
@@ -70,10 +72,8 @@ class EvalConfig:
     height: int = 112  # evaluate_model_dir: 0 = the model's native size
     width: int = 112
     scene_options: dict[str, Any] = field(default_factory=dict)
-    min_cluster_size: int = DEFAULT_MIN_CLUSTER  # HDBSCAN, in Gaussians of the scene; evaluate_model_dir: 0 = the model's
-    max_samples: int = 10_000
-    min_similarity: float = 0.5
-    min_object_points: int = 30
+    # panoptic settings by dotted name over the model's recommendation (its bundle's, else RECOMMENDED_SETTINGS)
+    settings: dict[str, Any] = field(default_factory=dict)
     path_3d: bool = True
     path_2d: bool = True
     queries: bool = True
@@ -85,7 +85,7 @@ class EvalConfig:
     renders: bool = True  # PSNR of the input views rendered with their predicted cameras
     # depth AbsRel also at (height + o) x (width + o) for each offset (multiples of 14; () = off)
     depth_size_offsets: tuple[int, ...] = (-14, 14)
-    device: str = "cpu"
+    device: str = "auto"  # where the network runs: auto, cpu, cuda, cuda:N
 
     def validate(self) -> "EvalConfig":
         if self.num_scenes < 1:
@@ -97,25 +97,25 @@ class EvalConfig:
 
 
 def panoptic_config(class_names: list[str], stuff: list[int], cfg: EvalConfig):
-    """The :class:`~eps3d_ros.panoptic.PanopticConfig` used for the synthetic vocabulary."""
-    from eps3d_ros.panoptic import ClusteringConfig, PanopticConfig
+    """The :class:`~eps3d_ros.panoptic.PanopticConfig` used for the synthetic vocabulary, with ``cfg.settings``."""
+    from eps3d_ros.settings import Eps3dConfig
+    from eps3d_ros.settings.dotted import set_dotted
 
-    return PanopticConfig(
-        vocabulary=list(class_names[1:]), stuff=[class_names[i] for i in stuff],
-        clustering=ClusteringConfig(min_cluster_size=cfg.min_cluster_size, max_samples=cfg.max_samples,
-                                    min_similarity=cfg.min_similarity),
-        min_object_points=cfg.min_object_points,
-    )
+    run = Eps3dConfig()
+    run.panoptic.vocabulary, run.panoptic.stuff = list(class_names[1:]), [class_names[i] for i in stuff]
+    unknown = [k for k in cfg.settings if not k.startswith("panoptic.")]
+    if unknown:
+        raise ValueError(f"the evaluation takes panoptic settings only, got {unknown}")
+    return set_dotted(run, cfg.settings).panoptic.validate()
 
 
-def load_model_dir(path: str | Path, device: str = "cpu"):
+def load_model_dir(path: str | Path, device: str = "auto"):
     """``(EPS3D, TextEncoder)`` of a model folder that ships its text encoder (``text_encoder.json``), through
     its :class:`~eps3d_ros.model.bundle.ModelBundle` (the text space is checked against the folder's)."""
-    from eps3d_ros.model.bundle import ModelBundle
+    from ..devices import resolve_device
+    from ..model.bundle import ModelBundle, load_text_encoder
 
-    from ..model.bundle import load_text_encoder
-
-    model = ModelBundle.load(path).load_network(device=device).eval()
+    model = ModelBundle.load(path).load_network(device=resolve_device(device)).eval()
     text = load_text_encoder(path)
     if text.dim != model.config.gaussians.semantic_expanded_dim:
         raise ValueError(f"{path}: text encoder width {text.dim} != the model's semantic width "
@@ -163,13 +163,9 @@ def evaluate_scene(model, text_encoder, scene, cfg: EvalConfig, space=None) -> d
         out["ins3d"] = (r["tp"], r["num_pred"], r["num_gt"])
     if cfg.path_2d:
         prototypes = text_encoder.prototypes(list(names[1:])).float().cpu()
-        from eps3d_ros.panoptic import ClusteringConfig
-
         views = render_panoptic_views(
             pred.gaussians, pred.extrinsics[0], pred.intrinsics[0], H, W, space, prototypes,
-            clustering=ClusteringConfig(min_cluster_size=cfg.min_cluster_size, max_samples=cfg.max_samples,
-                                        min_similarity=cfg.min_similarity, min_opacity=0.5),
-            backend="torch")
+            clustering=dataclasses.replace(pcfg.clustering, min_opacity=0.5), backend="torch")
         ps = np.where(views.semantic >= 0, views.semantic + 1, 0)
         pi = np.where(np.isin(ps, things), views.instance, 0)  # stuff is not an instance
         ps, pi = reference_protocol(ps), reference_protocol(pi)
@@ -362,12 +358,17 @@ def _summarize(per_scene: list[dict[str, Any]], names: list[str], things: list[i
     return out
 
 
-def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progress: bool = False) -> dict[str, Any]:
-    """Evaluate on ``config.num_scenes`` held-out synthetic scenes; ``{"summary": ..., "per_scene": ...}``."""
+def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progress: bool = False,
+                   model_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate on ``config.num_scenes`` held-out synthetic scenes; ``{"summary": ..., "per_scene": ...}``.
+    ``model_settings``: what the model recommends (its bundle's settings; default :data:`RECOMMENDED_SETTINGS`),
+    under ``config.settings``."""
     from eps3d_ros.data.synthetic import generate_scene
     from eps3d_ros.panoptic import SemanticSpace
 
     cfg = (config or EvalConfig()).validate()
+    base = RECOMMENDED_SETTINGS if model_settings is None else model_settings
+    cfg = dataclasses.replace(cfg, settings={**base, **cfg.settings})
     was = model.training
     model.eval()
     space = SemanticSpace.from_model(model)
@@ -395,17 +396,17 @@ def evaluate_model(model, text_encoder, config: EvalConfig | None = None, progre
 
 def evaluate_model_dir(path: str | Path, config: EvalConfig | None = None, progress: bool = False) -> dict[str, Any]:
     """Load a model folder (with its text encoder) and :func:`evaluate_model` it; ``height``/``width`` 0 = the
-    model's native size and ``min_cluster_size`` 0 = its recommendation (from its bundle)."""
+    model's native size; the panoptic settings are the folder's recommendation (its bundle) under ``settings``."""
     from eps3d_ros.model.bundle import ModelBundle
+    from eps3d_ros.settings import RENAMED
 
     cfg = dataclasses.replace(config or EvalConfig())
     bundle = ModelBundle.load(path)
     if not cfg.height or not cfg.width:
         cfg.height, cfg.width = bundle.input_size
-    if not cfg.min_cluster_size:
-        cfg.min_cluster_size = int(bundle.settings.get("panoptic.clustering.min_cluster_size", DEFAULT_MIN_CLUSTER))
+    recommended = {RENAMED.get(k, k): v for k, v in bundle.settings.items() if k.startswith("panoptic.")}
     model, text = load_model_dir(path, device=cfg.device)
-    return evaluate_model(model, text, cfg, progress=progress)
+    return evaluate_model(model, text, cfg, progress=progress, model_settings=recommended)
 
 
 def markdown_table(summary: dict[str, Any]) -> str:

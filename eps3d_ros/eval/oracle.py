@@ -21,7 +21,7 @@ frames) every ``pixel_stride``-th pixel in each direction that hits a surface be
 Then the real :func:`eps3d_ros.panoptic.build_scene` runs with ``config.panoptic``. Note its clustering
 sizes: a small thing seen in a window covers tens of Gaussians at stride 2, far below the default
 ``min_cluster_size`` of 400 (meant for network windows of 4 × 224² Gaussians), so use
-:meth:`OracleReconstructor.default_config` (or set ``panoptic.clustering.min_cluster_size`` and
+:meth:`OracleReconstructor.default_config` (or set ``panoptic.clustering.hdbscan.min_cluster_size`` and
 ``min_object_points`` likewise) to see small things.
 """
 
@@ -101,7 +101,7 @@ class OracleReconstructor:
         """An :class:`Eps3dConfig` whose clustering suits the oracle's Gaussian counts: ``min_cluster_size`` 20,
         ``min_object_points`` 10 (``panoptic_changes`` set further ``PanopticConfig`` fields)."""
         cfg = Eps3dConfig()
-        cfg.panoptic.clustering.min_cluster_size = 20
+        cfg.panoptic.clustering.hdbscan.min_cluster_size = 20
         cfg.panoptic.min_object_points = 10
         for key, value in panoptic_changes.items():
             if not hasattr(cfg.panoptic, key):

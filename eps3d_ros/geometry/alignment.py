@@ -162,89 +162,107 @@ def metric_alignment(
     E = _np64(ext)  # [S, 3, 4] camera-from-world of the prediction
     c_pred = camera_centers(E)  # [S, 3]
     map_frame = config.output.map_frame
-    notes: list[str] = []
-
-    warning = ""
     pc = config.pipeline
-    depth_scale = None
-    with_depth = [i for i, f in enumerate(frames) if f.depth is not None] if pc.depth_enabled else []
-    if with_depth:
-        pd = pred.depth[batch_index, with_depth, ..., 0]  # [S', H, W]
-        md = np.stack([frames[i].depth for i in with_depth])
-        try:
-            depth_scale = depth_scale_ratio(pd, md, min_depth_pixels, pc.max_depth_ratio_spread)
-        except AlignmentError as e:
-            if "mismatched sizes" in str(e):
-                raise
-            notes.append(f"depth not used: {e}")
-            if "disagree" in str(e):
-                warning = f"depth not used: {e}"
-
+    notes: list[str] = []
+    depth_scale, warning = _depth_scale(pred, frames, pc, batch_index, min_depth_pixels, notes)
     posed = [i for i, f in enumerate(frames) if f.pose is not None]
-    c_map = np.stack([frames[i].pose[:3, 3] for i in posed]) if posed else np.zeros((0, 3))
-
     if len(posed) >= 3:
-        sv = np.linalg.svd(c_map - c_map.mean(0), compute_uv=False)
-        rms2 = sv[1] / math.sqrt(len(posed))
-        if sv[1] >= min_spread_ratio * sv[0] and rms2 >= min_spread_m:
-            try:
-                sim = umeyama_sim3(c_pred[posed], c_map)
-            except AlignmentError as e:
-                notes.append(f"TF similarity fit failed: {e}")
-            else:
-                residual = _residual(sim, c_pred[posed], c_map)
-                spread = float(np.sqrt(((c_map - c_map.mean(0)) ** 2).sum(1).mean()))
-                if residual <= pc.max_alignment_error * spread:
-                    # the scale comes from TF: depth that disagrees changed nothing (a note, not a warning)
-                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes))
-                disagree = (f"TF and images disagree: the camera centres fit TF with a residual of {residual:.3f} m, "
-                            f"{residual / spread:.0%} of the cameras' spread {spread:.3f} m (limit "
-                            f"pipeline.max_alignment_error {pc.max_alignment_error:g})")
-                measured = pc.use_measured_depth and pc.depth_enabled and all(
-                    frames[i].depth is not None for i in range(S)) and len(posed) == S
-                if measured:
-                    # the Gaussians' centres come from measured depth through TF, not from this fit
-                    warning = disagree + "; measured depth and TF place the scene"
-                    notes.append(warning)
-                    return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes),
-                                     warning)
-                # TF and the images tell different stories (wrong frames, stale TF, a moving camera mount): a
-                # metric map built on either would be silently wrong, so the scene stays in the camera frame
-                warning = disagree + "; the scene is kept in the camera frame instead of the map"
-                notes.append(warning)
-                posed = []
-        else:
-            notes.append(f"TF camera centres nearly collinear (principal spreads {(sv / math.sqrt(len(posed))).round(4).tolist()} m): "
-                         "rotation about the path is undetermined, anchoring on one pose instead")
+        fit = _tf_fit(frames, posed, c_pred, pc, map_frame, depth_scale, notes, min_spread_ratio, min_spread_m)
+        if isinstance(fit, Alignment):
+            return fit
+        posed, warning = fit if fit is not None else (posed, warning)
     elif posed:
         notes.append(f"only {len(posed)} TF pose(s) in the window (3 non-collinear needed for a full fit)")
-
     if posed:
-        k = posed[-1]
-        method, s = "tf", None
-        if depth_scale is not None:
-            s, method = depth_scale, "tf+depth"
-        else:
-            others = [j for j, i in enumerate(posed) if i != k]
-            base_map = sum(float(np.linalg.norm(c_map[j] - c_map[-1])) for j in others)
-            base_pred = sum(float(np.linalg.norm(c_pred[posed[j]] - c_pred[k])) for j in others)
-            if others and base_map >= min_spread_m and base_pred > 1e-9:
-                s = base_map / base_pred
-        if s is not None:
-            # x_map = pose_k (s * (R_k x + t_k)): the predicted camera k sits exactly at its TF pose
-            sim = Sim3.from_rigid(frames[k].pose) @ Sim3.from_rigid(E[k], scale=s)
-            return Alignment(sim, map_frame, True, method, _residual(sim, c_pred[posed], c_map), k,
-                             depth_scale, tuple(notes), warning)
-        # The map frame is metric by definition (ObjectArray.msg): an unscaled scene cannot be put there.
-        notes.append(f"scale unknown: no usable depth and the TF camera baseline is below {min_spread_m} m, so "
-                     "the scene cannot be placed in the map frame: output in the newest camera's optical frame")
-
+        c_map = np.stack([frames[i].pose[:3, 3] for i in posed])
+        anchored = _anchored(frames, posed, E, c_pred, c_map, map_frame, depth_scale, notes, warning, min_spread_m)
+        if anchored is not None:
+            return anchored
     k = S - 1
     if depth_scale is not None:
         return Alignment(Sim3.from_rigid(E[k], scale=depth_scale), frames[k].frame_id, True, "depth", float("nan"), k,
                          depth_scale, tuple(notes), warning)
     notes.append("no usable TF pose and no usable depth: output in the newest camera's optical frame, scale unknown")
     return Alignment(Sim3.from_rigid(E[k]), frames[k].frame_id, False, "none", float("nan"), k, None, tuple(notes),
+                     warning)
+
+
+def _depth_scale(pred: Any, frames: list[Frame], pc: Any, batch_index: int, min_depth_pixels: int,
+                 notes: list[str]) -> tuple[float | None, str]:
+    """``(measured / predicted depth over the frames that have depth or None, warning)``."""
+    with_depth = [i for i, f in enumerate(frames) if f.depth is not None] if pc.depth_enabled else []
+    if not with_depth:
+        return None, ""
+    pd = pred.depth[batch_index, with_depth, ..., 0]  # [S', H, W]
+    md = np.stack([frames[i].depth for i in with_depth])
+    try:
+        return depth_scale_ratio(pd, md, min_depth_pixels, pc.max_depth_ratio_spread), ""
+    except AlignmentError as e:
+        if "mismatched sizes" in str(e):
+            raise
+        notes.append(f"depth not used: {e}")
+        return None, f"depth not used: {e}" if "disagree" in str(e) else ""
+
+
+def _tf_fit(frames: list[Frame], posed: list[int], c_pred: np.ndarray, pc: Any, map_frame: str,
+            depth_scale: float | None, notes: list[str], min_spread_ratio: float, min_spread_m: float
+            ) -> Alignment | tuple[list[int], str] | None:
+    """Branch 1 of :func:`metric_alignment`: the Umeyama fit of ``>= 3`` posed views. An :class:`Alignment` when it
+    holds; ``([], warning)`` when TF and the images disagree (no map frame then); None to anchor on one pose."""
+    c_map = np.stack([frames[i].pose[:3, 3] for i in posed])
+    sv = np.linalg.svd(c_map - c_map.mean(0), compute_uv=False)
+    if not (sv[1] >= min_spread_ratio * sv[0] and sv[1] / math.sqrt(len(posed)) >= min_spread_m):
+        notes.append(f"TF camera centres nearly collinear (principal spreads {(sv / math.sqrt(len(posed))).round(4).tolist()} m): "
+                     "rotation about the path is undetermined, anchoring on one pose instead")
+        return None
+    try:
+        sim = umeyama_sim3(c_pred[posed], c_map)
+    except AlignmentError as e:
+        notes.append(f"TF similarity fit failed: {e}")
+        return None
+    residual = _residual(sim, c_pred[posed], c_map)
+    spread = float(np.sqrt(((c_map - c_map.mean(0)) ** 2).sum(1).mean()))
+    if residual <= pc.max_alignment_error * spread:
+        # the scale comes from TF: depth that disagrees changed nothing (a note, not a warning)
+        return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes))
+    disagree = (f"TF and images disagree: the camera centres fit TF with a residual of {residual:.3f} m, "
+                f"{residual / spread:.0%} of the cameras' spread {spread:.3f} m (limit "
+                f"pipeline.max_alignment_error {pc.max_alignment_error:g})")
+    S = len(frames)
+    if pc.use_measured_depth and pc.depth_enabled and len(posed) == S and all(f.depth is not None for f in frames):
+        # the Gaussians' centres come from measured depth through TF, not from this fit
+        warning = disagree + "; measured depth and TF place the scene"
+        notes.append(warning)
+        return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes), warning)
+    # TF and the images tell different stories (wrong frames, stale TF, a moving camera mount): a metric map built
+    # on either would be silently wrong, so the scene stays in the camera frame
+    warning = disagree + "; the scene is kept in the camera frame instead of the map"
+    notes.append(warning)
+    return [], warning
+
+
+def _anchored(frames: list[Frame], posed: list[int], E: np.ndarray, c_pred: np.ndarray, c_map: np.ndarray,
+              map_frame: str, depth_scale: float | None, notes: list[str], warning: str, min_spread_m: float
+              ) -> Alignment | None:
+    """Branch 2 of :func:`metric_alignment`: the newest posed view anchors the rigid part; the scale from depth,
+    else from the camera baselines. None when there is no scale (the map frame is metric by definition)."""
+    k = posed[-1]
+    method, s = "tf", None
+    if depth_scale is not None:
+        s, method = depth_scale, "tf+depth"
+    else:
+        others = [j for j, i in enumerate(posed) if i != k]
+        base_map = sum(float(np.linalg.norm(c_map[j] - c_map[-1])) for j in others)
+        base_pred = sum(float(np.linalg.norm(c_pred[posed[j]] - c_pred[k])) for j in others)
+        if others and base_map >= min_spread_m and base_pred > 1e-9:
+            s = base_map / base_pred
+    if s is None:
+        notes.append(f"scale unknown: no usable depth and the TF camera baseline is below {min_spread_m} m, so "
+                     "the scene cannot be placed in the map frame: output in the newest camera's optical frame")
+        return None
+    # x_map = pose_k (s * (R_k x + t_k)): the predicted camera k sits exactly at its TF pose
+    sim = Sim3.from_rigid(frames[k].pose) @ Sim3.from_rigid(E[k], scale=s)
+    return Alignment(sim, map_frame, True, method, _residual(sim, c_pred[posed], c_map), k, depth_scale, tuple(notes),
                      warning)
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import bisect
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..frames.frame import Frame
+from ..frames.frame import Frame, check_intrinsics
 from ..frames.images import COLOR_ENCODINGS, decode_color, decode_depth
 from ..frames.intake import prepare_frame, select_indices
 from ..geometry.transform_tree import TransformTree, transform_to_matrix
@@ -124,11 +125,62 @@ def frames_from_bag(
         reader.close()
 
 
+@dataclass
+class _Topics:
+    """The topics a bag's frames come from, and every topic's type."""
+
+    rgb: str
+    depth: str | None
+    info: str | None
+    tf: list[str]
+    by_topic: dict[str, list[Any]]
+    types: dict[str, str]
+
+
+@dataclass
+class _Index:
+    """Pass 1: the stamps of the image messages (with their order on the topic), camera infos, the TF tree."""
+
+    rgb: list[tuple[float, int]]
+    depth: list[tuple[float, int]]
+    infos: list[tuple[float, np.ndarray, int, int]]  # stamp, K, height, width
+    tree: TransformTree
+    roles: dict[int, str]  # connection id -> "rgb" | "depth"
+
+
 def _read_bag(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, map_frame, use_depth, use_poses, every,
               max_views, box, hfov_deg, sync_slop, depth_scale, tf_tolerance, progress) -> FrameSet:
-    conns = list(reader.connections)
+    notes: list[str] = []
+    topics = _choose_topics(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, use_depth, use_poses)
+    index = _index(reader, p, ts, topics, tf_tolerance, progress, notes)
+    index.rgb.sort()
+    pick = select_indices(len(index.rgb), every, max_views)
+    chosen = [index.rgb[i] for i in pick]
+    depth_for = _match_depth(chosen, index.depth, sync_slop)
+    if topics.depth and len(depth_for) < len(chosen):
+        notes.append(f"{len(chosen) - len(depth_for)} of {len(chosen)} frames without depth (no {topics.depth} "
+                     f"message within {sync_slop} s)")
+    rgb_msgs, depth_msgs = _decode_chosen(reader, ts, topics, index, {idx for _, idx in chosen},
+                                          set(depth_for.values()), progress)
+    frames, map_used, first_size = _frames(chosen, rgb_msgs, depth_msgs, depth_for, topics, index, map_frame, box, hfov_deg,
+                               depth_scale, notes)
+    names = {"rgb": topics.rgb}
+    if topics.depth:
+        names["depth"] = topics.depth
+    if topics.info:
+        names["camera_info"] = topics.info
+    if topics.tf:
+        names["poses"] = ", ".join(topics.tf)
+        if map_used:
+            names["map_frame"] = map_used
+    return FrameSet(frames=frames, source=f"bag {p}", original_size=first_size, size=frames[-1].size,
+                    selected=pick, total=len(index.rgb), topics=names, notes=notes)
+
+
+def _choose_topics(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, use_depth, use_poses) -> _Topics:
+    """The topics given (checked), else found by type: colour, depth, camera_info, transforms."""
     by_topic: dict[str, list[Any]] = {}
-    for c in conns:
+    for c in reader.connections:
         by_topic.setdefault(c.topic, []).append(c)
     types = {t: cs[0].msgtype for t, cs in by_topic.items()}
     listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items())) or "none"
@@ -145,7 +197,6 @@ def _read_bag(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, map
     check(depth_topic, (IMAGE_TYPE,), "--depth-topic")
     check(info_topic, (INFO_TYPE,), "--info-topic")
     check(pose_topic, (TRANSFORM_TYPE, TF_TYPE), "--pose-topic")
-
     encodings = {t: _first_encoding(reader, by_topic[t][0], ts) for t, m in types.items()
                  if m in (IMAGE_TYPE, COMPRESSED_TYPE) and (rgb_topic is None or (use_depth and depth_topic is None))}
 
@@ -167,8 +218,6 @@ def _read_bag(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, map
     if use_depth and depth_topic is None:
         depth_topic = _pick([t for t in encodings if is_depth(t) and t != rgb_topic], ("aligned", "registered"),
                             "depth image", "--depth-topic", " (or --no-depth)")
-    if not use_depth:
-        depth_topic = None
     if info_topic is None:
         infos = [t for t, m in types.items() if m == INFO_TYPE]
         near = [t for t in infos if _namespace(t) == _namespace(rgb_topic)]
@@ -176,131 +225,121 @@ def _read_bag(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, map
     tf_topics = []
     if use_poses:
         tf_topics = [pose_topic] if pose_topic else [t for t, m in types.items() if m in (TF_TYPE, TRANSFORM_TYPE)]
+    return _Topics(rgb_topic, depth_topic if use_depth else None, info_topic, tf_topics, by_topic, types)
 
-    # ---- pass 1: stamps of the image topics (from the CDR header), camera infos and transforms
-    rgb_conns, depth_conns = by_topic[rgb_topic], by_topic.get(depth_topic, []) if depth_topic else []
-    info_conns = by_topic.get(info_topic, []) if info_topic else []
-    tf_conns = [c for t in tf_topics for c in by_topic[t]]
-    rgb_stamps: list[tuple[float, int]] = []
-    depth_stamps: list[tuple[float, int]] = []
-    infos: list[tuple[float, np.ndarray, int, int]] = []
-    tree = TransformTree(tolerance=tf_tolerance)
-    notes: list[str] = []
+
+def _index(reader, p, ts, topics: _Topics, tf_tolerance: float, progress: bool, notes: list[str]) -> _Index:
+    """Pass 1: image stamps from the CDR headers (nothing decoded), camera infos and transforms."""
+    by = topics.by_topic
+    rgb_conns, depth_conns = by[topics.rgb], by.get(topics.depth, []) if topics.depth else []
+    info_conns = by.get(topics.info, []) if topics.info else []
+    tf_conns = [c for t in topics.tf for c in by[t]]
+    index = _Index([], [], [], TransformTree(tolerance=tf_tolerance),
+                   {c.id: "rgb" for c in rgb_conns} | {c.id: "depth" for c in depth_conns})
     bad_tf = 0
-    n_msgs = sum(c.msgcount for c in [*rgb_conns, *depth_conns, *info_conns, *tf_conns])
-    counters = {"rgb": 0, "depth": 0}
-    roles = {c.id: "rgb" for c in rgb_conns} | {c.id: "depth" for c in depth_conns}
     wanted = [*rgb_conns, *depth_conns, *info_conns, *tf_conns]
-    for c, _, raw in progress_bar(reader.messages(connections=wanted), progress, "indexing bag", n_msgs):
-        role = roles.get(c.id)
+    counters = {"rgb": 0, "depth": 0}
+    for c, _, raw in progress_bar(reader.messages(connections=wanted), progress, "indexing bag",
+                                  sum(x.msgcount for x in wanted)):
+        role = index.roles.get(c.id)
         if role is not None:
-            (rgb_stamps if role == "rgb" else depth_stamps).append((_header_stamp(raw), counters[role]))
+            (index.rgb if role == "rgb" else index.depth).append((_header_stamp(raw), counters[role]))
             counters[role] += 1
         elif c.msgtype == INFO_TYPE:
             m = ts.deserialize_cdr(raw, c.msgtype)
-            infos.append((_stamp(m.header.stamp), np.asarray(m.k, np.float64).reshape(3, 3), int(m.height), int(m.width)))
+            index.infos.append((_stamp(m.header.stamp), np.asarray(m.k, np.float64).reshape(3, 3), int(m.height),
+                                int(m.width)))
         else:
             m = ts.deserialize_cdr(raw, c.msgtype)
-            items = m.transforms if c.msgtype == TF_TYPE else [m]
-            for tr in items:
+            for tr in (m.transforms if c.msgtype == TF_TYPE else [m]):
                 try:
-                    tree.add(tr.header.frame_id, tr.child_frame_id, _stamp(tr.header.stamp),
-                             transform_to_matrix(tr.transform), static=c.topic.endswith("tf_static"))
+                    index.tree.add(tr.header.frame_id, tr.child_frame_id, _stamp(tr.header.stamp),
+                                   transform_to_matrix(tr.transform), static=c.topic.endswith("tf_static"))
                 except ValueError:
                     bad_tf += 1
-    if not rgb_stamps:
-        raise FrameSourceError(f"the colour topic {rgb_topic} of {p} has no messages")
+    if not index.rgb:
+        raise FrameSourceError(f"the colour topic {topics.rgb} of {p} has no messages")
     if bad_tf:
         notes.append(f"{bad_tf} transform(s) with a zero quaternion ignored")
+    return index
 
-    # ---- selection (by header stamp), depth matching
-    rgb_stamps.sort()
-    pick = select_indices(len(rgb_stamps), every, max_views)
-    chosen = [rgb_stamps[i] for i in pick]
-    d_times = sorted(depth_stamps)
+
+def _match_depth(chosen: list[tuple[float, int]], depth: list[tuple[float, int]], slop: float) -> dict[int, int]:
+    """Colour message order → the depth message order nearest in stamp, within ``slop`` seconds."""
+    d_times = sorted(depth)
     d_keys = [s for s, _ in d_times]
-    depth_for: dict[int, int] = {}
+    out: dict[int, int] = {}
     for stamp, idx in chosen:
         j = bisect.bisect_left(d_keys, stamp)
         best = min((k for k in (j - 1, j) if 0 <= k < len(d_keys)), key=lambda k: abs(d_keys[k] - stamp), default=None)
-        if best is not None and abs(d_keys[best] - stamp) <= sync_slop:
-            depth_for[idx] = d_times[best][1]
-    if depth_topic and len(depth_for) < len(chosen):
-        notes.append(f"{len(chosen) - len(depth_for)} of {len(chosen)} frames without depth (no {depth_topic} "
-                     f"message within {sync_slop} s)")
+        if best is not None and abs(d_keys[best] - stamp) <= slop:
+            out[idx] = d_times[best][1]
+    return out
 
-    # ---- pass 2: decode the chosen messages
-    want_rgb = {idx for _, idx in chosen}
-    want_depth = set(depth_for.values())
-    rgb_msgs: dict[int, Any] = {}
-    depth_msgs: dict[int, Any] = {}
+
+def _decode_chosen(reader, ts, topics: _Topics, index: _Index, want_rgb: set[int], want_depth: set[int],
+                   progress: bool) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Pass 2: only the chosen colour and depth messages are deserialised."""
+    conns = [*topics.by_topic[topics.rgb], *(topics.by_topic.get(topics.depth, []) if topics.depth else [])]
+    msgs: dict[str, dict[int, Any]] = {"rgb": {}, "depth": {}}
     counters = {"rgb": 0, "depth": 0}
-    for c, _, raw in progress_bar(reader.messages(connections=[*rgb_conns, *depth_conns]), progress, "reading frames",
-                               sum(x.msgcount for x in [*rgb_conns, *depth_conns])):
-        role = roles[c.id]
+    for c, _, raw in progress_bar(reader.messages(connections=conns), progress, "reading frames",
+                                  sum(x.msgcount for x in conns)):
+        role = index.roles[c.id]
         i = counters[role]
         counters[role] += 1
-        if role == "rgb" and i in want_rgb:
-            rgb_msgs[i] = ts.deserialize_cdr(raw, c.msgtype)
-        elif role == "depth" and i in want_depth:
-            depth_msgs[i] = ts.deserialize_cdr(raw, c.msgtype)
+        if i in (want_rgb if role == "rgb" else want_depth):
+            msgs[role][i] = ts.deserialize_cdr(raw, c.msgtype)
+    return msgs["rgb"], msgs["depth"]
 
+
+def _frames(chosen, rgb_msgs, depth_msgs, depth_for, topics: _Topics, index: _Index, map_frame, box, hfov_deg,
+            depth_scale, notes: list[str]) -> tuple[list[Frame], str | None, tuple[int, int]]:
+    """The chosen messages as frames (intrinsics from the nearest camera_info, pose from the TF tree), fitted
+    into ``box``; the map frame used; the first image's size."""
     frames: list[Frame] = []
     first_size = None
-    map_used = map_frame
-    no_pose = 0
-    info_stamps = [s for s, *_ in infos]
-    if not infos:
+    map_used, no_pose = map_frame, 0
+    info_stamps = [s for s, *_ in index.infos]
+    if not index.infos:
         notes.append(f"no camera_info: intrinsics guessed from a {hfov_deg:g} degree horizontal field of view")
     for stamp, idx in chosen:
         msg = rgb_msgs[idx]
-        rgb = _decode_rgb(msg, rgb_topic)
+        rgb = _decode_rgb(msg, topics.rgb)
         H, W = rgb.shape[:2]
         if first_size is None:
             first_size = (H, W)
         elif (H, W) != first_size and not any("image size changes" in n for n in notes):
-            notes.append(f"{rgb_topic}: image size changes from {first_size[1]}x{first_size[0]} to {W}x{H}: "
+            notes.append(f"{topics.rgb}: image size changes from {first_size[1]}x{first_size[0]} to {W}x{H}: "
                          "fitted to one network size, aspect kept")
         K = guess_intrinsics(H, W, hfov_deg)
-        if infos:
-            j = min(range(len(infos)), key=lambda k: abs(info_stamps[k] - stamp))
-            _, Ki, ih, iw = infos[j]
+        if index.infos:
+            _, Ki, ih, iw = index.infos[min(range(len(index.infos)), key=lambda k: abs(info_stamps[k] - stamp))]
             if (ih and iw) and (ih, iw) != (H, W):
-                raise FrameSourceError(f"{info_topic} describes {iw}x{ih} images but {rgb_topic} has {W}x{H}")
-            if Ki[0, 0] > 0 and Ki[1, 1] > 0:
-                K = Ki
+                raise FrameSourceError(f"{topics.info} describes {iw}x{ih} images but {topics.rgb} has {W}x{H}")
+            if Ki[0, 0] > 0 and Ki[1, 1] > 0:  # K = 0: an uncalibrated camera, the guess stays
+                K = check_intrinsics(Ki, H, W, topics.info)
         depth = None
         if idx in depth_for:
             dm = depth_msgs[depth_for[idx]]
             d = decode_depth(dm.encoding, dm.height, dm.width, dm.step, dm.data, bool(dm.is_bigendian),
                              depth_scale=depth_scale)
-            depth = match_depth_size(d, H, W, depth_topic)
+            depth = match_depth_size(d, H, W, topics.depth)
         frame_id = (msg.header.frame_id or "camera").lstrip("/")
         pose = None
-        if tf_topics:
+        if topics.tf:
             if map_used is None:
-                map_used = tree.root(frame_id)
+                map_used = index.tree.root(frame_id)
             if map_used != frame_id:
-                pose = tree.lookup(map_used, frame_id, stamp)
-            if pose is None:
-                no_pose += 1
+                pose = index.tree.lookup(map_used, frame_id, stamp)
+            no_pose += pose is None
         frames.append(prepare_frame(Frame(stamp=stamp, rgb=rgb, K=K, frame_id=frame_id, depth=depth, pose=pose), box))
-    if tf_topics and no_pose:
-        cam = frames[0].frame_id
-        why = (f"'{cam}' is not in the transform tree (frames: {', '.join(sorted(tree.frames())[:8])})"
-               if cam not in tree.frames() else f"no transform '{map_used}' <- '{cam}' at the image stamps")
+    if topics.tf and no_pose:
+        cam, known = frames[0].frame_id, index.tree.frames()
+        why = (f"'{cam}' is not in the transform tree (frames: {', '.join(sorted(known)[:8])})"
+               if cam not in known else f"no transform '{map_used}' <- '{cam}' at the image stamps")
         notes.append(f"{no_pose} of {len(frames)} frames without a pose: {why}")
-    topics = {"rgb": rgb_topic}
-    if depth_topic:
-        topics["depth"] = depth_topic
-    if info_topic:
-        topics["camera_info"] = info_topic
-    if tf_topics:
-        topics["poses"] = ", ".join(tf_topics)
-        if map_used:
-            topics["map_frame"] = map_used
-    return FrameSet(frames=frames, source=f"bag {p}", original_size=first_size, size=frames[-1].size, selected=pick,
-                    total=len(rgb_stamps), topics=topics, notes=notes)
+    return frames, map_used, first_size
 
 
 def _decode_rgb(msg: Any, topic: str) -> np.ndarray:

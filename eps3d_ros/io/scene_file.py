@@ -98,7 +98,7 @@ class SceneFile:
     frame_id: str
     scale_known: bool
     stamp: float
-    text_encoder: Any  # eps3d_ros.panoptic.TextEncoderConfig: the encoder whose space the prototypes live in
+    text_encoder: Any  # eps3d_ros.text.TextEncoderConfig: the encoder whose space the prototypes live in
     info: dict[str, Any] = field(default_factory=dict)  # source, alignment, timings, creation time (JSON)
     version: int = FORMAT_VERSION
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # "extra/<name>" tensors (e.g. an object map's state)
@@ -350,10 +350,9 @@ def _check_header(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
 def _decode(h: dict[str, Any], t: dict[str, np.ndarray]) -> SceneFile:
     import torch
 
-    from ..panoptic.clustering import ClusteringConfig
+    from ..panoptic.clustering import clustering_config_from_dict
     from ..panoptic.config import PanopticConfig
-    from ..panoptic.geometry import OrientedBox
-    from ..panoptic.scene import Scene, SceneObject, SplatParams
+    from ..panoptic.scene import Scene, SplatParams
     from ..panoptic.semantic_space import SemanticSpace
 
     def need(name: str) -> np.ndarray:
@@ -391,11 +390,38 @@ def _decode(h: dict[str, Any], t: dict[str, np.ndarray]) -> SceneFile:
         raise SceneFileError("corrupt scene file: labels outside the vocabulary")
 
     pc = dict(h.get("panoptic_config") or {})
-    clustering = _known(ClusteringConfig, pc.pop("clustering", {}) or {})
+    clustering = clustering_config_from_dict(pc.pop("clustering", {}) or {})
     config = _known(PanopticConfig, pc)
     config.clustering = clustering
 
-    meta_objs = h.get("objects") or []
+    objects = _decode_objects(h.get("objects") or [], need, n)
+
+    scene = Scene(**g, objects=tuple(objects), vocabulary=vocab, stuff=frozenset(h.get("stuff") or ()),
+                  prototypes=prototypes, space=space, config=config, text_encoder=None,
+                  metadata=dict(h.get("scene_metadata") or {}), splats=splats)
+
+    cameras = None
+    ch = h.get("cameras")
+    if ch:
+        cameras = Cameras(extrinsics=need("cameras/extrinsics"), intrinsics=need("cameras/intrinsics"),
+                          height=int(ch["height"]), width=int(ch["width"]), stamps=t.get("cameras/stamps"),
+                          predicted_intrinsics=t.get("cameras/predicted_intrinsics"))
+    stamp = float(h.get("stamp", math.nan))
+    info = dict(h.get("info") or {})
+    info.setdefault("created", h.get("created"))
+    info.setdefault("writer", h.get("writer"))
+    return SceneFile(scene=scene, cameras=cameras, frame_id=str(h.get("frame_id", "")),
+                     scale_known=bool(h.get("scale_known", False)), stamp=stamp,
+                     text_encoder=_text_config(h.get("text_encoder") or {}), info=info,
+                     version=int(h["format_version"]),
+                     extra={k[len("extra/"):]: np.array(a) for k, a in t.items() if k.startswith("extra/")})
+
+
+def _decode_objects(meta_objs: list[dict[str, Any]], need: Any, n: int) -> list[Any]:
+    """The scene's objects from their header entries and tensors (``need(name)`` reads a tensor); ``n`` Gaussians."""
+    from ..panoptic.geometry import OrientedBox
+    from ..panoptic.scene import SceneObject
+
     m = len(meta_objs)
     offsets = need("objects/offsets")
     indices = need("objects/indices")
@@ -418,26 +444,7 @@ def _decode(h: dict[str, Any], t: dict[str, np.ndarray]) -> SceneFile:
                             extent=np.array(vec["obb_extent"][i])),
             num_points=int(o["num_points"]), embedding=np.array(emb[i], np.float32),
             indices=np.array(indices[offsets[i]:offsets[i + 1]], np.int64)))
-
-    scene = Scene(**g, objects=tuple(objects), vocabulary=vocab, stuff=frozenset(h.get("stuff") or ()),
-                  prototypes=prototypes, space=space, config=config, text_encoder=None,
-                  metadata=dict(h.get("scene_metadata") or {}), splats=splats)
-
-    cameras = None
-    ch = h.get("cameras")
-    if ch:
-        cameras = Cameras(extrinsics=need("cameras/extrinsics"), intrinsics=need("cameras/intrinsics"),
-                          height=int(ch["height"]), width=int(ch["width"]), stamps=t.get("cameras/stamps"),
-                          predicted_intrinsics=t.get("cameras/predicted_intrinsics"))
-    stamp = float(h.get("stamp", math.nan))
-    info = dict(h.get("info") or {})
-    info.setdefault("created", h.get("created"))
-    info.setdefault("writer", h.get("writer"))
-    return SceneFile(scene=scene, cameras=cameras, frame_id=str(h.get("frame_id", "")),
-                     scale_known=bool(h.get("scale_known", False)), stamp=stamp,
-                     text_encoder=_text_config(h.get("text_encoder") or {}), info=info,
-                     version=int(h["format_version"]),
-                     extra={k[len("extra/"):]: np.array(a) for k, a in t.items() if k.startswith("extra/")})
+    return objects
 
 
 def _known(cls: type, values: Mapping[str, Any]) -> Any:

@@ -43,7 +43,6 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -58,31 +57,10 @@ from .map_object import MapObject
 from .map_scene import map_scene
 from .relabel import relabel_objects
 from .query import query_vector, rank
-from .results import MapMatch, MapUpdate
+from .results import MapMatch, MapUpdate, MapView
 from .visibility import seen_places
 
 DEFAULT_LOGIT_SCALE = 1 / 0.07  # CLIP's; used when the text encoder does not say
-
-
-@dataclass(frozen=True, eq=False)
-class _View:
-    """What readers see: one immutable, consistent state per map version (published after each change)."""
-
-    version: int
-    objects: tuple[MapObject, ...]  # sorted by id
-    embeddings: np.ndarray  # [M, D] float32, rows in the order of ``objects`` (the query matrix)
-    vocabulary: tuple[str, ...]
-    stuff: frozenset[str]
-    prototypes: torch.Tensor | None  # [K, D]
-    text_encoder: Any
-    logit_scale: float
-    frame_id: str
-    fused: bool
-    windows: int
-    stamp: float
-    next_id: int
-    cameras: Any
-    aux_bytes: int  # numpy/torch bytes held besides the objects (query matrix, voxel-key cache, cameras, prototypes)
 
 
 class ObjectMap:
@@ -126,7 +104,7 @@ class ObjectMap:
                        if a is not None)
         if self._prototypes is not None:
             aux += self._prototypes.numel() * self._prototypes.element_size()
-        self._view = _View(version, objs, emb, self._vocabulary, self._stuff, self._prototypes, self._text_encoder,
+        self._view = MapView(version, objs, emb, self._vocabulary, self._stuff, self._prototypes, self._text_encoder,
                            self._logit_scale, self._frame_id, self._fused_mode is not False, self._windows,
                            self._stamp, self._next_id, self._cameras, int(aux))
 

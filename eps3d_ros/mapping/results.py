@@ -1,10 +1,14 @@
-"""What the map answers: the outcome of one update, and query matches."""
+"""What the map answers: the outcome of one update, query matches, and the state readers see."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
 
 from .map_object import MapObject
 
@@ -34,3 +38,24 @@ class MapMatch:
     object: MapObject
     score: float  # min-max normalised over all map objects, in [0, 1] (PE3R)
     similarity: float  # raw cosine between the query and the object's embedding
+
+
+@dataclass(frozen=True, eq=False)
+class MapView:
+    """What readers see: one immutable, consistent state per map version (published after each change)."""
+
+    version: int
+    objects: tuple[MapObject, ...]  # sorted by id
+    embeddings: np.ndarray  # [M, D] float32, rows in the order of ``objects`` (the query matrix)
+    vocabulary: tuple[str, ...]
+    stuff: frozenset[str]
+    prototypes: torch.Tensor | None  # [K, D]
+    text_encoder: Any
+    logit_scale: float
+    frame_id: str
+    fused: bool
+    windows: int
+    stamp: float
+    next_id: int
+    cameras: Any
+    aux_bytes: int  # numpy/torch bytes held besides the objects (query matrix, voxel-key cache, cameras, prototypes)

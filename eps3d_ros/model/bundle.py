@@ -10,7 +10,7 @@ Layout of a folder (only the weights are required)::
                                          "fingerprint": {"words": [...], "dims": d, "vectors": [[...]]}}
     text_encoder.safetensors            its weights, when they are a file
     bundle.json                         {"format": "eps3d_bundle", "version": 1, "input_size": [H, W],
-                                         "settings": {"panoptic.clustering.min_cluster_size": 100, ...}}
+                                         "settings": {"panoptic.clustering.hdbscan.min_cluster_size": 100}}
 
 What a folder without these files means (:meth:`ModelBundle.load` says so in :attr:`ModelBundle.notes`):
 

@@ -5,18 +5,24 @@
 """
 
 from .build import build_scene, relabel_scene
+from .clusterers import Clusterer, clusterer_names, create_clusterer, register_clusterer
 from .clustering import ClusteringConfig, InstanceClusters, cluster_instances
+from .hdbscan_clusterer import HdbscanSettings
 from .config import PanopticConfig
 from .geometry import OrientedBox
 from .scene import QueryMatch, Scene, SceneObject, SplatParams
 from .semantic_space import SemanticSpace
-from ..geometry.slerp import slerp, weighted_slerp_pool
 from .views2d import PanopticViews, render_panoptic_views
 
 __all__ = [
     "build_scene",
     "relabel_scene",
+    "Clusterer",
     "ClusteringConfig",
+    "HdbscanSettings",
+    "clusterer_names",
+    "create_clusterer",
+    "register_clusterer",
     "InstanceClusters",
     "cluster_instances",
     "PanopticConfig",
@@ -26,8 +32,6 @@ __all__ = [
     "SceneObject",
     "SplatParams",
     "SemanticSpace",
-    "slerp",
-    "weighted_slerp_pool",
     "PanopticViews",
     "render_panoptic_views",
 ]

@@ -4,7 +4,8 @@ Steps (each Gaussian is one row):
 
 1. semantic label = argmax over the vocabulary of ``softmax(logit_scale * cos(expand(s), prototype))``,
    computed in the 32-d feature space (:class:`SemanticSpace`); below ``unknown_threshold`` → unknown;
-2. instance clusters = HDBSCAN on a seeded subsample of the instance features + nearest centroid;
+2. instance clusters = the clusterer (``panoptic.clustering.algorithm``, HDBSCAN by default) on a seeded subsample
+   of the instance features + nearest centroid;
 3. each cluster takes the opacity-weighted majority label of its Gaussians; clusters of stuff classes are
    not instances (stuff is one region per class, defined by the per-Gaussian labels);
 4. per object: PE3R-style outlier removal, geometry, and one embedding pooled by area-weighted slerp.
@@ -87,7 +88,7 @@ def _build(g: Any, space: SemanticSpace | Any, text_encoder: TextEncoder, config
     return assemble_scene(
         means=means, opacities=opac, colors=colors, weights=weights, semantic_features=sem, instance_features=ins,
         cluster_ids=clusters.ids.numpy(), space=space, text_encoder=text_encoder, config=cfg,
-        metadata={"hdbscan_samples": clusters.sample_size, **(metadata or {})}, splats=splats, labelled=labelled,
+        metadata={"clustered_samples": clusters.sample_size, **(metadata or {})}, splats=splats, labelled=labelled,
         timings=timings,
     )
 
@@ -146,7 +147,6 @@ def assemble_scene(
     vocab = tuple(v.strip() for v in config.vocabulary)
     stuff = frozenset(s.strip() for s in config.stuff)
     prototypes = text_encoder.prototypes(list(vocab)).float().cpu()
-    n = means.shape[0]
     if labelled is None:
         labels, scores = label_gaussians(torch.from_numpy(np.ascontiguousarray(semantic_features)), space,
                                          text_encoder, config)
@@ -155,12 +155,34 @@ def assemble_scene(
     clock.stop("labels")
     is_stuff_label = np.array([v in stuff for v in vocab] + [False])  # index -1 → unknown → not stuff
 
+    groups, instance_ids = _object_groups(means, opacities, instance_features, cluster_ids, labels,
+                                          is_stuff_label, len(vocab), config, clock)
+    clock.stop("votes")
+    embeddings = _pool_objects(groups, semantic_features, weights, space, config)
+    clock.stop("pooling")
+    objects = tuple(_make_object(i + 1, label, is_thing, members, core, vocab, means, weights, labels, scores, emb)
+                    for i, ((label, is_thing, members, core), emb) in enumerate(zip(groups, embeddings)))
+    clock.stop("objects")
+    return Scene(
+        means=means, opacities=opacities, colors=colors, weights=weights, semantic_features=semantic_features,
+        instance_features=instance_features, cluster_ids=cluster_ids, labels=labels, label_scores=scores,
+        instance_ids=instance_ids, objects=objects, vocabulary=vocab, stuff=stuff, prototypes=prototypes,
+        space=space, config=config, text_encoder=text_encoder, metadata=dict(metadata or {}), splats=splats,
+    )
+
+
+def _object_groups(means: np.ndarray, opacities: np.ndarray, instance_features: np.ndarray, cluster_ids: np.ndarray,
+                   labels: np.ndarray, is_stuff_label: np.ndarray, num_labels: int, config: PanopticConfig,
+                   clock: StageClock) -> tuple[list[tuple[int, bool, np.ndarray, np.ndarray]], np.ndarray]:
+    """``([(label, is_thing, members, core)] in object id order, instance id per Gaussian)``: things from the
+    clusters (outliers removed, over-split ones merged), then one region per stuff class."""
     # Things: one object per cluster whose opacity-weighted majority label is a known thing class.
+    n = means.shape[0]
     instance_ids = np.zeros(n, dtype=np.int64)
     cids = np.asarray(cluster_ids, dtype=np.int64)
     clusters = np.unique(cids[cids > 0])
     slot = np.searchsorted(clusters, cids)  # cluster index of each clustered Gaussian
-    votes = _votes(labels, opacities, np.where(cids > 0, slot, -1), len(clusters), len(vocab))
+    votes = _votes(labels, opacities, np.where(cids > 0, slot, -1), len(clusters), num_labels)
     thing = (votes != UNKNOWN) & ~is_stuff_label[votes]
     member = (cids > 0) & thing[np.minimum(slot, max(len(clusters) - 1, 0))] if len(clusters) else np.zeros(n, bool)
     clock.stop("votes")
@@ -199,24 +221,13 @@ def assemble_scene(
             groups.append((int(group_label[g]), True, members, members[core[members]]))
             instance_ids[members] = len(groups)
     # Stuff: one region per stuff class, of the Gaussians that no thing took.
-    for label in range(len(vocab)):
+    for label in range(num_labels):
         if not is_stuff_label[label]:
             continue
         members = np.nonzero((labels == label) & (instance_ids == 0))[0]
         if len(members) >= config.min_object_points:
             groups.append((label, False, members, members))
-    clock.stop("votes")
-    embeddings = _pool_objects(groups, semantic_features, weights, space, config)
-    clock.stop("pooling")
-    objects = tuple(_make_object(i + 1, label, is_thing, members, core, vocab, means, weights, labels, scores, emb)
-                    for i, ((label, is_thing, members, core), emb) in enumerate(zip(groups, embeddings)))
-    clock.stop("objects")
-    return Scene(
-        means=means, opacities=opacities, colors=colors, weights=weights, semantic_features=semantic_features,
-        instance_features=instance_features, cluster_ids=cluster_ids, labels=labels, label_scores=scores,
-        instance_ids=instance_ids, objects=objects, vocabulary=vocab, stuff=stuff, prototypes=prototypes,
-        space=space, config=config, text_encoder=text_encoder, metadata=dict(metadata or {}), splats=splats,
-    )
+    return groups, instance_ids
 
 
 def _votes(labels: np.ndarray, weights: np.ndarray, slot: np.ndarray, clusters: int, k: int) -> np.ndarray:

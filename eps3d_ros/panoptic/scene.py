@@ -11,7 +11,6 @@ min-max normalised over all objects of the scene, then thresholded.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -3,7 +3,7 @@
 The Gaussians' semantic and instance features are rendered into each view. Per pixel, the
 semantic map is expanded into the text space (the decoder's 1x1 conv, applied at full resolution)
 and labelled by the most similar prototype; the instance maps of all views are clustered together
-(HDBSCAN on a seeded subsample of pixels, nearest centroid for the rest), so one object keeps one
+(the clusterer on a seeded subsample of pixels, nearest centroid for the rest), so one object keeps one
 id across views. Pixels that the Gaussians do not cover (alpha < ``min_alpha``) are unlabelled.
 """
 

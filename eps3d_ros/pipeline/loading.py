@@ -20,7 +20,8 @@ from ..model import EPS3D, EPS3DConfig
 from ..model.bundle import ModelBundle
 from ..text import TextEncoderConfig, create_text_encoder
 from ..text.clip import TINY_TEST_MODEL
-from ..settings.tree import AUTO, Eps3dConfig
+from ..settings.dotted import get_dotted, set_dotted
+from ..settings.tree import AUTO, RENAMED, Eps3dConfig
 from .reconstruct import Reconstructor
 from ..process.threads import prepare_process
 
@@ -76,18 +77,16 @@ def resolve_config(config: Eps3dConfig, bundle: ModelBundle | None) -> tuple[Eps
     elif bundle is not None:
         kept.append(f"input {p.image_height}x{p.image_width} (the model's: {size[0]}x{size[1]})")
     for name, value in settings.items():
+        name = RENAMED.get(name, name)  # a model folder written before the setting was renamed
         if name not in AUTO or name.startswith(("text.", "pipeline.image_")):
             log.warning("model bundle %s: setting %s is not one a bundle may fill; ignored", bundle.path, name)
             continue
-        *path, leaf = name.split(".")
-        target = cfg
-        for part in path:
-            target = getattr(target, part)
-        if getattr(target, leaf) == AUTO[name]:
-            setattr(target, leaf, value)
+        current = get_dotted(cfg, name)
+        if current == AUTO[name]:
+            set_dotted(cfg, {name: value}, what=f"setting of model bundle {bundle.path}:")
             filled.append(f"{name}={value}")
         else:
-            kept.append(f"{name}={getattr(target, leaf)} (the model's: {value})")
+            kept.append(f"{name}={current} (the model's: {value})")
     cfg.validate()
     text_config = TextEncoderConfig(**{k: getattr(text, k) for k in TextEncoderConfig.__dataclass_fields__})
     where = "random preset weights" if bundle is None else f"model {bundle.path}"

@@ -70,6 +70,65 @@ def render_gaussians(
     :data:`DEFAULT_MAX_BYTES`); the outputs ``[C, H, W, D]`` come on top. ``progress``: a tqdm bar over the
     batches when there are several.
     """
+    backgrounds = _checked_inputs(means, opacities, features, viewmats, Ks, width, height, covariances, scales,
+                                  rotations, backgrounds, near_plane, far_plane, eps2d, backend)
+    N, D, C, dev = means.shape[0], features.shape[1], viewmats.shape[0], means.device
+    dt = means.dtype
+    viewmats = to_homogeneous(viewmats.to(dt))  # [C, 4, 4]
+    Ks = Ks.to(dt)
+    backgrounds = backgrounds.to(dt) if backgrounds is not None else None
+    opacities, features = opacities.to(dt), features.to(dt)
+    if covariances is not None:
+        covariances = 0.5 * (covariances + covariances.transpose(-1, -2)).to(dt)  # both backends agree
+    else:
+        scales, rotations = scales.to(dt), rotations.to(dt)
+
+    use = _backend(backend, dev)
+    if max_bytes is not None and max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    if use == "torch" and covariances is None:  # once for all batches
+        covariances = covariance_from_scale_rotation(scales, rotations)
+        scales = rotations = None
+    per = camera_batch_size(N, D, C, max_bytes, width, height)
+    if per < C:
+        batches = range(0, C, per)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"render {C} views", unit="batch", total=-(-C // per))
+        parts = [_render(use, means, opacities, features, viewmats[i:i + per], Ks[i:i + per], width, height,
+                         covariances, scales, rotations, None if backgrounds is None else backgrounds[i:i + per],
+                         near_plane, far_plane, eps2d, dt) for i in batches]
+        return RenderOutput(features=torch.cat([p[0] for p in parts]), alphas=torch.cat([p[1] for p in parts]),
+                            depths=torch.cat([p[2] for p in parts]), backend=use)
+    feats, alphas, depths = _render(use, means, opacities, features, viewmats, Ks, width, height, covariances, scales,
+                                    rotations, backgrounds, near_plane, far_plane, eps2d, dt)
+    return RenderOutput(features=feats, alphas=alphas, depths=depths, backend=use)
+
+
+# Working-set budget of one batch of cameras (both backends), and the estimate it is checked against:
+# per visible (camera, Gaussian) pair the projection keeps ~60 values, the compositing ~(D + 2) values per
+# pair plus ~6 index values per (pair, tile) intersection; float32 values, int64 indices.
+DEFAULT_MAX_BYTES = 1 << 30
+_PAIR_BYTES = 4 * 60
+_ISECT_BYTES = 8 * 6
+_ISECTS_PER_PAIR = 4
+
+
+def camera_batch_size(n: int, d: int, cameras: int, max_bytes: int | None = None, width: int = 0,
+                      height: int = 0) -> int:
+    """How many of ``cameras`` to render at once so that their (camera, Gaussian) pairs stay within
+    ``max_bytes`` (assuming every Gaussian is visible in every camera: an upper bound)."""
+    budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    per_camera = max(1, n) * (_PAIR_BYTES + 4 * (d + 2) + _ISECT_BYTES * _ISECTS_PER_PAIR)
+    per_camera += 4 * (d + 2) * width * height  # the camera's image
+    return int(max(1, min(cameras, budget // per_camera)))
+
+
+def _checked_inputs(means, opacities, features, viewmats, Ks, width, height, covariances, scales, rotations,
+                    backgrounds, near_plane, far_plane, eps2d, backend) -> Tensor | None:
+    """Every input of :func:`render_gaussians` checked (a ``ValueError`` names the bad one); the backgrounds as
+    ``[C, D]`` (or None)."""
     _check_tensor("means", means, ("N", 3))
     N, dev = means.shape[0], means.device
     _check_tensor("opacities", opacities, (N,), dev)
@@ -121,65 +180,20 @@ def render_gaussians(
         elif backgrounds.shape[0] != C:
             raise ValueError(f"backgrounds must be [C, D] = [{C}, {D}] or [D], got shape {tuple(backgrounds.shape)}")
 
-    dt = means.dtype
-    viewmats = to_homogeneous(viewmats.to(dt))  # [C, 4, 4]
-    Ks = Ks.to(dt)
-    backgrounds = backgrounds.to(dt) if backgrounds is not None else None
-    opacities, features = opacities.to(dt), features.to(dt)
-    if covariances is not None:
-        covariances = 0.5 * (covariances + covariances.transpose(-1, -2)).to(dt)  # both backends agree
-    else:
-        scales, rotations = scales.to(dt), rotations.to(dt)
+    return backgrounds
 
-    use = backend
+
+def _backend(backend: str, dev: torch.device) -> str:
+    """The backend that renders: ``auto`` is gsplat on CUDA when it is usable, else torch."""
     if backend == "auto":
-        use = "gsplat" if dev.type == "cuda" and has_gsplat() else "torch"
-    elif backend == "gsplat":
+        return "gsplat" if dev.type == "cuda" and has_gsplat() else "torch"
+    if backend == "gsplat":
         why = gsplat_unavailable_reason()
         if why is None and dev.type != "cuda":
             why = f"the inputs are on {dev}, not on a CUDA device"
         if why is not None:
             raise RuntimeError(f"backend='gsplat' cannot run: {why}; use backend='torch' or 'auto'")
-
-    if max_bytes is not None and max_bytes <= 0:
-        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-    if use == "torch" and covariances is None:  # once for all batches
-        covariances = covariance_from_scale_rotation(scales, rotations)
-        scales = rotations = None
-    per = camera_batch_size(N, D, C, max_bytes, width, height)
-    if per < C:
-        batches = range(0, C, per)
-        if progress:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, desc=f"render {C} views", unit="batch", total=-(-C // per))
-        parts = [_render(use, means, opacities, features, viewmats[i:i + per], Ks[i:i + per], width, height,
-                         covariances, scales, rotations, None if backgrounds is None else backgrounds[i:i + per],
-                         near_plane, far_plane, eps2d, dt) for i in batches]
-        return RenderOutput(features=torch.cat([p[0] for p in parts]), alphas=torch.cat([p[1] for p in parts]),
-                            depths=torch.cat([p[2] for p in parts]), backend=use)
-    feats, alphas, depths = _render(use, means, opacities, features, viewmats, Ks, width, height, covariances, scales,
-                                    rotations, backgrounds, near_plane, far_plane, eps2d, dt)
-    return RenderOutput(features=feats, alphas=alphas, depths=depths, backend=use)
-
-
-# Working-set budget of one batch of cameras (both backends), and the estimate it is checked against:
-# per visible (camera, Gaussian) pair the projection keeps ~60 values, the compositing ~(D + 2) values per
-# pair plus ~6 index values per (pair, tile) intersection; float32 values, int64 indices.
-DEFAULT_MAX_BYTES = 1 << 30
-_PAIR_BYTES = 4 * 60
-_ISECT_BYTES = 8 * 6
-_ISECTS_PER_PAIR = 4
-
-
-def camera_batch_size(n: int, d: int, cameras: int, max_bytes: int | None = None, width: int = 0,
-                      height: int = 0) -> int:
-    """How many of ``cameras`` to render at once so that their (camera, Gaussian) pairs stay within
-    ``max_bytes`` (assuming every Gaussian is visible in every camera: an upper bound)."""
-    budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
-    per_camera = max(1, n) * (_PAIR_BYTES + 4 * (d + 2) + _ISECT_BYTES * _ISECTS_PER_PAIR)
-    per_camera += 4 * (d + 2) * width * height  # the camera's image
-    return int(max(1, min(cameras, budget // per_camera)))
+    return backend
 
 
 def _render(use, means, opacities, features, viewmats, Ks, width, height, covariances, scales, rotations,

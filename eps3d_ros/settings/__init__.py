@@ -6,6 +6,7 @@
 
 from .tree import (
     AUTO,
+    RENAMED,
     RUNTIME_SETTINGS,
     Eps3dConfig,
     ModelSourceConfig,
@@ -17,6 +18,7 @@ from .tree import (
 
 __all__ = [
     "AUTO",
+    "RENAMED",
     "RUNTIME_SETTINGS",
     "Eps3dConfig",
     "ModelSourceConfig",

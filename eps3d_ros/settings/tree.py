@@ -2,7 +2,7 @@
 ``model``, ``text``, ``panoptic`` (+ ``clustering``), ``pipeline``, ``output``, ``map``.
 
 One dataclass tree; the node declares one ROS parameter per leaf with dotted names
-(``model.weights``, ``pipeline.window_size``, ``panoptic.clustering.min_cluster_size`` ...), and
+(``model.weights``, ``pipeline.window_size``, ``panoptic.clustering.hdbscan.min_cluster_size`` ...), and
 ``config/eps3d.yaml`` lists the same leaves.
 """
 
@@ -21,7 +21,10 @@ from ..text import TextEncoderConfig
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
 AUTO = {"text.encoder": "", "text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
-        "panoptic.clustering.min_cluster_size": 0}
+        "panoptic.clustering.hdbscan.min_cluster_size": 0}
+# Settings that had another name before: model folders (bundle.json) and scene files written then still say so.
+RENAMED = {f"panoptic.clustering.{name}": f"panoptic.clustering.hdbscan.{name}"
+           for name in ("min_cluster_size", "min_subsample_cluster", "min_samples", "allow_single_cluster", "backend")}
 USE_DEPTH = ("auto", "true", "false")
 # Settings that may change while a session runs (a new config object is swapped in); the rest need a new
 # session (the node: a reconfigure).

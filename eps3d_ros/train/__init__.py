@@ -4,7 +4,9 @@
     summary = train("config/train_demo.yaml")          # or: eps3d train --config config/train_demo.yaml
 
 See :mod:`.losses` (the paper's terms), :mod:`.teachers` (ground truth and the on-disk teacher
-format), :mod:`.datasets`, :mod:`.config`, :mod:`.trainer` and :mod:`.evaluate` (held-out metrics).
+format), :mod:`.datasets`, :mod:`.config` and :mod:`.trainer`; the held-out evaluation is
+:mod:`eps3d_ros.eval.model_eval`, text encoders and their files :mod:`eps3d_ros.text` and
+:mod:`eps3d_ros.model.bundle`.
 """
 
 from .config import TrainConfig, load_train_config

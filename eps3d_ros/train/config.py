@@ -139,7 +139,7 @@ class RunSection:
     out_dir: str = "runs/eps3d"
     seed: int = 0
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda[:N]"
-    num_threads: int = 0  # torch.set_num_threads (0 = leave as is)
+    num_threads: int = -1  # as model.threads: -1 all cores but one, 0 torch's default, N exactly N
     log_every: int = 10  # CSV / TensorBoard rows
     checkpoint_every: int = 200  # steps between checkpoints (0 = only at the end)
     eval_every: int = 0  # steps between held-out evaluations (0 = off)
@@ -195,8 +195,8 @@ class TrainConfig:
             raise ValueError("optim: need steps >= 1, lr > 0, warmup_steps >= 0, 0 <= min_lr_ratio <= 1, grad_clip >= 0")
         if len(o.betas) != 2:
             raise ValueError("optim.betas must have two values")
-        if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < 0:
-            raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= 0")
+        if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < -1:
+            raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= -1")
         if self.model.init_opacity is not None and not 0.0 < self.model.init_opacity < 1.0:
             raise ValueError(f"model.init_opacity must be in (0, 1), got {self.model.init_opacity}")
         if self.model.init_opacity is not None and self.model.init_from:

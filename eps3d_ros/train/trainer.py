@@ -64,6 +64,7 @@ from .losses import (
     total_loss,
 )
 from ..devices import resolve_device
+from ..process.threads import set_threads
 from ..model.bundle import save_text_encoder_files
 from ..text import TextEncoderConfig, create_text_encoder
 from ..text.clip import create_random_text_encoder
@@ -145,8 +146,7 @@ class Trainer:
         self.config = cfg = config.validate()
         self.out_dir = Path(cfg.run.out_dir)
         self.device = resolve_device(cfg.run.device, "run.device")
-        if cfg.run.num_threads:
-            torch.set_num_threads(cfg.run.num_threads)
+        set_threads(cfg.run.num_threads)  # the meaning of model.threads (process/threads.py)
         torch.manual_seed(cfg.run.seed)  # the fresh model's initialisation
 
         if cfg.model.init_from:
@@ -601,7 +601,7 @@ class Trainer:
         fingerprint, ``bundle.json`` (the training size as the native input size; the HDBSCAN setting the
         held-out evaluation uses) and the training config."""
         from ..model.bundle import write_bundle_files
-        from ..eval.model_eval import DEFAULT_MIN_CLUSTER
+        from ..eval.model_eval import RECOMMENDED_SETTINGS
 
         d = Path(directory)
         meta = {"trained_steps": str(self.step), "train_seed": str(self.config.run.seed),
@@ -612,7 +612,7 @@ class Trainer:
         else:
             log.warning("the text encoder has no local weights file (random): not exported with the model")
         data = self.config.data
-        write_bundle_files(d, (data.height, data.width), {"panoptic.clustering.min_cluster_size": DEFAULT_MIN_CLUSTER},
+        write_bundle_files(d, (data.height, data.width), dict(RECOMMENDED_SETTINGS),
                            self.text_encoder if self.text_weights else None)
         self.config.to_yaml(d / "train_config.yaml")
         return d
