@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["COMMANDS", "add_parsers", "UserError", "guarded", "EXIT_OK", "EXIT_NOTHING", "EXIT_USAGE"]
 
-COMMANDS = ("demo", "run", "query", "export", "render", "bench")
+COMMANDS = ("demo", "run", "query", "export", "render", "bench", "data", "teachers")
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_MODEL_ENV = "EPS3D_DEMO_MODEL"
 log = logging.getLogger(__name__)
