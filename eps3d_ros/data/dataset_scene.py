@@ -162,6 +162,10 @@ class SceneReader(ABC):
     def intrinsics(self, index: int) -> np.ndarray:
         """``K [3, 3]`` of frame ``index``'s colour image (pixels, OpenCV centres)."""
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """``(H, W)`` of frame ``index``'s colour image (readers that know it from their files need no decoding)."""
+        return tuple(self.read_rgb(index).shape[:2])
+
     def read_depth(self, index: int) -> np.ndarray | None:
         return None
 

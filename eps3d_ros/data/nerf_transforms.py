@@ -124,6 +124,9 @@ class TransformsScene(SceneReader):
             self._sizes[index] = image_size(self._image_path(index))
         return self._sizes[index]
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size(index)
+
     def intrinsics(self, index: int) -> np.ndarray:
         c = {**self._shared, **{k: v for k, v in self._frames[index].items() if k in _INTRINSIC_KEYS}}
         H, W = self._size(index)

@@ -109,6 +109,9 @@ class ReplicaScene(SceneReader):
             out["instance"] = self.dir / "semantic_instance" / f"semantic_instance_{n}.png"
         return out
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
+
     def intrinsics(self, index: int) -> np.ndarray:
         return self._K
 

@@ -142,6 +142,9 @@ class TumScene(SceneReader):
             out["depth"] = self._depth[index]
         return out
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
+
     def intrinsics(self, index: int) -> np.ndarray:
         return self._K
 
@@ -232,6 +235,9 @@ class RedwoodScene(SceneReader):
         if self._depth:
             out["depth"] = self._depth[index]
         return out
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
 
     def intrinsics(self, index: int) -> np.ndarray:
         return self._K

@@ -144,6 +144,9 @@ class ScanNetScene(SceneReader):
         except (KeyError, ValueError, OSError) as e:
             raise DatasetError(path, f"not a camera file with camera_pose and camera_intrinsics ({e})") from None
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
+
     def intrinsics(self, index: int) -> np.ndarray:
         if self.layout == "export":
             return self._K

@@ -118,6 +118,9 @@ class ScanNetPPScene(SceneReader):
             out["instance"] = self._obj_dir / f"{n}.pth"
         return out
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
+
     def intrinsics(self, index: int) -> np.ndarray:
         return self._K
 
