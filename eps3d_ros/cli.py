@@ -69,7 +69,20 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.dataset:  # a dataset with the EPS3D release's protocol: eps3d_ros/commands/evaluate_dataset.py
+        from .commands.evaluate_dataset import run
+
+        return run(args)
     from .train.evaluate import EvalConfig, evaluate_model_dir, markdown_table
+
+    args.model = args.model_option or args.model
+    if not args.model:
+        print("eps3d: error: give the model folder (MODEL or --model DIR)", file=sys.stderr)
+        return 2
+    if args.scenes and (len(args.scenes) != 1 or not args.scenes[0].isdigit()):
+        print(f"eps3d: error: --scenes takes one number of synthetic scenes, got {' '.join(args.scenes)} (scene ids "
+              "need --dataset)", file=sys.stderr)
+        return 2
 
     h = w = 0  # the model's native size (its bundle.json)
     if args.size:
@@ -78,7 +91,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
             return 2
-    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=args.scenes, num_views=args.views, height=h, width=w,
+    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=int(args.scenes[0]) if args.scenes else 20, num_views=args.views or 4, height=h, width=w,
                      min_cluster_size=args.min_cluster_size, path_2d=not args.no_2d, device=args.device)
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:
@@ -122,11 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", help="override run.device (cpu, cuda, auto)")
     tr.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     tr.set_defaults(func=_train)
-    ev = sub.add_parser("evaluate", help="held-out synthetic metrics of a model folder with its text encoder")
-    ev.add_argument("model", help="model folder (model.safetensors, config.json, text_encoder.json)")
-    ev.add_argument("--scenes", type=int, default=20, help="held-out scenes (default 20)")
+    ev = sub.add_parser("evaluate", help="held-out synthetic metrics of a model folder, or a dataset with the EPS3D "
+                                         "protocol (--dataset)")
+    ev.add_argument("model", nargs="?", help="model folder (model.safetensors, config.json, text_encoder.json)")
+    ev.add_argument("--model", dest="model_option", metavar="DIR", help="the model folder (instead of MODEL)")
+    ev.add_argument("--scenes", nargs="+", metavar="N|ID",
+                    help="synthetic: how many held-out scenes (default 20); --dataset: the scene ids to evaluate")
     ev.add_argument("--seed-start", type=int, default=100_000, help="first scene seed (default 100000, never trained on)")
-    ev.add_argument("--views", type=int, default=4, help="views per scene (default 4)")
+    ev.add_argument("--views", type=int, help="views per scene (default 4; --dataset: context views, default 8)")
     ev.add_argument("--size", help="image size HxW, multiples of 14 (default: the model's native size)")
     ev.add_argument("--no-2d", action="store_true", help="skip the 2D (rendered views) path")
     ev.add_argument("--min-cluster-size", type=int, default=0, metavar="N",
@@ -135,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the full result (summary and per scene) here")
     ev.add_argument("--markdown", action="store_true", help="print the README table instead of JSON")
     ev.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    from .commands.evaluate_dataset import add_arguments as add_dataset_evaluation
+
+    add_dataset_evaluation(ev)
     ev.set_defaults(func=_evaluate)
     from .commands import add_parsers  # demo, run, query, export, render, bench: one module each
 
