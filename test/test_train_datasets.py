@@ -142,6 +142,7 @@ def test_train_5_steps_on_a_transforms_capture_with_eps3d_teachers_outputs(tmp_p
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _log(out)
     assert len(rows) == 5
+    assert all(np.isfinite(float(x["total"])) and np.isfinite(float(x["grad_norm"])) for x in rows)  # no skipped step
     assert all(np.isfinite(float(x["semantic"])) and float(x["semantic"]) > 0 for x in rows)
     assert all(np.isfinite(float(x["depth"])) for x in rows)
 

@@ -18,7 +18,8 @@ def add_dataset_options(p: argparse.ArgumentParser, dataset_required: bool = Fal
                         "replica (Semantic-NeRF sequences), transforms (transforms.json / TUM / Redwood captures)")
     g.add_argument("--label-set", choices=("nyu40", "scannet200"), help="ScanNet class names (default nyu40)")
     g.add_argument("--invalid-poses", choices=("error", "skip"),
-                   help="ScanNet frames whose pose is inf/NaN: an error (default) or left out")
+                   help="ScanNet frames whose pose is inf/NaN: an error or left out (default: error for data check, "
+                        "skip for evaluate, as the EPS3D release does)")
     g.add_argument("--semantics-dir", metavar="DIR",
                    help="ScanNet++: the toolkit's 2D semantics output (default ROOT/semantics_2d)")
     g.add_argument("--classes-file", metavar="FILE",

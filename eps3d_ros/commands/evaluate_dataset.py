@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pq-pairing", choices=("same-view", "release"), default="same-view",
                    help="PQ from each view's own maps (default) or the release's reversed pairing")
     g.add_argument("--no-3d", action="store_true", help="skip the 3D (per-Gaussian) metrics")
+    g.add_argument("--text-model", metavar="ARCH", help="text encoder architecture (default: the model folder's; the "
+                                                        "EPS3D release: ViT-B-32)")
+    g.add_argument("--text-weights", metavar="FILE|TAG", help="text encoder weights (default: the model folder's; the "
+                                                              "EPS3D release: openai, from the Hugging Face cache)")
     g.add_argument("--out", metavar="DIR", help="write evaluation.md and evaluation.json here")
 
 
@@ -91,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from ..panoptic.text import TextEncoder
 
     model = bundle.load_network(device=device).eval()
-    text = TextEncoder(bundle.text_encoder_config())
+    tcfg = bundle.text_encoder_config()
+    if args.text_model:
+        tcfg.model = args.text_model
+    if args.text_weights:
+        tcfg.pretrained = args.text_weights
+    text = TextEncoder(tcfg)
     bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
     bar = None
     if not args.no_progress and sys.stderr.isatty():

@@ -198,4 +198,8 @@ class ScanNetPPDataset:
         d = self.scenes_dir / scene_id
         if not (d / "dslr").is_dir():
             raise DatasetError(d, f"scene {scene_id!r} not found (no dslr/ folder)")
+        if self.class_names is None and (self.semantics_dir / "semantics" / scene_id).is_dir():
+            raise DatasetError(self.root / "metadata" / "semantic_benchmark" / "top100.txt",
+                               "missing class list: the scene has 2D semantics but they cannot be named without it "
+                               "(--classes-file)")
         return ScanNetPPScene(d, self.class_names, self.semantics_dir)
