@@ -71,3 +71,14 @@ def test_bad_command_lines(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "eps3d_ros.cli", "data", "check", str(tmp_path)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "--dataset" in r.stderr
+
+
+def test_depth_in_the_wrong_units_is_flagged(tmp_path) -> None:
+    from eps3d_ros.data.check import check_dataset
+
+    _tree(tmp_path, scenes=1)
+    for i in range(3):  # tenths of a millimetre read as millimetres: a room 30 m deep
+        save_png(tmp_path / "scene0000_00" / "depth" / f"{i}.png", np.full((H, W), 30000, np.uint16))
+    report = check_dataset("scannet", tmp_path)
+    assert not report.usable and report.frames == 3
+    assert all("wrong depth units" in i.problem for i in report.errors) and len(report.errors) == 3

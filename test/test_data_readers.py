@@ -303,3 +303,56 @@ def test_unknown_capture_and_dataset_kind(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         open_dataset("coco", tmp_path)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x" / "a.png")
+
+
+# ----------------------------------------------------------------------- bad trees, every reader
+def test_scannetpp_bad_tree(tmp_path) -> None:
+    g = two_view_frames()
+    rgb, poses = np.concatenate([g["rgb"]] * 2), np.concatenate([g["poses"]] * 2)
+    d = write_scannetpp_scene(tmp_path, "abc", rgb, poses)
+    t = json.loads((d / "nerfstudio" / "transforms_undistorted.json").read_text())
+    t["frames"][0]["transform_matrix"][1][3] = float("inf")
+    del t["frames"][1]["transform_matrix"]
+    (d / "nerfstudio" / "transforms_undistorted.json").write_text(json.dumps(t))
+    save_jpg(d / "resized_undistorted_images" / "DSC00003.JPG", np.zeros((H, W - 2, 3), np.uint8))
+    scene = open_dataset("scannetpp", tmp_path).scene("abc")
+    with pytest.raises(DatasetError, match=r"transforms_undistorted\.json: transform_matrix of frame DSC00001\.JPG has NaN"):
+        scene.frame(0)
+    with pytest.raises(DatasetError, match=r"missing pose: frame DSC00002\.JPG has no transform_matrix"):
+        scene.frame(1)
+    with pytest.raises(DatasetError, match=r"DSC00003\.JPG: wrong image size 30x24"):
+        scene.frame(2)
+    assert len(scene.check()) == 3
+
+
+def test_replica_bad_tree(tmp_path) -> None:
+    g = two_view_frames(fov_intrinsics(W, H, 90.0))
+    d = write_replica_scene(tmp_path, "office_0", g["rgb"], g["poses"], g["depth_mm"])
+    lines = (d / "traj_w_c.txt").read_text().splitlines()
+    (d / "traj_w_c.txt").write_text(lines[0].replace(lines[0].split()[3], "nan", 1) + "\n" + lines[1] + "\n")
+    save_png(d / "rgb" / "rgb_1.png", np.zeros((H + 1, W, 3), np.uint8))
+    scene = open_dataset("replica", tmp_path).scene("office_0")
+    with pytest.raises(DatasetError, match=r"traj_w_c\.txt:1: camera-to-world pose has NaN"):
+        scene.frame(0)
+    with pytest.raises(DatasetError, match=r"rgb_1\.png: wrong image size 32x25"):
+        scene.frame(1)
+
+
+def test_transforms_and_tum_bad_trees(tmp_path) -> None:
+    g = two_view_frames()
+    cap = write_transforms(tmp_path / "cap", g["rgb"], g["poses"], depth_mm=g["depth_mm"])
+    t = json.loads((cap / "transforms.json").read_text())
+    del t["frames"][0]["transform_matrix"]
+    (cap / "transforms.json").write_text(json.dumps(t))
+    (cap / "images" / "frame_00001.png").unlink()
+    scene = open_dataset("transforms", cap).scene()
+    with pytest.raises(DatasetError, match=r"frames\[frame_00000\]: missing pose"):
+        scene.frame(0)
+    with pytest.raises(DatasetError, match=r"frame_00001\.png: missing (colour|file)"):
+        scene.frame(1)
+    tum = write_tum(tmp_path / "rgbd_dataset_freiburg2_xyz", g["rgb"], g["poses"], g["depth_mm"])
+    gt = (tum / "groundtruth.txt").read_text().splitlines()
+    gt[-1] = " ".join(gt[-1].split()[:4] + ["nan", "0", "0", "1"])
+    (tum / "groundtruth.txt").write_text("\n".join(gt) + "\n")
+    with pytest.raises(DatasetError, match=r"groundtruth\.txt \(pose of .*\): quaternion is zero, NaN"):
+        open_dataset("transforms", tum).scene().frame(1)

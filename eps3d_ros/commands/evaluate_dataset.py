@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     scenes = select_scenes(ds, parse_scene_list(args.scenes), args.split, exclude=protocol.excluded_scenes)
     frames = selected_frames(Path(args.root), args.split or "test", args.frames_file) \
         if (protocol.context_views == 2 or args.frames_file) else None
+    if frames is not None and not args.scenes:
+        scenes = [s for s in scenes if s in frames]  # the frame list names the scenes evaluated, as in the release
+        if not scenes:
+            raise UserError("no scene of the frame list is in the dataset")
     total = sum(len(view_plan(len(frames[s]) if frames and s in frames else len(ds.scene(s)), protocol))
                 for s in scenes)
     from ..panoptic.text import TextEncoder

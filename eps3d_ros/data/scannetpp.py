@@ -129,6 +129,8 @@ class ScanNetPPScene(SceneReader):
 
     def read_pose(self, index: int) -> np.ndarray:
         what = f"transform_matrix of frame {self.frame_ids[index]}"
+        if self._matrices[index] is None:
+            raise DatasetError(self.transforms_path, f"missing pose: frame {self.frame_ids[index]} has no transform_matrix")
         gl = check_pose(self._matrices[index], self.transforms_path, what)
         return opengl_to_opencv_poses(torch.from_numpy(gl)).numpy()
 
