@@ -91,7 +91,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"eps3d: error: --size must look like 112x112, got {args.size!r}", file=sys.stderr)
             return 2
-    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=int(args.scenes[0]) if args.scenes else 20, num_views=args.views or 4, height=h, width=w,
+    cfg = EvalConfig(seed_start=args.seed_start, num_scenes=int(args.scenes[0]) if args.scenes else 20,
+                     num_views=args.views or 4, height=h, width=w,
                      min_cluster_size=args.min_cluster_size, path_2d=not args.no_2d, device=args.device)
     result = evaluate_model_dir(args.model, cfg, progress=not args.no_progress)
     if args.json:

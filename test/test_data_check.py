@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -23,9 +25,15 @@ def _tree(root, scenes: int = 2, frames: int = 3):
                             np.resize(g["poses"], (frames, 4, 4)), labels=labels)
 
 
-def _check(root, *extra):
-    return subprocess.run([sys.executable, "-m", "eps3d_ros.cli", "data", "check", "--dataset", "scannet", str(root),
-                           *extra], capture_output=True, text=True, timeout=300)
+def _check(root, *extra) -> subprocess.CompletedProcess:
+    """``eps3d data check`` in this process, its result shaped as a finished process."""
+    from eps3d_ros.cli import main
+
+    argv = ["data", "check", "--dataset", "scannet", str(root), *map(str, extra)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def test_good_tree_exits_0_with_counts(tmp_path) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -142,10 +144,16 @@ def test_eps3d_teachers_command(tmp_path) -> None:
     cmd = [sys.executable, "-m", "eps3d_ros.cli", "teachers", str(cap), "--features", "clip-dense", "--masks", "none",
            "--out", str(tmp_path / "out"), "--clip-model", "eps3d-tiny-clip", "--clip-weights", str(weights),
            "--clip-size", "64", "--device", "cpu"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # as a program, once
     assert r.returncode == 0, r.stderr
     assert "3 frames, features 3x4x512" in r.stdout
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "eps3d: error:" in r.stderr and "--overwrite" in r.stderr
-    r = subprocess.run(cmd[:4] + [str(tmp_path)] + cmd[5:], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "not a recording" in r.stderr
+    from eps3d_ros.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(cmd[3:]) == 2
+    assert "eps3d: error:" in err.getvalue() and "--overwrite" in err.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(cmd[3:4] + [str(tmp_path)] + cmd[5:]) == 2
+    assert "not a recording" in err.getvalue()

@@ -4,9 +4,9 @@ of `eps3d teachers`."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import subprocess
-import sys
+import io
 
 import numpy as np
 import pytest
@@ -80,11 +80,20 @@ def test_scene_dataset_crops_with_exact_intrinsics(tmp_path) -> None:
     torch.testing.assert_close(small.intrinsics[:, :2], sample.intrinsics[:, :2] * 0.5)
 
 
-def _train(tmp_path, cfg: dict) -> subprocess.CompletedProcess:
+def _cli(argv) -> tuple[int, str, str]:
+    """``eps3d ARGV`` in this process (no interpreter start-up and imports per call)."""
+    from eps3d_ros.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _train(tmp_path, cfg: dict) -> tuple[int, str, str]:
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return subprocess.run([sys.executable, "-m", "eps3d_ros.cli", "train", "--config", str(path), "--steps", "5",
-                           "--no-progress"], capture_output=True, text=True, timeout=600)
+    return _cli(["train", "--config", path, "--steps", "5", "--no-progress"])
 
 
 def _config(out, text_weights: str, data: dict) -> dict:
@@ -111,9 +120,9 @@ def test_train_5_steps_on_a_scannet_tree_with_ground_truth_teachers(tmp_path) ->
     (tmp_path / "scannet" / "scannetv2_train.txt").write_text("scene0000_00\nscene0001_00\n")
     weights = str(create_random_text_encoder(tmp_path / "clip.safetensors", seed=0))
     out = tmp_path / "run"
-    r = _train(tmp_path, _config(out, weights, {"kind": "scannet", "root": str(tmp_path / "scannet"), "split": "train",
-                                                "label_set": "nyu40"}))
-    assert r.returncode == 0, r.stderr[-3000:]
+    code, _, err = _train(tmp_path, _config(out, weights, {"kind": "scannet", "root": str(tmp_path / "scannet"),
+                                                           "split": "train", "label_set": "nyu40"}))
+    assert code == 0, err[-3000:]
     rows = _log(out)
     assert [int(float(x["step"])) for x in rows] == [0, 1, 2, 3, 4]
     for x in rows:
@@ -131,15 +140,14 @@ def test_train_5_steps_on_a_transforms_capture_with_eps3d_teachers_outputs(tmp_p
     poses = extrinsics_to_poses(torch.from_numpy(seq.extrinsics).double()).numpy()
     cap = write_transforms(tmp_path / "capture", seq.rgb, poses, K, depth_mm)
     weights = str(create_random_text_encoder(tmp_path / "clip.safetensors", seed=0))
-    r = subprocess.run([sys.executable, "-m", "eps3d_ros.cli", "teachers", str(cap), "--features", "clip-dense",
-                        "--masks", "none", "--out", str(tmp_path / "teachers" / "capture"), "--clip-model",
-                        "eps3d-tiny-clip", "--clip-weights", weights, "--clip-size", "64", "--device", "cpu"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    code, _, err = _cli(["teachers", cap, "--features", "clip-dense", "--masks", "none", "--out",
+                         tmp_path / "teachers" / "capture", "--clip-model", "eps3d-tiny-clip", "--clip-weights", weights,
+                         "--clip-size", "64", "--device", "cpu"])
+    assert code == 0, err[-3000:]
     out = tmp_path / "run"
-    r = _train(tmp_path, _config(out, weights, {"kind": "transforms", "root": str(cap),
-                                                "teachers": str(tmp_path / "teachers"), "stride": 2}))
-    assert r.returncode == 0, r.stderr[-3000:]
+    code, _, err = _train(tmp_path, _config(out, weights, {"kind": "transforms", "root": str(cap),
+                                                           "teachers": str(tmp_path / "teachers"), "stride": 2}))
+    assert code == 0, err[-3000:]
     rows = _log(out)
     assert len(rows) == 5
     assert all(np.isfinite(float(x["total"])) and np.isfinite(float(x["grad_norm"])) for x in rows)  # no skipped step

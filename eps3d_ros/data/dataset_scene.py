@@ -22,7 +22,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -356,12 +356,3 @@ def fov_intrinsics(width: int, height: int, hfov_deg: float) -> np.ndarray:
     """Square-pixel ``K`` of a horizontal field of view, principal point at the centre (OpenCV centres)."""
     f = width / 2.0 / math.tan(math.radians(hfov_deg) / 2.0)
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
-
-
-@dataclass
-class SceneList:
-    """The scenes of a dataset root and where they came from (for reports)."""
-
-    ids: list[str]
-    source: str = ""
-    notes: list[str] = field(default_factory=list)

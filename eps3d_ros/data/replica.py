@@ -62,7 +62,8 @@ class ReplicaScene(SceneReader):
 
     dataset = "replica"
 
-    def __init__(self, scene_dir: str | Path, info_semantic: str | Path | None = None, sequence: str = "Sequence_1") -> None:
+    def __init__(self, scene_dir: str | Path, info_semantic: str | Path | None = None,
+                 sequence: str = "Sequence_1") -> None:
         scene_dir = Path(scene_dir)
         super().__init__(scene_dir.parent, scene_dir.name)
         self.dir = scene_dir / sequence if (scene_dir / sequence).is_dir() else scene_dir
@@ -80,8 +81,8 @@ class ReplicaScene(SceneReader):
         self.notes.append(f"intrinsics: the rendering's {REPLICA_HFOV_DEG:g} degree horizontal field of view")
         if (self.dir / "semantic_class").is_dir():
             if info_semantic is None or not Path(info_semantic).is_file():
-                raise DatasetError(Path(info_semantic or self.root / "semantic_info" / self.scene_id / "info_semantic.json"),
-                                   "missing class list: the sequence has semantic_class/ images but they cannot be "
+                where = Path(info_semantic or self.root / "semantic_info" / self.scene_id / "info_semantic.json")
+                raise DatasetError(where, "missing class list: the sequence has semantic_class/ images but they cannot be "
                                    "named without Replica's info_semantic.json")
             class_names, self._rows = read_replica_classes(Path(info_semantic))
             stuff = tuple(i for i, n in enumerate(class_names) if n in STUFF_NAMES)

@@ -111,7 +111,8 @@ class ScanNetPPScene(SceneReader):
 
     def files(self, index: int) -> dict[str, Path]:
         n = self.frame_ids[index]
-        out = {"rgb": self.image_dir / n, "pose": self.transforms_path, "depth": self.dslr / "render_depth" / f"{Path(n).stem}.png"}
+        out = {"rgb": self.image_dir / n, "pose": self.transforms_path,
+               "depth": self.dslr / "render_depth" / f"{Path(n).stem}.png"}
         if self.label_set is not None:
             out["semantic"] = self._sem_dir / f"{n}.png"
         if self._obj_dir is not None and self._obj_dir.is_dir():

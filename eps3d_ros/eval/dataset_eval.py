@@ -95,7 +95,7 @@ def predict_cameras(model: Any, images: torch.Tensor) -> tuple[torch.Tensor, tor
     last = layers[max(layers)].float()
     pose_enc = enc.camera_head(last[:, :, 0])[-1]
     E, K = pose_encoding_to_extrinsics_intrinsics(pose_enc, images.shape[-2], images.shape[-1])
-    return E[0].float(), K[0].float()
+    return E[0].float().cpu(), K[0].float().cpu()
 
 
 def _target_cameras(model, pred, images: torch.Tensor, n_ctx: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -244,4 +244,4 @@ def build_dataset(data: Any, labels: bool = True) -> Any:
                            min_overlap=data.min_overlap, max_overlap=data.max_overlap, step=data.window_step)
     return SceneDataset(data.kind, data.root, list(data.scenes), data.split, options, windows, data.height,
                         data.width, teachers=data.teachers or None, labels=labels,
-                        cache_size=min(data.cache_size, 256))
+                        cache_size=min(data.cache_size, 64))  # samples of real frames are large
