@@ -3,6 +3,7 @@
 
     eps3d demo | run | query | export | render | bench          scenes and maps
     eps3d train | evaluate | inspect-checkpoint | presets        models
+    eps3d data check | teachers                                  datasets, teacher files for recordings
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Cameras
     * ``poses`` are **camera-to-world** (the camera's pose in the world): ``[..., 4, 4]``.
     * ``K`` in **pixels**: ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``. Normalised intrinsics divide
       row 0 by the image width W and row 1 by the height H.
+    * OpenGL / NeRF camera axes (instant-ngp, nerfstudio ``transforms.json``) are x right, y up, z
+      backward (the camera looks down -z): :func:`opengl_to_opencv_poses` flips the y and z axes of
+      such camera-to-world poses.
     * Pixel ``(u, v)`` = (column, row). The network unprojects pixel indices without a +0.5 centre
       offset (as the reference does); the renderers sample at pixel centres ``(u + 0.5, v + 0.5)``
       (as gsplat does). Rendering the network's Gaussians with the network's ``K`` is therefore half a
@@ -43,6 +46,7 @@ __all__ = [
     "invert_rigid",
     "extrinsics_to_poses",
     "poses_to_extrinsics",
+    "opengl_to_opencv_poses",
     "intrinsics_pixels_to_normalized",
     "intrinsics_normalized_to_pixels",
     "intrinsics_for_pixel_centres",
@@ -163,6 +167,16 @@ def extrinsics_to_poses(extrinsics: Tensor) -> Tensor:
 def poses_to_extrinsics(poses: Tensor) -> Tensor:
     """Camera-to-world ``[..., 3|4, 4]`` → camera-from-world ``[..., 3, 4]``."""
     return invert_rigid(poses)[..., :3, :]
+
+
+def opengl_to_opencv_poses(poses: Tensor) -> Tensor:
+    """Camera-to-world poses ``[..., 3|4, 4]`` of OpenGL cameras (x right, y up, z backward) → the same cameras
+    with OpenCV axes (x right, y down, z forward): the camera's y and z axes (columns 1 and 2 of the rotation)
+    change sign, the camera centre stays. The map is its own inverse."""
+    if poses.shape[-2:] not in ((3, 4), (4, 4)):
+        raise ValueError(f"expected [..., 3, 4] or [..., 4, 4] poses, got {tuple(poses.shape)}")
+    flip = poses.new_tensor([1.0, -1.0, -1.0, 1.0])
+    return poses * flip
 
 
 def intrinsics_pixels_to_normalized(K: Tensor, height: int, width: int) -> Tensor:

@@ -62,6 +62,24 @@ def test_rigid_inverse_and_pose_conversions() -> None:
         cv.invert_rigid(torch.zeros(3, 3))
 
 
+def test_opengl_poses_become_opencv_poses() -> None:
+    """A point straight ahead of an OpenGL camera (on its -z axis) with the image's up (+y) above it lands
+    straight ahead (+z) and above the centre (-y) of the converted OpenCV camera; the centre stays."""
+    R = random_rotations(4)
+    C = torch.randn(4, 3, 1, dtype=torch.float64)
+    gl = cv.to_homogeneous(torch.cat([R, C], dim=-1))
+    ocv = cv.opengl_to_opencv_poses(gl)
+    torch.testing.assert_close(ocv[:, :3, 3], gl[:, :3, 3])
+    ahead_up = gl[:, :3, :3] @ torch.tensor([0.0, 0.5, -2.0], dtype=torch.float64) + gl[:, :3, 3]
+    E = cv.poses_to_extrinsics(ocv)
+    cam = (E[:, :, :3] @ ahead_up[..., None])[..., 0] + E[:, :, 3]
+    torch.testing.assert_close(cam, torch.tensor([[0.0, -0.5, 2.0]] * 4, dtype=torch.float64))
+    torch.testing.assert_close(cv.opengl_to_opencv_poses(ocv), gl)  # its own inverse
+    assert torch.allclose(torch.linalg.det(ocv[:, :3, :3]), torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="poses"):
+        cv.opengl_to_opencv_poses(torch.zeros(3, 3))
+
+
 def test_intrinsics_normalisation() -> None:
     K = torch.tensor([[500.0, 0, 320], [0, 400.0, 240], [0, 0, 1]])
     Kn = cv.intrinsics_pixels_to_normalized(K, height=480, width=640)

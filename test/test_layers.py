@@ -28,6 +28,7 @@ LAYERS: dict[str, set[str]] = {
     # values and algorithms (no files, no ROS, no run-time settings)
     "frames": {"conventions"},
     "text": {"devices", "torchvision_compat"},
+    "teacher_models": {"devices", "text", "torchvision_compat"},
     "render": {"conventions", "devices"},
     "model": {"conventions", "devices", "text"},
     "geometry": {"conventions", "frames", "model"},
@@ -36,7 +37,7 @@ LAYERS: dict[str, set[str]] = {
     "mapping": {"conventions", "geometry", "panoptic", "text"},
     # the run-time settings, files in and out, the process
     "settings": {"devices", "mapping", "panoptic", "text"},
-    "io": {"conventions", "frames", "geometry", "mapping", "model", "panoptic", "render", "text"},
+    "io": {"conventions", "data", "frames", "geometry", "mapping", "model", "panoptic", "render", "text"},
     "process": {"panoptic", "settings"},
     # the running pipeline: frames in, one object map out
     "pipeline": {"conventions", "devices", "frames", "geometry", "io", "mapping", "model", "panoptic", "process",
@@ -51,7 +52,7 @@ LAYERS: dict[str, set[str]] = {
             "msg", "srv"},
     # the command line
     "commands": {"conventions", "data", "devices", "eval", "frames", "geometry", "io", "mapping", "model",
-                 "panoptic", "pipeline", "process", "render", "ros", "settings", "text", "train"},
+                 "panoptic", "pipeline", "process", "render", "ros", "settings", "teacher_models", "text", "train"},
     "cli": {"commands"},
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["COMMANDS", "add_parsers"]
 
 COMMANDS = ("demo", "run", "query", "export", "render", "bench", "train", "evaluate", "inspect-checkpoint",
-            "presets")
+            "presets", "data", "teachers")
 
 
 def add_parsers(subparsers: Any) -> None:

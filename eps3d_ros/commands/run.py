@@ -5,6 +5,7 @@ Gaussian, for export and renders.
 
     eps3d run --images DIR --out map.eps3d [--poses FILE] [--every K] [--window N] [--size HxW] [--model DIR]
     eps3d run --bag PATH --out map.eps3d [--rgb-topic T] [--depth-topic T] [--info-topic T] [--pose-topic T]
+    eps3d run --dataset scannet --root DIR --scene ID --out map.eps3d    (scannet, scannetpp, replica, transforms)
 
 The frames go through the same :class:`~eps3d_ros.pipeline.session.Session` as the node: every ``--window``
 frames one reconstruction, fused into one map in the map frame when the frames carry metric poses (bag TF,
@@ -23,12 +24,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..data.datasets import DATASET_KINDS
 from .arguments import add_frame_arguments, add_model_arguments, add_panoptic_arguments, input_box, parse_names, pipeline_config
 from .guard import EXIT_OK, UserError, guarded
 from .model_folder import check_device, demo_model_dir, load_bundle
 from .report import Timer, file_size, map_table, units
 
-HELP = "build an object map (a scene file) from an image folder or a rosbag2"
+HELP = "build an object map (a scene file) from an image folder, a rosbag2 or a dataset scene"
 MAX_VIEWS_WITHOUT_POSES = 8  # one window of at most this many frames when nothing lets windows be fused
 WINDOW_WITH_POSES = 4
 
@@ -42,11 +44,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of images (sorted by name; jpg, png, bmp, tif, webp)")
     src.add_argument("--bag", metavar="PATH", help="rosbag2: a bag folder, a .db3 or a .mcap file")
+    src.add_argument("--dataset", choices=DATASET_KINDS,
+                     help="a dataset scene (with --root, --scene): poses, depth and intrinsics from its files, the map "
+                          "in the dataset's world frame")
     p.add_argument("--out", required=True, metavar="MAP", help="map file to write (a scene file, e.g. room.eps3d)")
     p.add_argument("--window", type=int, metavar="N", help=f"frames per reconstruction (default: "
                                                           f"{WINDOW_WITH_POSES} with poses, else all frames)")
     add_model_arguments(p, demo=True)
     add_frame_arguments(p)
+    ds = p.add_argument_group("datasets (eps3d_ros/data/)")
+    ds.add_argument("--root", metavar="DIR", help="dataset root (or the capture folder for --dataset transforms)")
+    ds.add_argument("--scene", metavar="ID", help="scene id (optional for a single capture)")
+    ds.add_argument("--invalid-poses", choices=("error", "skip"), default="skip",
+                    help="ScanNet frames with inf/NaN poses: left out (default) or an error")
     im = p.add_argument_group("image folders")
     im.add_argument("--depth-dir", metavar="DIR", help="depth images paired by sorted order (16-bit PNG, mm)")
     im.add_argument("--intrinsics", metavar="JSON", help="K of the original images: {'K': 3x3} | fx/fy/cx/cy | "
@@ -107,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
                           measured_depth=args.measured_depth)
     poses = None
     if args.poses:
-        if args.bag:
-            raise UserError("--poses is for image folders: a bag's poses come from its TF (--pose-topic)")
+        if not args.images:
+            raise UserError("--poses is for image folders: a bag's poses come from its TF (--pose-topic), a dataset's "
+                            "from its files")
         from ..io.poses_file import read_poses
 
         poses = read_poses(args.poses)
@@ -118,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress and sys.stderr.isatty()  # no bars in logs and pipes
     with timer.stage("read frames"):
-        if args.images:
+        if args.dataset:
+            fs = _dataset_frames(args, box, progress)
+        elif args.images:
             K, K_size = read_calibration(args.intrinsics) if args.intrinsics else (None, None)
             fs = frames_from_images(args.images, box=box, every=args.every, max_views=args.max_views, K=K,
                                     K_size=K_size, hfov_deg=args.hfov, poses=poses,
@@ -167,6 +180,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         session.close()
     return _report(args, out, session, snaps, frames, fs, timer)
+
+
+def _dataset_frames(args, box, progress: bool):
+    if not args.root:
+        raise UserError("--dataset needs --root DIR (and --scene ID unless the root is one capture)")
+    from ..io.dataset_frames import frames_from_dataset
+
+    options = {"invalid_poses": args.invalid_poses} if args.dataset == "scannet" else {}
+    return frames_from_dataset(args.dataset, args.root, args.scene, box=box, every=args.every,
+                               max_views=args.max_views, use_depth=not args.no_depth, fps=args.fps, progress=progress,
+                               options=options)
 
 
 def _windows_plan(fs, args) -> tuple[list, list[str]]:

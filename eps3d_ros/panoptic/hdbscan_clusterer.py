@@ -31,7 +31,8 @@ from .linkage import single_linkage
 from .mst import mutual_reachability_mst
 from .timing import StageClock
 
-__all__ = ["BACKENDS", "REFERENCE_MIN_CLUSTER_SIZE", "HdbscanClusterer", "HdbscanSettings", "sample_labels"]
+__all__ = ["BACKENDS", "REFERENCE_MIN_CLUSTER_SIZE", "HdbscanClusterer", "HdbscanSettings", "sample_labels",
+           "weighted_centroids"]
 
 REFERENCE_MIN_CLUSTER_SIZE = 400  # the EPS3D reference's HDBSCAN min_cluster_size
 BACKENDS = ("torch", "hdbscan")
@@ -105,6 +106,20 @@ def sample_labels(sample: Tensor, min_cluster_size: int, min_samples: int, allow
                             cluster_selection_method="eom", allow_single_cluster=allow_single_cluster)[0]
     clock.stop("condensed_tree")
     return labels
+
+
+def weighted_centroids(sample: np.ndarray, min_cluster_size: int, min_samples: int,
+                       allow_single_cluster: bool = True) -> np.ndarray:
+    """The EPS3D release's instance read-out of rendered features: ``hdbscan.HDBSCAN`` on ``sample [M, D]`` (float64)
+    and the membership-weighted centroid of each cluster, ``[K, D]`` in label order (K = 0 when all is noise)."""
+    import hdbscan
+
+    cl = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
+                         allow_single_cluster=allow_single_cluster, core_dist_n_jobs=1).fit(sample)
+    ids = np.unique(cl.labels_[cl.labels_ >= 0])
+    if not len(ids):
+        return np.zeros((0, sample.shape[1]), dtype=np.float64)
+    return np.stack([cl.weighted_cluster_centroid(int(c)) for c in ids])
 
 
 def _hdbscan_tree() -> Any:

@@ -52,6 +52,7 @@ __all__ = [
     "TextEncoderUnavailable",
     "import_open_clip",
     "register_tiny_test_model",
+    "resolve_clip_weights",
 ]
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
@@ -89,7 +90,7 @@ class ClipTextEncoder(CachedTextEncoder):
                              f"{_some(open_clip.list_models(), near=arch)} (open_clip.list_models())")
         super().__init__(config, int(open_clip.get_model_config(arch)["embed_dim"]))
 
-        checkpoint, tag_cfg = _resolve_weights(open_clip, arch, config)
+        checkpoint, tag_cfg = resolve_clip_weights(open_clip, arch, config)
         if config.quick_gelu == "auto":
             quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else False
         else:
@@ -124,8 +125,11 @@ class ClipTextEncoder(CachedTextEncoder):
 
 
 # ---------------------------------------------------------------------- weights
-def _resolve_weights(open_clip: ModuleType, arch: str, config: TextEncoderConfig) -> tuple[str, dict]:
-    """``(local checkpoint path or "" for random, the tag's pretrained cfg or {})``."""
+def resolve_clip_weights(open_clip: ModuleType, arch: str, config: TextEncoderConfig) -> tuple[str, dict]:
+    """Where the weights of ``config.pretrained`` (an open_clip tag, a checkpoint file or "" for random) for
+    architecture ``arch`` are: ``(local checkpoint path or "" for random, the tag's pretrained cfg or {})``. Tags
+    come from the Hugging Face cache (downloaded only with ``config.allow_download``). Shared by every user of
+    open_clip weights (the text encoder, the dense CLIP teacher), so a file or tag means the same to each."""
     pretrained = config.pretrained.strip()
     if not pretrained:
         return "", {}

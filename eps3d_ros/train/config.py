@@ -68,9 +68,14 @@ class TextSection:
     templates: list[str] = field(default_factory=lambda: ["{}"])
 
 
+DATA_KINDS = ("synthetic", "recorded", "scannet", "scannetpp", "replica", "transforms")
+
+
 @dataclass
 class DataSection:
-    kind: str = "synthetic"  # "synthetic" or "recorded"
+    # "synthetic", "recorded" (views.npz + teacher.npz folders) or a dataset: "scannet", "scannetpp", "replica",
+    # "transforms" (eps3d_ros/data/; train/scene_dataset.py)
+    kind: str = "synthetic"
     height: int = 112  # training image size (multiples of 14)
     width: int = 112
     # multi-resolution: each step draws its size from height/width + k*14, k in -size_steps..size_steps
@@ -85,7 +90,24 @@ class DataSection:
     cache_size: int = 2048  # scenes kept in memory
     # recorded: folders in the format of eps3d_ros.train.teachers
     recordings: list[str] = field(default_factory=list)
-    stride: int = 1
+    stride: int = 1  # frames between the views of a window (recorded and datasets)
+    # datasets: where, which scenes (explicit ids, else the official split, else all), how to read them
+    root: str = ""
+    scenes: list[str] = field(default_factory=list)
+    split: str = ""  # e.g. "train" (ScanNet scannetv2_train.txt, ScanNet++ nvs_sem_train.txt)
+    label_set: str = "nyu40"  # ScanNet: "nyu40" or "scannet200"
+    invalid_poses: str = "skip"  # ScanNet frames with inf/NaN poses: "skip" or "error"
+    semantics_dir: str = ""  # ScanNet++ 2D semantics (default ROOT/semantics_2d)
+    classes_file: str = ""  # ScanNet++ class list (default ROOT/metadata/semantic_benchmark/top100.txt)
+    teachers: str = ""  # folder of `eps3d teachers` outputs (DIR/<scene_id>/teacher.npz): teacher.kind files
+    window: str = "stride"  # "stride" (views `stride` frames apart) or "overlap" (by view overlap)
+    min_overlap: float = 0.3  # "overlap": consecutive views share at least this fraction of the view ...
+    max_overlap: float = 0.9  # ... and at most this
+    window_step: int = 1  # a window starts every window_step frames
+
+    @property
+    def is_dataset(self) -> bool:
+        return self.kind not in ("synthetic", "recorded")
 
     @property
     def num_views(self) -> int:
@@ -98,7 +120,8 @@ class DataSection:
 
 @dataclass
 class TeacherSection:
-    kind: str = "auto"  # "ground_truth" (synthetic), "files" (recorded) or "auto" (by data.kind)
+    # "ground_truth" (synthetic scenes, labelled datasets), "files" (recordings, data.teachers) or "auto": by the data
+    kind: str = "auto"
     stuff_masks: bool = True  # ground truth: stuff classes form instance masks too
 
 
@@ -163,8 +186,12 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         d, o, r = self.data, self.optim, self.run
-        if d.kind not in ("synthetic", "recorded"):
-            raise ValueError(f"data.kind must be 'synthetic' or 'recorded', got {d.kind!r}")
+        if d.kind not in DATA_KINDS:
+            raise ValueError(f"data.kind must be one of {DATA_KINDS}, got {d.kind!r}")
+        if d.is_dataset and not d.root:
+            raise ValueError(f"data.root must name the {d.kind} dataset's folder")
+        if d.window not in ("stride", "overlap") or d.window_step < 1 or d.stride < 1:
+            raise ValueError("data.window must be 'stride' or 'overlap', data.stride and data.window_step >= 1")
         for name in ("height", "width"):
             v = getattr(d, name)
             if v <= 0 or v % 14:
@@ -212,7 +239,11 @@ class TrainConfig:
     def teacher_kind(self) -> str:
         if self.teacher.kind != "auto":
             return self.teacher.kind
-        return "ground_truth" if self.data.kind == "synthetic" else "files"
+        if self.data.kind == "synthetic":
+            return "ground_truth"
+        if self.data.is_dataset:
+            return "files" if self.data.teachers else "ground_truth"
+        return "files"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

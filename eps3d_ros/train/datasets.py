@@ -223,3 +223,4 @@ class RecordedDataset:
             name=f"{self.recordings[r].name}[{start}]",
         )
         return resize_sample(sample, height, width)
+

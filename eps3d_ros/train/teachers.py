@@ -35,6 +35,13 @@ format (one folder per recording; written by :func:`write_recording`, read by
 
 ``D`` must equal the model's ``gaussians.semantic_expanded_dim`` (512 for CLIP ViT-B-32), and the
 features must live in the space of the text encoder used at run time (record it in the JSON).
+
+For a dataset scene or a capture (``data.kind`` scannet / scannetpp / replica / transforms with
+``data.teachers``), ``eps3d teachers`` writes ``teacher.npz`` + ``teacher.json`` only (the frames stay in the
+dataset), with ``frame_ids [S]`` (str: the scene's frame ids the rows belong to) and ``masks [S, h, w]`` of
+any size (resized nearest when used); the file is an uncompressed ``.npz`` read lazily
+(:mod:`eps3d_ros.train.teacher_store`). ``teacher.json`` adds ``grid``, ``mask_size``, ``frames`` and the
+``dataset`` / ``scene`` / ``root`` (or ``recording``) the rows came from.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ from eps3d_ros.model.pose_encoding import extrinsics_intrinsics_to_pose_encoding
 from eps3d_ros.render import render_gaussians
 
 from .config import FREEZE_GROUPS, TrainConfig, load_train_config
-from .datasets import RecordedDataset, Sample, SyntheticDataset
+from .dataset_from_config import build_dataset
+from .datasets import Sample, SyntheticDataset
 from .losses import (
     LOSS_NAMES,
     camera_loss,
@@ -170,15 +171,11 @@ class Trainer:
             raise ValueError("every parameter is frozen: nothing to train")
 
         self.text_encoder, self.text_weights = build_text_encoder(cfg.text)
-        d = cfg.data
-        if d.kind == "synthetic":
-            self.dataset: Any = SyntheticDataset(range(d.seed_start, d.seed_start + d.num_scenes), d.num_views,
-                                                 d.height, d.width, d.scene_options, d.cache_size)
-        else:
-            self.dataset = RecordedDataset(d.recordings, d.num_views, d.height, d.width, d.stride)
+        self.dataset: Any = build_dataset(cfg.data, labels=cfg.teacher_kind == "ground_truth")
         if cfg.teacher_kind == "ground_truth":
-            if not isinstance(self.dataset, SyntheticDataset):
-                raise ValueError("teacher.kind 'ground_truth' needs data.kind 'synthetic'")
+            if getattr(self.dataset, "class_names", None) is None:
+                raise ValueError("teacher.kind 'ground_truth' needs labelled data (synthetic scenes or a dataset with "
+                                 "label images)")
             self.teacher: Any = GroundTruthTeacher.from_text_encoder(
                 self.text_encoder, self.dataset.class_names, stuff_classes=self.dataset.stuff,
                 stuff_masks=cfg.teacher.stuff_masks)
