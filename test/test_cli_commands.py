@@ -77,6 +77,15 @@ def test_every_command_has_help() -> None:
         assert r.returncode == 0 and "usage: eps3d" in r.stdout, (cmd, r.stderr)
 
 
+def test_the_parser_stays_light() -> None:
+    """Building every command's parser (``eps3d --help``) imports neither torch nor rclpy: the dataset names of
+    run / data / teachers / evaluate come from eps3d_ros.data without its synthetic scenes."""
+    probe = ("import sys\nfrom eps3d_ros.cli import build_parser\nbuild_parser()\n"
+             "print(sorted(m for m in ('torch', 'rclpy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)
+
+
 def test_run_on_images_writes_a_scene_file(scene_file, model_dir) -> None:
     from eps3d_ros.io.scene_file import load_scene
 

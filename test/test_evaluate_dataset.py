@@ -130,12 +130,14 @@ def test_evaluate_dataset_scannet_equals_the_synthetic_path(synthetic_tree, tmp_
 
     argv = ["evaluate", "--dataset", "scannet", "--root", str(root), "--model", str(DEMO), "--views", "2", "--size",
             "112x112", "--classes", ",".join(names[1:]), "--things", ",".join(names[i] for i in scenes[0].things),
-            "--other", "none", "--set", "panoptic.clustering.hdbscan.min_cluster_size=100", "--max-samples", "3000", "--device", "cpu", "--json",
-            str(tmp_path / "eval.json"), "--out", str(tmp_path / "report"), "--no-progress"]
+            "--other", "none", "--set", "panoptic.clustering.hdbscan.min_cluster_size=100", "--max-samples", "3000",
+            "--device", "cpu", "--json", str(tmp_path / "eval.json"), "--out", str(tmp_path / "report"), "--no-progress"]
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         assert main(argv) == 0, err.getvalue()[-3000:]
-    ours = json.loads((tmp_path / "eval.json").read_text())["summary"]
+    written = json.loads((tmp_path / "eval.json").read_text())
+    assert written["protocol"]["min_cluster_size"] == 100 and written["protocol"]["min_samples"] == 1  # from --set
+    ours = written["summary"]
     assert ours["scenes"] == 2 and ours["windows"] == 2 and ours["mode"] == "novel"
     assert "| Semantic mIoU (2D" in (tmp_path / "report" / "evaluation.md").read_text()
     model, text = load_model_dir(DEMO)
@@ -160,3 +162,28 @@ def test_evaluate_windows_context_mode_paths_agree(synthetic_tree) -> None:
     b = evaluate_windows(model, text, synthetic_windows(scenes[:1], protocol, rgb=decoded[:1]), protocol, path_3d=False)
     assert a["summary"]["miou_2d"] == b["summary"]["miou_2d"] and a["summary"]["pq_2d"] == b["summary"]["pq_2d"]
     assert a["per_window"][0]["window"] == "scene0000_00[0,2,1]"
+
+
+def _evaluate_cli(*argv: str) -> tuple[int, str]:
+    from eps3d_ros.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["evaluate", *map(str, argv)])
+    return code, err.getvalue()
+
+
+def test_evaluate_dataset_settings_are_checked_before_anything_is_read(tmp_path) -> None:
+    """--set names the protocol's clustering by its dotted name; a wrong or non-panoptic name fails at once (the
+    dataset root does not even exist), naming the setting."""
+    base = ("--dataset", "scannet", "--root", tmp_path / "absent", "--model", DEMO, "--device", "cpu")
+    code, err = _evaluate_cli(*base, "--set", "panoptic.clustering.min_cluster_size=100")
+    assert code == 2 and "panoptic.clustering.hdbscan.min_cluster_size" in err, err  # the former name: its new one
+    code, err = _evaluate_cli(*base, "--set", "pipeline.window_size=4")
+    assert code == 2 and "panoptic settings only" in err, err
+    code, err = _evaluate_cli(*base, "--set", "panoptic.clustering.hdbscan.min_cluster_size=1")
+    assert code == 2 and "min_cluster_size must be >= 2" in err, err
+    code, err = _evaluate_cli(*base, "--set", "panoptic.clustering.hdbscan.min_samples=many")
+    assert code == 2 and "panoptic.clustering.hdbscan.min_samples" in err, err
+    code, err = _evaluate_cli(DEMO, "--scenes", "scene0000_00")
+    assert code == 2 and "scene ids need --dataset" in err, err

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", metavar="DIR", help="write evaluation.md and evaluation.json here")
 
 
-def _protocol(args: argparse.Namespace, bundle: Any, settings: dict[str, Any]):
+def _protocol(args: argparse.Namespace, bundle: Any):
     from ..eval.dataset_protocol import SCANNET_CLASSES, SCANNET_THINGS, EvalProtocol
 
     size = bundle.input_size[0]
@@ -62,11 +62,8 @@ def _protocol(args: argparse.Namespace, bundle: Any, settings: dict[str, Any]):
     other = args.other if args.other is not None else ("other" if "other" in classes else None)
     if other == "none":
         other = None
-    hdbscan = "panoptic.clustering.hdbscan."
     p = EvalProtocol(classes=classes, things=things, other=other, context_views=args.views or 8, mode=args.mode,
                      input_size=size, max_samples=args.max_samples, pq_pairing=args.pq_pairing)
-    p.min_cluster_size = int(settings.get(hdbscan + "min_cluster_size") or p.min_cluster_size)  # 0: the release's
-    p.min_samples = int(settings.get(hdbscan + "min_samples", p.min_samples))
     if args.dataset != "scannet":
         p.excluded_scenes = ()
     try:
@@ -75,10 +72,22 @@ def _protocol(args: argparse.Namespace, bundle: Any, settings: dict[str, Any]):
         raise UserError(str(e)) from None
 
 
+def _settings(protocol: Any, settings: dict[str, Any]) -> Any:
+    """The 3D path's panoptic config (``--set`` checked and coerced by the settings tree); its HDBSCAN
+    ``min_cluster_size`` (0: the release's) and ``min_samples`` become the protocol's 2D clustering too."""
+    from ..eval.dataset_eval import panoptic_config
+
+    panoptic = panoptic_config(protocol, settings)
+    hdbscan = panoptic.clustering.hdbscan
+    protocol.min_cluster_size = hdbscan.min_cluster_size = hdbscan.min_cluster_size or protocol.min_cluster_size
+    protocol.min_samples = hdbscan.min_samples
+    return panoptic
+
+
 def run(args: argparse.Namespace) -> int:
     """``eps3d evaluate --dataset ...`` (called by :func:`eps3d_ros.commands.evaluate.run`, which guards it)."""
     from ..data.datasets import open_dataset, select_scenes
-    from ..eval.dataset_eval import dataset_windows, evaluate_windows, panoptic_config
+    from ..eval.dataset_eval import dataset_windows, evaluate_windows
     from ..eval.dataset_protocol import selected_frames, view_plan
 
     if not args.root:
@@ -88,9 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--model DIR is required")
     bundle = load_bundle(Path(model_path))
     device = check_device(args.device)
-    settings = parse_settings(args.settings)
-    protocol = _protocol(args, bundle, settings)
-    panoptic = panoptic_config(protocol, settings)  # a wrong --set fails here, before anything is read
+    protocol = _protocol(args, bundle)
+    panoptic = _settings(protocol, parse_settings(args.settings))  # a wrong --set fails here, before any frame
     opts = dataset_options(args)
     if args.dataset == "scannet":
         opts.setdefault("invalid_poses", "skip")  # the release skips frames with invalid poses
