@@ -1,6 +1,6 @@
 """Frames from a rosbag2 (a bag folder, a ``.db3`` or a ``.mcap`` file), read with ``rosbags`` (no ROS needed).
 
-* colour: ``sensor_msgs/msg/Image`` (the encodings of ``pipeline.images``) or ``CompressedImage``
+* colour: ``sensor_msgs/msg/Image`` (the encodings of ``frames.images``) or ``CompressedImage``
   (JPEG/PNG); depth: ``Image`` 16UC1 (``depth_scale`` m per unit, default mm) or 32FC1 (m), registered
   to the colour camera, matched to each colour frame by the nearest header stamp within ``sync_slop``;
   intrinsics: the ``CameraInfo`` nearest in time (the one beside the colour topic when there are several);

@@ -63,7 +63,7 @@ class TextSection:
     model: str = "ViT-B-32"  # open_clip architecture ("eps3d-tiny-clip" is registered on demand)
     pretrained: str = "openai"  # tag or local file
     # When ``pretrained`` is a file that does not exist and this is set, seeded random weights are
-    # written there first (the demo: no pretrained CLIP offline; see teachers.create_random_text_encoder).
+    # written there first (the demo: no pretrained CLIP offline; see text.clip.create_random_text_encoder).
     create_random_seed: int | None = None
     templates: list[str] = field(default_factory=lambda: ["{}"])
 
