@@ -1,7 +1,8 @@
 """The ``eps3d`` commands, one module each: ``add_parser(subparsers)`` and ``run(args) -> int``. They parse and
 validate, then call library functions; heavy imports (torch, rclpy) happen inside ``run`` so that
 ``eps3d --help`` stays fast. Shared parts: :mod:`.guard` (exit codes, user errors), :mod:`.arguments`,
-:mod:`.model_folder`, :mod:`.report`.
+:mod:`.dataset_args` (the options of commands that read datasets), :mod:`.model_folder`, :mod:`.report`;
+:mod:`.evaluate_dataset` is ``eps3d evaluate --dataset``.
 """
 
 from __future__ import annotations
