@@ -2,8 +2,8 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
-    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
-                                                        distillation training (eps3d_ros.train)
+    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV] [--nproc-per-node N]
+                                                        distillation training (eps3d_ros.train; also under torchrun)
     eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--min-cluster-size N] [--json FILE] [--markdown]
                                                         held-out synthetic metrics of a model folder
     eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)
@@ -54,18 +54,9 @@ def _presets(_: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train.launch import run_train_command
 
-    run: dict = {}
-    if args.out_dir:
-        run["out_dir"] = args.out_dir
-    if args.device:
-        run["device"] = args.device
-    if args.no_progress:
-        run["progress"] = False
-    summary = train(args.config, resume=args.resume, steps=args.steps, overrides={"run": run} if run else None)
-    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "export")}, indent=2))
-    return 0
+    return run_train_command(args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -112,15 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_inspect)
     pre = sub.add_parser("presets", help="list the built-in model presets")
     pre.set_defaults(func=_presets)
+    from .train.launch import add_train_arguments  # light: torch is imported when the command runs
+
     tr = sub.add_parser("train", help="train by distillation from a YAML config (see config/train_demo.yaml)")
-    tr.add_argument("--config", required=True, help="training config YAML")
-    tr.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                    help="continue from OUT_DIR/checkpoint.pt when it exists, or from CHECKPOINT (a checkpoint.pt "
-                         "or a slim resume state such as checkpoints/demo_small/resume.pt)")
-    tr.add_argument("--out-dir", help="override run.out_dir")
-    tr.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
-    tr.add_argument("--device", help="override run.device (cpu, cuda, auto)")
-    tr.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_train_arguments(tr)
     tr.set_defaults(func=_train)
     ev = sub.add_parser("evaluate", help="held-out synthetic metrics of a model folder with its text encoder")
     ev.add_argument("model", help="model folder (model.safetensors, config.json, text_encoder.json)")

@@ -251,10 +251,10 @@ def test_ground_truth_render_cameras_place_gaussians_on_the_true_surface(tmp_pat
     with torch.no_grad():
         pred = tr.model(sample.select(context).images[None])
         pred.depth[...] = sample.depth[context][None, ..., None] * 2.0  # a perfect depth, at another scale
-        from eps3d_ros.train.trainer import _relative
+        from eps3d_ros.train.step_losses import _relative
 
         rel = _relative(sample.extrinsics, sample.extrinsics[context[0]])
-        g, viewmats, Ks, first, scale = tr._placement(pred, sample, context, rel)
+        g, viewmats, Ks, first, scale = tr.losses._placement(pred, sample, context, rel)
     assert scale == pytest.approx(2.0) and torch.allclose(first, torch.eye(4), atol=1e-5)
     # one world point seen by two views: unproject pixel p of view 0, project into view 1 with the true cameras
     means = g.means[0].reshape(len(context), 42, 42, 3)
