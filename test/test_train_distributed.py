@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,3 +125,182 @@ def test_two_ranks_equal_one_rank_with_their_batch_or_accumulation(tmp_path, tex
     for key in ("total", "depth", "rgb", "camera", "direct_semantic"):
         assert float(rows["1x2joint"][0][key]) == pytest.approx(float(rows["2x1"][0][key]), rel=1e-5), key
     assert float(rows["1x2joint"][0]["grad_norm"]) == pytest.approx(float(rows["2x1"][0]["grad_norm"]), rel=1e-4)
+
+
+def rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_one_rank(tmp_path, text_weights) -> None:
+    out = tmp_path / "run"
+    # every step computes the same terms: DDP runs without find_unused_parameters here
+    two = write_config(tmp_path / "two.yaml", out, text_weights, optim={"steps": 16},
+                       render={"every": 1}, run={"checkpoint_every": 4})
+    proc = subprocess.Popen([sys.executable, "-m", "eps3d_ros.cli", "train", "--config", str(two),
+                             "--nproc-per-node", "2"], env=env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "train_log.csv").is_file() or max(log_rows(out), default=-1) < 5:
+            assert proc.poll() is None and time.monotonic() < deadline, "the 2-rank run did not get going"
+            time.sleep(0.05)
+        victim = next(p for p in descendants(proc.pid) if rank_of(p) == 1)
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+        ended = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and ended < 60, (proc.returncode, ended)
+    assert "training failed: rank 1" in stderr and "SIGKILL" in stderr, stderr[-3000:]
+    assert "find_unused_parameters off" in stderr
+    killed = log_rows(out)
+    last = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert last["topology"] == {"world_size": 2, "batch_size": 1, "accumulate": 1, "global_batch": 2}
+    step = int(last["step"])
+    assert step % 4 == 0 and max(killed) >= step, (step, max(killed))  # the curve went past the checkpoint
+
+    # the same global batch on one rank: 1 x batch 2, each window on its own (the 2 ranks' computation)
+    one = write_config(tmp_path / "one.yaml", out, text_weights, optim={"steps": 16}, render={"every": 1},
+                       run={"checkpoint_every": 4}, data={"batch_size": 2, "batch_forward": "per_window"})
+    res = one_rank(one, "--resume")
+    assert f"resumed from {out / 'checkpoint.pt'} at step {step}" in res.stderr
+    assert "the global batch is the same" in res.stderr
+    rows = log_rows(out)
+    assert sorted(rows) == list(range(16))  # the configured step count, one curve
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 16
+    for key in ("total", "depth", "rgb", "grad_norm"):  # the first logged loss after the resume continues it
+        assert float(rows[step][key]) == pytest.approx(float(killed[step][key]), rel=1e-5), key
+
+
+def version1_checkpoint(trainer, path: Path) -> Path:
+    """A checkpoint in the format of the trainer before batches and ranks (version 1, no topology)."""
+    state = torch.load(trainer.save_checkpoint(path), weights_only=True)
+    del state["topology"]
+    state["version"] = 1
+    torch.save(state, path)
+    return path
+
+
+def test_a_version1_checkpoint_resumes_exactly_on_one_rank(tmp_path, text_weights) -> None:
+    from eps3d_ros.train import Trainer, load_train_config
+
+    cfg = load_train_config(write_config(tmp_path / "c.yaml", tmp_path / "run", text_weights,
+                                         model={"gradient_checkpointing": False}))
+    a = Trainer(cfg)
+    for _ in range(2):
+        a.train_step()
+    old = version1_checkpoint(a, tmp_path / "v1.pt")
+    expected = a.train_step()
+    b = Trainer(cfg, resume=old)
+    assert b.step == 2
+    got = b.train_step()
+    for k in ("total", "lr", *TERMS):
+        if k in expected:
+            assert got[k] == expected[k], (k, got[k], expected[k])
+    # sample 0 of a step is the window the one-sample trainer drew: default_rng([seed, step])
+    import numpy as np
+
+    rng = np.random.default_rng([cfg.run.seed, 5])
+    index = int(rng.integers(len(b.dataset)))
+    size = cfg.data.sizes()[int(rng.integers(len(cfg.data.sizes())))]
+    sample, *_ = b.batch(5)
+    assert sample.name == f"synthetic-{cfg.data.seed_start + index}" and sample.size == size
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_version1_checkpoint_resumes_on_two_ranks(tmp_path, text_weights) -> None:
+    from eps3d_ros.train import Trainer, load_train_config
+
+    cfg_path = write_config(tmp_path / "c.yaml", tmp_path / "a", text_weights, optim={"steps": 5})
+    a = Trainer(load_train_config(cfg_path))
+    for _ in range(3):
+        a.train_step()
+    old = version1_checkpoint(a, tmp_path / "v1.pt")
+    out = torchrun(2, cfg_path, "--resume", str(old))
+    assert "written by 1 rank(s) x batch 1 x accumulate 1 (global batch 1)" in out.stderr
+    assert "now 2 rank(s) x batch 1 x accumulate 1 (global batch 2)" in out.stderr
+    assert "the global batch changed 1 -> 2" in out.stderr
+    assert sorted(log_rows(tmp_path / "a")) == [3, 4]
+    # the same as one rank with both samples
+    one = write_config(tmp_path / "one.yaml", tmp_path / "b", text_weights, optim={"steps": 5},
+                       data={"batch_size": 2, "batch_forward": "per_window"})
+    one_rank(one, "--resume", str(old))
+    assert rel_diff(weights(tmp_path / "b"), weights(tmp_path / "a")) <= 1e-5
+
+
+WATCH = """
+import logging, sys, time
+import torch.distributed as dist
+from datetime import timedelta
+from eps3d_ros.train.rank_watch import RankWatch
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+rank, port, action = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+store = dist.TCPStore("127.0.0.1", port, is_master=rank == 0, wait_for_workers=False, timeout=timedelta(seconds=30))
+watch = RankWatch(store, rank, 2, timeout_s=3.0, interval_s=0.2).start()
+print("started", flush=True)
+if action == "fail":
+    time.sleep(1.0)
+    watch.report_failure("rank 1 (test) failed: ValueError: boom")
+    sys.exit(1)
+time.sleep(60)
+print("still running", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["fail", "killed"])
+def test_rank_watch_stops_a_rank_when_another_fails_or_dies(tmp_path, how) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "watch.py"
+    script.write_text(WATCH)
+    run = lambda rank, action: subprocess.Popen(  # noqa: E731
+        [sys.executable, str(script), str(rank), str(port), action], env=env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    zero = run(0, "wait")
+    try:
+        assert zero.stdout.readline().strip() == "started"
+        one = run(1, "fail" if how == "fail" else "wait")
+        assert one.stdout.readline().strip() == "started"
+        t0 = time.monotonic()
+        if how == "killed":
+            one.kill()
+        _, err = zero.communicate(timeout=30)
+        ended = time.monotonic() - t0
+    finally:
+        for p in (zero, one):
+            if p.poll() is None:
+                p.kill()
+    assert zero.returncode == 1, err
+    if how == "fail":
+        assert "rank 0 stops: rank 1 (test) failed: ValueError: boom" in err and ended < 3, (err, ended)
+    else:
+        assert re.search(r"rank 0 stops: rank 1 has been silent for \d+ s", err) and ended < 6, (err, ended)

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Ranks", "resolve_device", "needs_unused_parameter_search", "TrainingAborted", "under_launcher"]
 
 
+# what gloo / NCCL / the store say when a peer is gone
+_LOST_PEER = ("Connection closed by peer", "Connection reset", "Broken pipe", "NCCL communicator was aborted",
+              "ProcessGroupNCCL", "ProcessGroupGloo", "Socket Timeout")
+
+
 class TrainingAborted(RuntimeError):
     """A rank stopped because another rank failed; the message names that rank and its cause."""
 
@@ -186,12 +191,16 @@ class Ranks:
             return error
         import torch.distributed as dist
 
-        if isinstance(error, dist.DistError):
-            cause = self._watch.cause(wait_s=self._watch.timeout_s + 2)
-            msg = f"rank {self.rank} stops: {cause or f'a collective failed ({error})'}"
+        # A peer's death reaches this rank as an error of its own (gloo raises a RuntimeError from inside
+        # backward): ask the heartbeats first, longer when the error looks like lost communication.
+        text = f"{type(error).__name__}: {error}"
+        lost = isinstance(error, dist.DistError) or any(s in text for s in _LOST_PEER)
+        cause = self._watch.cause(wait_s=self._watch.timeout_s + 2 if lost else 4 * self._watch.interval_s)
+        if cause is not None or lost:
+            msg = f"rank {self.rank} stops: {cause or f'a collective failed ({text})'}"
             log.error(msg)
             return TrainingAborted(msg)
-        msg = f"rank {self.rank} ({socket.gethostname()}, pid {os.getpid()}) failed: {type(error).__name__}: {error}"
+        msg = f"rank {self.rank} ({socket.gethostname()}, pid {os.getpid()}) failed: {text}"
         log.error(msg)
         self._watch.report_failure(msg)
         return error
