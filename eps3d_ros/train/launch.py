@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["add_train_arguments", "run_train_command", "main"]
 
@@ -86,8 +87,12 @@ def _launch(args: argparse.Namespace, nproc: int) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    targs = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module",
-                                          "eps3d_ros.train", *_child_arguments(args)])
+    # The ranks import the eps3d_ros this command runs from (`-m` would put the current directory first on
+    # sys.path, where another checkout may sit).
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); from eps3d_ros.train.launch import main; sys.exit(main())"
+    targs = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--no-python",
+                                          sys.executable, "-u", "-c", code, *_child_arguments(args)])
     try:
         run(targs)
     except ChildFailedError as e:
