@@ -304,3 +304,16 @@ def test_rank_watch_stops_a_rank_when_another_fails_or_dies(tmp_path, how) -> No
         assert "rank 0 stops: rank 1 (test) failed: ValueError: boom" in err and ended < 3, (err, ended)
     else:
         assert re.search(r"rank 0 stops: rank 1 has been silent for \d+ s", err) and ended < 6, (err, ended)
+
+
+@pytest.mark.slow
+def test_parameters_that_never_get_a_gradient_are_named_instead_of_a_ddp_hang(tmp_path, text_weights) -> None:
+    """No camera term and renders placed by the true cameras: the camera head gets no gradient."""
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", text_weights, optim={"steps": 3},
+                       loss={"camera": 0.0}, render={"cameras": "ground_truth", "every": 1})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+           "eps3d_ros.train", "--config", str(cfg)]
+    out = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode != 0
+    assert "trainable parameters got no gradient at step 0 (encoder.camera_head." in out.stderr
+    assert "run.find_unused_parameters: true" in out.stderr

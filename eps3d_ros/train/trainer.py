@@ -102,6 +102,7 @@ class Trainer:
             self._resume(resume)
         self.find_unused_parameters = needs_unused_parameter_search(cfg)
         self.net = self.ranks.wrap(self.losses, self.find_unused_parameters)
+        self._gradients_checked = False
 
     def _text_encoder(self) -> tuple[Any, str]:
         """Rank 0 first when the encoder may write its seeded weights file, so no two ranks write it at once."""
@@ -146,6 +147,8 @@ class Trainer:
                     # non-finite gradient norm then skips the update on all ranks alike
                     (loss * (len(group) / (bs * acc))).backward()
                 windows += per_window
+        if not self._gradients_checked:
+            self._check_gradients()
         row: dict[str, float] = {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         clip = cfg.optim.grad_clip
         gn = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf"))
@@ -159,6 +162,22 @@ class Trainer:
         self.step += 1
         row["step_s"] = time.perf_counter() - t0
         return row
+
+    def _check_gradients(self) -> None:
+        """After this process's first backward: trainable parameters without a gradient never train, and
+        DDP without ``find_unused_parameters`` would wait for them at the next step; name them."""
+        self._gradients_checked = True
+        missing = [n for n, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
+        if not missing:
+            return
+        names = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        if self.ranks.distributed and not self.find_unused_parameters:
+            raise ValueError(f"{len(missing)} trainable parameters got no gradient at step {self.step} ({names}): "
+                             "DistributedDataParallel would wait for them; freeze them (model.freeze) or set "
+                             "run.find_unused_parameters: true")
+        if self.ranks.is_main and not self.find_unused_parameters:
+            log.warning("%d trainable parameters got no gradient at step %d (%s): they do not train; freeze them "
+                        "(model.freeze)", len(missing), self.step, names)
 
     def _reduce_rows(self, windows: list[tuple[dict[str, Tensor], dict[str, float]]], step: int) -> dict[str, float]:
         """Means over the global batch: each term over the windows that computed it, ``total`` over all."""
