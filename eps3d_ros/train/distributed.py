@@ -119,8 +119,10 @@ class Ranks:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group(backend, timeout=timedelta(seconds=r.dist_timeout_s),
-                                    device_id=device if device.type == "cuda" else None)
+            kwargs = {}
+            if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+                kwargs["device_id"] = device  # NCCL binds this rank's GPU at once (torch >= 2.3)
+            dist.init_process_group(backend, timeout=timedelta(seconds=r.dist_timeout_s), **kwargs)
             out._owns_group = True
         elif dist.get_world_size() != world:
             raise ValueError(f"a process group of {dist.get_world_size()} ranks exists, WORLD_SIZE says {world}")
@@ -194,7 +196,7 @@ class Ranks:
         # A peer's death reaches this rank as an error of its own (gloo raises a RuntimeError from inside
         # backward): ask the heartbeats first, longer when the error looks like lost communication.
         text = f"{type(error).__name__}: {error}"
-        lost = isinstance(error, dist.DistError) or any(s in text for s in _LOST_PEER)
+        lost = isinstance(error, getattr(dist, "DistError", ())) or any(s in text for s in _LOST_PEER)
         cause = self._watch.cause(wait_s=self._watch.timeout_s + 2 if lost else 4 * self._watch.interval_s)
         if cause is not None or lost:
             msg = f"rank {self.rank} stops: {cause or f'a collective failed ({text})'}"
