@@ -156,3 +156,15 @@ def test_config_errors_name_the_new_keys(tmp_path, text_weights) -> None:
                             ({"run": {"find_unused_parameters": "maybe"}}, "find_unused_parameters")]:
         with pytest.raises(ValueError, match=match):
             config(tmp_path, text_weights, **sections)
+
+
+def test_a_bad_config_is_one_error_before_any_rank_starts(tmp_path, capsys) -> None:
+    from eps3d_ros.cli import main
+
+    assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--nproc-per-node", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("eps3d: error:") == 1 and "training config not found" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {batch_size: 0}\n")
+    assert main(["train", "--config", str(bad), "--nproc-per-node", "2"]) == 2
+    assert "data.batch_size" in capsys.readouterr().err

@@ -111,7 +111,8 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     if not under_launcher():
-        nproc = args.nproc_per_node or load_train_config(args.config, overrides).run.nproc_per_node
+        config = load_train_config(args.config, overrides)  # a bad config: one error here, not one per rank
+        nproc = args.nproc_per_node or config.run.nproc_per_node
         if nproc < 1:
             raise ValueError(f"--nproc-per-node must be >= 1, got {nproc}")
         if nproc > 1:

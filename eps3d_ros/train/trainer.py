@@ -35,8 +35,6 @@ import torch
 from torch import Tensor
 
 from .builders import apply_freeze, build_data, build_model, build_text_encoder
-from .builders import set_initial_opacity  # noqa: F401  (older imports: eps3d_ros.train.trainer.X)
-from .checkpoints import CHECKPOINT_FORMAT  # noqa: F401
 from .checkpoints import (
     CHECKPOINT_NAME,
     describe_resume,
@@ -47,13 +45,11 @@ from .checkpoints import (
 from .config import TrainConfig, load_train_config
 from .datasets import Sample, SyntheticDataset
 from .distributed import Ranks, needs_unused_parameter_search
-from .distributed import resolve_device  # noqa: F401
 from .losses import LOSS_NAMES, total_loss
 from .run_log import RunLog
 from .sample_stream import Draw, SampleStream, sample_ids
 from .schedule import build_optimizer, describe_lr, lr_factor, scaled_lr
 from .step_losses import SH_C0, StepLosses
-from .step_losses import _relative  # noqa: F401
 from .teachers import save_text_encoder_files
 
 log = logging.getLogger(__name__)
@@ -97,7 +93,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, self.topology["global_batch"])
         self.step = 0
         self.history: list[dict[str, float]] = []
-        self.log = RunLog(self.out_dir, enabled=self.ranks.is_main, tensorboard=cfg.run.tensorboard)
+        self.run_log = RunLog(self.out_dir, enabled=self.ranks.is_main, tensorboard=cfg.run.tensorboard)
         if resume:
             self._resume(resume)
         self.find_unused_parameters = needs_unused_parameter_search(cfg)
@@ -212,22 +208,22 @@ class Trainer:
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out_dir / "train_config.yaml")
-        self.log.open(self.step, total, cfg.run.progress and main)
+        self.run_log.open(self.step, total, cfg.run.progress and main)
         t_start = time.perf_counter()
         try:
             while self.step < total:
                 row = self.train_step()
                 self.history.append(row)
-                self.log.progress(row)
+                self.run_log.progress(row)
                 if (self.step % cfg.run.log_every == 0) or self.step == total:
-                    self.log.train_row(row)
+                    self.run_log.train_row(row)
                 if cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0:
                     self._on_main(self.save_checkpoint)
                 if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and isinstance(
                         self.dataset, SyntheticDataset):
                     self._on_main(self._periodic_eval)
         finally:
-            self.log.close()
+            self.run_log.close()
         self._on_main(self.save_checkpoint)
         export = self.out_dir / "model"
         self._on_main(lambda: self.export(export))
@@ -269,7 +265,7 @@ class Trainer:
         finally:
             self.model.train()
         row = {"step": self.step, **{k: v for k, v in res["summary"].items() if isinstance(v, (int, float))}}
-        self.log.eval_row(row)
+        self.run_log.eval_row(row)
         log.info("step %d held-out: %s", self.step, {k: round(v, 4) for k, v in row.items() if k != "step"})
 
     # --------------------------------------------------------------------------- checkpoints
