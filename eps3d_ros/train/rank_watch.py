@@ -56,7 +56,7 @@ class RankWatch:
         """A watch on its own client connection to the store at ``host:port``."""
         import torch.distributed as dist
 
-        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=30))
+        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=10))  # a dead host: fail soon
         run = os.environ.get("TORCHELASTIC_RUN_ID", "") + "/" + os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         return cls(store, rank, world_size, prefix=f"eps3d/watch/{run}", **kwargs)
 
