@@ -1,6 +1,6 @@
 """Training throughput on 1 and on 2 CPU ranks (one thread each) at the same global batch.
 
-    python bench/bench_train_ranks.py [--config config/train_demo.yaml] [--steps 12] [--warmup 3]
+    python bench/bench_train_ranks.py [--config config/train_demo.yaml] [--steps 12] [--warmup 3] [--rounds 3]
                                       [--global-batch 2] [--out bench/results/train_ranks.json]
 
 Cases, each a fresh ``python -m eps3d_ros.train`` run of ``warmup + steps`` optimizer steps (renders from
@@ -11,8 +11,9 @@ step 0 on, at the config's ``render.every``; no checkpoints or evaluation in bet
 * ``2ranks`` — 2 gloo ranks (torchrun), ``batch_size = G / 2`` each.
 
 Samples per second = ``G × steps / Σ step_s`` over the timed steps (rank 0's step times, which include
-waiting for the other rank). The machine's load average is recorded before and after every case (the
-cores are shared: a ratio measured under load understates what 2 idle cores give).
+waiting for the other rank). The cases alternate over ``--rounds`` rounds; the machine's load average is
+recorded before and after every case (the cores are shared: a ratio measured under load understates what
+2 idle cores give, and a round whose load rose during the 2-rank case shows it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +73,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per case")
     p.add_argument("--warmup", type=int, default=3, help="untimed first steps per case")
     p.add_argument("--global-batch", type=int, default=2, help="samples per optimizer step (even)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the three cases, alternating")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--out", default="bench/results/train_ranks.json")
     args = p.parse_args()
@@ -80,29 +83,32 @@ def main() -> None:
     base = yaml.safe_load((ROOT / args.config).read_text()) if not Path(args.config).is_absolute() else \
         yaml.safe_load(Path(args.config).read_text())
     G, total = args.global_batch, args.warmup + args.steps
-    cases = {}
+    plan = [("1rank_joint", 1, G, "joint"), ("1rank_per_window", 1, G, "per_window"), ("2ranks", 2, G // 2, "joint")]
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, nproc, bs, mode in [("1rank_joint", 1, G, "joint"), ("1rank_per_window", 1, G, "per_window"),
-                                      ("2ranks", 2, G // 2, "joint")]:
-            print(f"bench_train_ranks: {name} ...", flush=True)
-            cfg = case_config(base, work / name, bs, mode)
-            r = run_case(name, cfg, nproc, total, work, args.timeout)
-            timed = r["step_s"][args.warmup:]
-            r["samples_per_s"] = G * len(timed) / sum(timed)
-            cases[name] = r
-    best_one = max(cases["1rank_joint"]["samples_per_s"], cases["1rank_per_window"]["samples_per_s"])
+        for i in range(args.rounds):  # the cases alternate, so a burst of load hits one round, not one case
+            cases = {}
+            for name, nproc, bs, mode in plan:
+                print(f"bench_train_ranks: round {i + 1}/{args.rounds} {name} ...", flush=True)
+                cfg = case_config(base, work / f"{name}_{i}", bs, mode)
+                r = run_case(name, cfg, nproc, total, work, args.timeout)
+                timed = r["step_s"][args.warmup:]
+                r["samples_per_s"] = G * len(timed) / sum(timed)
+                cases[name] = r
+            best_one = max(cases["1rank_joint"]["samples_per_s"], cases["1rank_per_window"]["samples_per_s"])
+            loads = [x for c in cases.values() for x in (c["load_avg_before"][0], c["load_avg_after"][0])]
+            rounds.append({"cases": cases, "load_avg_1min": [min(loads), max(loads)],
+                           "speedup_2ranks_over_best_1rank": cases["2ranks"]["samples_per_s"] / best_one})
+    summary = {f"{name}_samples_per_s": [round(r["cases"][name]["samples_per_s"], 3) for r in rounds] for name, *_ in plan}
+    summary["speedup_2ranks_over_best_1rank"] = [round(r["speedup_2ranks_over_best_1rank"], 3) for r in rounds]
+    summary["speedup_median"] = round(statistics.median(summary["speedup_2ranks_over_best_1rank"]), 3)
+    summary["load_avg_1min_per_round"] = [[round(x, 2) for x in r["load_avg_1min"]] for r in rounds]
     out = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch": __import__("torch").__version__, "threads_per_rank": 1},
         "config": args.config, "global_batch": G, "timed_steps": args.steps, "warmup_steps": args.warmup,
-        "cases": cases,
-        "summary": {
-            **{f"{k}_samples_per_s": round(v["samples_per_s"], 3) for k, v in cases.items()},
-            "speedup_2ranks_over_best_1rank": round(cases["2ranks"]["samples_per_s"] / best_one, 3),
-            "load_avg_range": [min(min(c["load_avg_before"][0], c["load_avg_after"][0]) for c in cases.values()),
-                               max(max(c["load_avg_before"][0], c["load_avg_after"][0]) for c in cases.values())],
-        },
+        "rounds": rounds, "summary": summary,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

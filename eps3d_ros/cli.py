@@ -2,8 +2,8 @@
 
     eps3d inspect-checkpoint WEIGHTS [--config CONFIG]   JSON report; exit 1 when a strict load would fail
     eps3d presets                                       the built-in model presets and their sizes
-    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV] [--nproc-per-node N]
-                                                        distillation training (eps3d_ros.train; also under torchrun)
+    eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
+                [--nproc-per-node N]                    distillation training (eps3d_ros.train; also under torchrun)
     eps3d evaluate MODEL_DIR [--scenes N] [--views V] [--size HxW] [--min-cluster-size N] [--json FILE] [--markdown]
                                                         held-out synthetic metrics of a model folder
     eps3d demo | run | query | export | render | bench  scenes: see eps3d_ros/commands/ (`eps3d CMD --help`)

@@ -242,7 +242,8 @@ class TrainConfig:
         if r.nproc_per_node < 1 or not r.dist_timeout_s > 0 or not r.peer_timeout_s > 0:
             raise ValueError("run: need nproc_per_node >= 1, dist_timeout_s > 0, peer_timeout_s > 0")
         if r.find_unused_parameters not in ("auto", True, False):
-            raise ValueError(f"run.find_unused_parameters must be auto, true or false, got {r.find_unused_parameters!r}")
+            raise ValueError("run.find_unused_parameters must be auto, true or false, got "
+                             f"{r.find_unused_parameters!r}")
         if self.model.init_opacity is not None and not 0.0 < self.model.init_opacity < 1.0:
             raise ValueError(f"model.init_opacity must be in (0, 1), got {self.model.init_opacity}")
         if self.model.init_opacity is not None and self.model.init_from:
