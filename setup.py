@@ -39,7 +39,10 @@ EXTRAS_REQUIRE = {
     # CUDA rasteriser; installed by scripts/setup.sh only when torch.cuda.is_available().
     "gpu": ["gsplat>=1.5,<1.6"],
     # rosbags: the node test replays a rosbag2 built from the Redwood RGB-D frames
-    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2", "rosbags>=0.10,<1"],
+    # learning curves of training runs (eps3d learning-curve)
+    "plots": ["matplotlib>=3.7,<4"],
+    "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2", "rosbags>=0.10,<1",
+             "matplotlib>=3.7,<4"],
     # ROS 2 Kilted from PyPI (project "ros-python-wheels"), for machines WITHOUT a sourced
     # ROS 2 distribution; scripts/setup.sh adds this extra only then.  x86_64, cp310-cp313.
     "ros-wheels": [

@@ -47,6 +47,7 @@ from .datasets import Sample, SyntheticDataset
 from .distributed import Ranks, needs_unused_parameter_search
 from .losses import LOSS_NAMES, total_loss
 from .run_log import RunLog
+from .run_usage import RunUsage
 from .sample_stream import Draw, SampleStream, sample_ids
 from .schedule import build_optimizer, describe_lr, lr_factor, scaled_lr
 from .step_losses import SH_C0, StepLosses
@@ -93,6 +94,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, self.topology["global_batch"])
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.usage = RunUsage()
         self.run_log = RunLog(self.out_dir, enabled=self.ranks.is_main, tensorboard=cfg.run.tensorboard)
         if resume:
             self._resume(resume)
@@ -209,6 +211,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out_dir / "train_config.yaml")
         self.run_log.open(self.step, total, cfg.run.progress and main)
+        self.usage.start()
         t_start = time.perf_counter()
         try:
             while self.step < total:
@@ -217,13 +220,18 @@ class Trainer:
                 self.run_log.progress(row)
                 if (self.step % cfg.run.log_every == 0) or self.step == total:
                     self.run_log.train_row(row)
-                if cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0:
+                save = cfg.run.checkpoint_every and self.step % cfg.run.checkpoint_every == 0
+                evaluate = cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and isinstance(
+                    self.dataset, SyntheticDataset)
+                if save or evaluate:
+                    self.usage.sync(self.ranks)  # a collective: every rank, before rank 0 works alone
+                if save:
                     self._on_main(self.save_checkpoint)
-                if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and isinstance(
-                        self.dataset, SyntheticDataset):
+                if evaluate:
                     self._on_main(self._periodic_eval)
         finally:
             self.run_log.close()
+        self.usage.sync(self.ranks)
         self._on_main(self.save_checkpoint)
         export = self.out_dir / "model"
         self._on_main(lambda: self.export(export))
@@ -264,7 +272,8 @@ class Trainer:
             res = evaluate_model(self.model, self.text_encoder, ecfg)
         finally:
             self.model.train()
-        row = {"step": self.step, **{k: v for k, v in res["summary"].items() if isinstance(v, (int, float))}}
+        row = {"step": self.step, **self.usage.hours(),
+               **{k: v for k, v in res["summary"].items() if isinstance(v, (int, float))}}
         self.run_log.eval_row(row)
         log.info("step %d held-out: %s", self.step, {k: round(v, 4) for k, v in row.items() if k != "step"})
 
@@ -279,7 +288,7 @@ class Trainer:
             "step": self.step, "model": self.model.state_dict(), "model_config": self.model.config.to_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.random.get_rng_state(), "train_config": self.config.to_dict(),
-            "topology": dict(self.topology),
+            "topology": dict(self.topology), "usage": self.usage.state(),
         })
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -291,6 +300,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.random.set_rng_state(state["torch_rng"].cpu())
         self.step = int(state["step"])
+        self.usage.load(state.get("usage"))
         saved_lr = float(self.scheduler.base_lrs[0])
         new_lr = scaled_lr(self.config.optim, self.topology["global_batch"])
         if new_lr != saved_lr:  # the peak learning rate follows this run's config (optim.lr / lr_scaling)
