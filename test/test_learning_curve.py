@@ -109,3 +109,15 @@ def test_curve_errors_name_the_problem(tmp_path) -> None:
     (tmp_path / "eval_log.csv").write_text("step,miou_3d\n")
     with pytest.raises(ValueError, match="no evaluation rows"):
         read_learning_curve(tmp_path)
+
+
+def test_eval_rows_follow_the_header_already_in_the_file(tmp_path) -> None:
+    from eps3d_ros.train.run_log import RunLog
+
+    log = RunLog(tmp_path)
+    log.eval_row({"step": 1, "miou_3d": 0.1, "pq_3d": 0.2})
+    log.eval_row({"step": 2, "pq_3d": 0.4, "miou_3d": 0.3})  # another order: written under the file's header
+    log.eval_row({"step": 3, "cpu_hours": 0.5, "miou_3d": 0.5, "pq_3d": 0.6})  # a new column: the file is rewritten
+    rows = list(csv.DictReader((tmp_path / "eval_log.csv").open()))
+    assert [(r["step"], r["miou_3d"], r["pq_3d"], r["cpu_hours"]) for r in rows] == [
+        ("1", "0.1", "0.2", ""), ("2", "0.3", "0.4", ""), ("3", "0.5", "0.6", "0.5")]

@@ -72,13 +72,7 @@ class RunLog:
     def eval_row(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        path = self.out_dir / "eval_log.csv"
-        new = not path.is_file()
-        with path.open("a", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                wr.writeheader()
-            wr.writerow(row)
+        _append_row(self.out_dir / "eval_log.csv", row)
         if self._tb is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, float) and math.isfinite(v):
@@ -90,3 +84,23 @@ class RunLog:
             self._bar = None
         if self._tb is not None:
             self._tb.flush()
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` under the file's own header (a resumed run may order or extend the columns
+    differently); new columns rewrite the file with them added, older rows left empty there."""
+    columns: list[str] = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            columns = next(csv.reader(f), [])
+    if columns and set(row) <= set(columns):
+        with path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=columns).writerow(row)
+        return
+    rows = list(csv.DictReader(path.open(newline=""))) if columns else []
+    columns = columns + [k for k in row if k not in columns]
+    with path.open("w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=columns)
+        wr.writeheader()
+        wr.writerows([*rows, row])
+
