@@ -38,11 +38,13 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # CUDA rasteriser; installed by scripts/setup.sh only when torch.cuda.is_available().
     "gpu": ["gsplat>=1.5,<1.6"],
-    # rosbags: the node test replays a rosbag2 built from the Redwood RGB-D frames
     # segment-anything: SAM masks for `eps3d teachers --masks sam` (pure Python; weights by local path)
     "teachers": ["segment-anything>=1.0,<2"],
+    # matplotlib: learning curves of training runs (eps3d_ros.train.learning_curve)
+    "plots": ["matplotlib>=3.7,<4"],
+    # rosbags: the node test replays a rosbag2 built from the Redwood RGB-D frames
     "test": ["pytest>=7.4,<10", "pytest-timeout>=2.2,<3", "torchmetrics>=1.4,<2", "rosbags>=0.10,<1",
-             "segment-anything>=1.0,<2"],
+             "segment-anything>=1.0,<2", "matplotlib>=3.7,<4"],
     # ROS 2 Kilted from PyPI (project "ros-python-wheels"), for machines WITHOUT a sourced
     # ROS 2 distribution; scripts/setup.sh adds this extra only then.  x86_64, cp310-cp313.
     "ros-wheels": [

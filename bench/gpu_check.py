@@ -10,7 +10,9 @@ Steps (each one's command, return code, duration and output tail go into the JSO
 3. whole windows (network + panoptic + publish, ``bench/bench_window.py``: a fresh process each, 1 warm-up
    window then medians) on CUDA for the ``tiny`` and the full ``eps3d`` preset (random weights) at 8x224
    and 8x448, in fp32 and bf16 (autocast);
-4. the panoptic stage by part on CUDA tensors (``bench/bench_panoptic_parts.py --device cuda``).
+4. 3 training steps of the full ``eps3d`` preset, 8 views of 448², bf16 + gradient checkpointing, peak memory and
+   seconds per step (``bench/gpu_train_check.py``);
+5. the panoptic stage by part on CUDA tensors (``bench/bench_panoptic_parts.py --device cuda``).
 
 ``--dry-run`` lists the steps without running them (what the tests check on a CPU-only machine). Without
 CUDA the script stops with exit code 2 and says so.
@@ -49,6 +51,8 @@ def steps(python: str, out_dir: Path, windows: int) -> list[tuple[str, list[str]
                 out.append((name, [python, str(ROOT / "bench" / "bench_window.py"), "--device", "cuda", "--preset", preset,
                                    "--views", str(VIEWS), "--size", str(size), "--dtype", dtype, "--threads", "0",
                                    "--load", "none", "--windows", str(windows), "--out", str(out_dir / f"{name}.json")]))
+    out.append(("train_eps3d_8x448_bf16", [python, str(ROOT / "bench" / "gpu_train_check.py"), "--steps", "3",
+                                           "--out", str(out_dir / "train_eps3d_8x448_bf16.json")]))
     out.append(("panoptic_parts_cuda", [python, str(ROOT / "bench" / "bench_panoptic_parts.py"), "--device", "cuda",
                                         "--no-reference", "--out", str(out_dir / "panoptic_parts_cuda.json")]))
     return out

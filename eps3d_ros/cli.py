@@ -2,7 +2,7 @@
 ``eps3d CMD --help``), and ``main``.
 
     eps3d demo | run | query | export | render | bench          scenes and maps
-    eps3d train | evaluate | inspect-checkpoint | presets        models
+    eps3d train | evaluate | inspect-checkpoint | presets        models (train: also under torchrun)
     eps3d data check | teachers                                  datasets, teacher files for recordings
 """
 

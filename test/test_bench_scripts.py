@@ -25,6 +25,7 @@ def test_gpu_check_plans_every_case_of_the_issue() -> None:
     plan = gpu_check.steps(sys.executable, Path("/tmp/out"), windows=4)
     names = [n for n, _ in plan]
     assert names[:2] == ["install_gpu_extra", "render_tests"] and names[-1] == "panoptic_parts_cuda"
+    assert "train_eps3d_8x448_bf16" in names  # 3 training steps of the full preset (bench/gpu_train_check.py)
     windows = {n: c for n, c in plan if n.startswith("window_")}
     assert set(windows) == {f"window_{p}_8x{s}_{d}" for p in ("tiny", "eps3d") for s in (224, 448) for d in ("fp32", "bf16")}
     for cmd in windows.values():
@@ -33,6 +34,22 @@ def test_gpu_check_plans_every_case_of_the_issue() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--dry-run"], capture_output=True,
                          text=True, check=True)
     assert len(json.loads(out.stdout)) == len(plan)
+
+
+def test_gpu_train_check_runs_its_steps_in_a_cpu_dry_run(tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train_check.py"), "--dry-run", "--steps", "2", "--out",
+                    str(out)], check=True, env=env, capture_output=True, timeout=600)
+    r = json.loads(out.read_text())
+    assert r["dry_run"] and r["summary"]["precision"] == "bf16" and r["summary"]["gradient_checkpointing"]
+    assert len(r["result"]["step_s"]) == 2 and r["result"]["peak_rss_gib"] > 0
+    assert set(r["result"]["last_step"]) >= {"total", "rgb", "semantic", "instance", "depth", "camera"}
+    assert r["config"]["model"]["preset"] == "tiny" and r["config"]["run"]["device"] == "cpu"
+    if not torch.cuda.is_available():  # the real check needs CUDA and says so
+        p = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train_check.py"), "--out", str(tmp_path / "g.json")],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and "CUDA" in p.stderr and not (tmp_path / "g.json").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

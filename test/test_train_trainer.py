@@ -18,34 +18,12 @@ from eps3d_ros.train import (
 from eps3d_ros.eval.model_eval import load_model_dir
 from eps3d_ros.text.clip import create_random_text_encoder
 from eps3d_ros.train.config import load_train_config
-
-ALL_TERMS = ("rgb", "semantic", "instance", "ins2sem", "depth", "camera", "direct_semantic", "direct_instance",
-             "semantic_ce", "direct_semantic_ce", "direct_rgb")
+from helpers.train_configs import ALL_TERMS, small_config
 
 
 @pytest.fixture(scope="module")
 def text_weights(tmp_path_factory) -> str:
     return str(create_random_text_encoder(tmp_path_factory.mktemp("text") / "text_encoder.safetensors", seed=0))
-
-
-def small_config(out_dir, text_weights: str, **sections) -> TrainConfig:
-    """Tiny model, 42x42, one synthetic scene of 3 views (2 context + the middle one as target).
-
-    Small Gaussians (``scale_max``) keep the renders of the untrained geometry cheap.
-    """
-    d = {
-        "model": {"preset": "tiny", "overrides": {"gaussians": {"scale_max": 0.02}}},
-        "text": {"model": "eps3d-tiny-clip", "pretrained": text_weights},
-        "data": {"height": 42, "width": 42, "context_views": 2, "target_views": 1, "num_scenes": 1, "seed_start": 7},
-        "render": {"backend": "torch", "context_views": -1},
-        "loss": {**{name: 1.0 for name in ALL_TERMS}, "semantic_ce": 0.2, "direct_semantic_ce": 0.2},
-        "optim": {"steps": 100, "lr": 2e-3, "warmup_steps": 0, "min_lr_ratio": 1.0},
-        "run": {"out_dir": str(out_dir), "device": "cpu", "log_every": 1, "checkpoint_every": 0, "progress": False,
-                "tensorboard": False},
-    }
-    for k, v in sections.items():
-        d[k] = {**d.get(k, {}), **v}
-    return TrainConfig.from_dict(d)
 
 
 @pytest.mark.parametrize("term", ALL_TERMS)
@@ -251,10 +229,10 @@ def test_ground_truth_render_cameras_place_gaussians_on_the_true_surface(tmp_pat
     with torch.no_grad():
         pred = tr.model(sample.select(context).images[None])
         pred.depth[...] = sample.depth[context][None, ..., None] * 2.0  # a perfect depth, at another scale
-        from eps3d_ros.train.trainer import _relative
+        from eps3d_ros.train.step_losses import _relative
 
         rel = _relative(sample.extrinsics, sample.extrinsics[context[0]])
-        g, viewmats, Ks, first, scale = tr._placement(pred, sample, context, rel)
+        g, viewmats, Ks, first, scale = tr.losses._placement(pred, sample, context, rel)
     assert scale == pytest.approx(2.0) and torch.allclose(first, torch.eye(4), atol=1e-5)
     # one world point seen by two views: unproject pixel p of view 0, project into view 1 with the true cameras
     means = g.means[0].reshape(len(context), 42, 42, 3)

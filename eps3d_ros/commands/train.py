@@ -1,42 +1,28 @@
-"""``eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]``: distillation
-training (:mod:`eps3d_ros.train`); prints the run's summary (steps, time, the exported model folder) as JSON."""
+"""``eps3d train --config FILE [--resume [CHECKPOINT]] [--out-dir DIR] [--steps N] [--device DEV]
+[--nproc-per-node N]``: distillation training (:mod:`eps3d_ros.train`), on one rank, on ``N`` ranks it starts on
+this machine, or as one rank of a ``torchrun`` job (:mod:`eps3d_ros.train.launch`, also ``python -m
+eps3d_ros.train``). Rank 0 prints the run's summary (steps, time, the exported model folder) as JSON."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
-from .guard import EXIT_OK, guarded
+from .guard import guarded
 
-HELP = "train by distillation from a YAML config (see config/train_demo.yaml)"
+HELP = "train by distillation from a YAML config (see config/train_demo.yaml), on one or several ranks"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..train.launch import add_train_arguments  # light: torch is imported when the command runs
+
     p = subparsers.add_parser("train", help=HELP, description=HELP)
-    p.add_argument("--config", required=True, help="training config YAML")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="continue from OUT_DIR/checkpoint.pt when it exists, or from CHECKPOINT (a checkpoint.pt "
-                        "or a slim resume state such as checkpoints/demo_small/resume.pt)")
-    p.add_argument("--out-dir", help="override run.out_dir")
-    p.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
-    p.add_argument("--device", help="override run.device (auto, cpu, cuda, cuda:N)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_train_arguments(p)
     p.set_defaults(func=run)
     return p
 
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from ..train import train
+    from ..train.launch import run_train_command
 
-    overrides: dict = {}
-    if args.out_dir:
-        overrides["out_dir"] = args.out_dir
-    if args.device:
-        overrides["device"] = args.device
-    if args.no_progress:
-        overrides["progress"] = False
-    summary = train(args.config, resume=args.resume, steps=args.steps,
-                    overrides={"run": overrides} if overrides else None)
-    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "export")}, indent=2))
-    return EXIT_OK
+    return run_train_command(args)

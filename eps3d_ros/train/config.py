@@ -26,9 +26,15 @@ __all__ = [
     "load_train_config",
     "FREEZE_GROUPS",
     "RENDER_CAMERAS",
+    "LR_SCALINGS",
+    "BATCH_FORWARDS",
+    "PRECISIONS",
 ]
 
 RENDER_CAMERAS = ("predicted", "detached", "ground_truth")
+LR_SCALINGS = ("none", "linear", "sqrt")
+BATCH_FORWARDS = ("joint", "per_window")
+PRECISIONS = ("fp32", "bf16")
 
 # Names usable in ``model.freeze`` besides raw parameter-name prefixes.
 FREEZE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -104,6 +110,16 @@ class DataSection:
     min_overlap: float = 0.3  # "overlap": consecutive views share at least this fraction of the view ...
     max_overlap: float = 0.9  # ... and at most this
     window_step: int = 1  # a window starts every window_step frames
+    # samples per rank per (micro-)step, one image size per batch; the global batch of an optimizer
+    # step is batch_size x ranks x optim.accumulate (printed at the start of a run)
+    batch_size: int = 1
+    # "joint": a rank's batch goes through the network as one [B, S, 3, H, W] tensor (the batching
+    # speed-up). "per_window": each window gets its own forward and backward (the memory of one window),
+    # so the parameters do not depend on how the global batch is split over ranks, batches and
+    # micro-steps, bit for bit on CPU. A joint batch computes the same sums in another order; the
+    # ~1e-7 differences grow under AdamW (sign-like steps on near-zero gradients) and the losses'
+    # thresholds, to ~1e-3 of the parameters within 20 steps of the tiny preset.
+    batch_forward: str = "joint"
 
     @property
     def is_dataset(self) -> bool:
@@ -155,6 +171,11 @@ class OptimSection:
     warmup_steps: int = 100  # linear warm-up from 0, then cosine decay to min_lr_ratio * lr
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # max gradient norm (0 = off)
+    accumulate: int = 1  # micro-steps per optimizer step (gradients summed locally; one all-reduce per step)
+    # How lr follows the global batch G (batch_size x ranks x accumulate): "none" = lr as written,
+    # "linear" = lr x G / reference_batch, "sqrt" = lr x sqrt(G / reference_batch). Printed at the start.
+    lr_scaling: str = "none"
+    reference_batch: int = 1  # the global batch that lr was chosen for (lr_scaling linear / sqrt)
 
 
 @dataclass
@@ -162,7 +183,8 @@ class RunSection:
     out_dir: str = "runs/eps3d"
     seed: int = 0
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda[:N]"
-    num_threads: int = -1  # as model.threads: -1 all cores but one, 0 torch's default, N exactly N
+    # per rank, as model.threads: -1 all cores but one (shared by this machine's ranks), 0 torch's default, N exactly N
+    num_threads: int = -1
     log_every: int = 10  # CSV / TensorBoard rows
     checkpoint_every: int = 200  # steps between checkpoints (0 = only at the end)
     eval_every: int = 0  # steps between held-out evaluations (0 = off)
@@ -171,6 +193,18 @@ class RunSection:
     eval_views: int = 4
     tensorboard: bool = True  # also log to TensorBoard when it is installed
     progress: bool = True  # tqdm progress bar
+    # "fp32", or "bf16": the network's forward under bf16 autocast (meant for CUDA; the losses, the
+    # weights and the optimizer stay float32)
+    precision: str = "fp32"
+    # processes `eps3d train` starts on this machine when it is not already under a launcher (torchrun,
+    # srun + torchrun): 2 on a 2-core CPU (gloo, one thread each); a launcher's own count wins
+    nproc_per_node: int = 1
+    # DistributedDataParallel's find_unused_parameters: "auto" turns it on only when steps differ in the
+    # loss terms they compute (render.every / render.start_step / loss.start), where some parameters get
+    # no gradient on some steps; true / false force it
+    find_unused_parameters: Any = "auto"
+    dist_timeout_s: float = 1800.0  # a collective or barrier waits this long (rank 0's evaluation / export)
+    peer_timeout_s: float = 30.0  # a rank silent this long (no heartbeat) ends the job
 
 
 @dataclass
@@ -224,6 +258,20 @@ class TrainConfig:
             raise ValueError("optim.betas must have two values")
         if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 0 or r.num_threads < -1:
             raise ValueError("run: need log_every >= 1, checkpoint_every >= 0, eval_every >= 0, num_threads >= -1")
+        if d.batch_forward not in BATCH_FORWARDS:
+            raise ValueError(f"data.batch_forward must be one of {BATCH_FORWARDS}, got {d.batch_forward!r}")
+        if d.batch_size < 1 or o.accumulate < 1:
+            raise ValueError(f"data.batch_size and optim.accumulate must be >= 1, got {d.batch_size}, {o.accumulate}")
+        if o.lr_scaling not in LR_SCALINGS or o.reference_batch < 1:
+            raise ValueError(f"optim.lr_scaling must be one of {LR_SCALINGS} and optim.reference_batch >= 1, got "
+                             f"{o.lr_scaling!r}, {o.reference_batch}")
+        if r.precision not in PRECISIONS:
+            raise ValueError(f"run.precision must be one of {PRECISIONS}, got {r.precision!r}")
+        if r.nproc_per_node < 1 or not r.dist_timeout_s > 0 or not r.peer_timeout_s > 0:
+            raise ValueError("run: need nproc_per_node >= 1, dist_timeout_s > 0, peer_timeout_s > 0")
+        if r.find_unused_parameters not in ("auto", True, False):
+            raise ValueError("run.find_unused_parameters must be auto, true or false, got "
+                             f"{r.find_unused_parameters!r}")
         if self.model.init_opacity is not None and not 0.0 < self.model.init_opacity < 1.0:
             raise ValueError(f"model.init_opacity must be in (0, 1), got {self.model.init_opacity}")
         if self.model.init_opacity is not None and self.model.init_from:

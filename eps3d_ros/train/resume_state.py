@@ -40,7 +40,7 @@ def write_resume_state(checkpoint: str | Path, model_dir: str | Path, out: str |
     from safetensors.torch import load_file
 
     checkpoint, model_dir, out = Path(checkpoint), Path(model_dir), Path(out)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{checkpoint} is not an eps3d training checkpoint")
     weights = model_dir / "model.safetensors"
@@ -65,7 +65,7 @@ def read_resume_state(path: str | Path, map_location: str | torch.device = "cpu"
     from safetensors.torch import load_file
 
     path = Path(path)
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    state = torch.load(path, map_location=map_location, weights_only=True)
     if state.get("format") != RESUME_FORMAT:
         raise ValueError(f"{path} is not an eps3d resume state")
     weights = (path.parent / state["model_file"]).resolve()
