@@ -1,18 +1,23 @@
-"""Training on real-dataset layouts: windows (stride / overlap), crops with exact intrinsics, and `eps3d train` for
+"""Training on real-dataset layouts: windows (stride / overlap), crops with exact intrinsics, `eps3d train` for
 5 steps on a ScanNet-layout tree with ground-truth teachers and on a transforms.json capture with the outputs
-of `eps3d teachers`."""
+of `eps3d teachers`, and dataset windows in batches and on 2 ranks."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from helpers import REPO
 from helpers.dataset_trees import synthetic_scannet, write_transforms
 from eps3d_ros.conventions import extrinsics_to_poses, intrinsics_for_pixel_indices
 from eps3d_ros.data.synthetic import generate_scene, generate_sequence
@@ -161,3 +166,50 @@ def test_dataset_without_labels_or_teachers_is_a_clear_error(tmp_path) -> None:
     write_transforms(tmp_path / "capture", seq.rgb, poses)
     with pytest.raises(ValueError, match="no labels"):
         SceneDataset("transforms", tmp_path / "capture", windows=WindowConfig(num_views=3))
+
+
+def _train_process(config: dict, path: Path, nproc: int) -> subprocess.CompletedProcess:
+    """``eps3d train`` in a fresh process (``--nproc-per-node``: the command starts the ranks), one thread each."""
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "eps3d_ros.cli", "train", "--config", str(path), "--nproc-per-node", str(nproc),
+               "--no-progress"]
+    out = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_dataset_windows_on_two_ranks_equal_one_rank_with_their_batch(tmp_path) -> None:
+    """A ScanNet-layout tree through the sample stream: 2 ranks x batch 1 == 1 rank x batch 2 (one window per
+    forward: the same parameters bit for bit, up to 1e-5), and a joint batch of 2 windows trains."""
+    scenes = [generate_scene(seed, num_views=4, height=28, width=42) for seed in (11, 12)]
+    synthetic_scannet(tmp_path / "scannet", scenes)
+    weights = str(create_random_text_encoder(tmp_path / "clip.safetensors", seed=0))
+    data = {"kind": "scannet", "root": str(tmp_path / "scannet"), "batch_forward": "per_window"}
+
+    def config(name: str, **data_options) -> dict:
+        cfg = _config(tmp_path / name, weights, {**data, **data_options})
+        cfg["optim"]["steps"] = 3
+        cfg["run"]["num_threads"] = 1
+        return cfg
+
+    two = _train_process(config("two", batch_size=1), tmp_path / "two.yaml", 2)
+    assert "global batch 2 = batch_size 1 x 2 rank(s) x accumulate 1" in two.stderr
+    _train_process(config("one", batch_size=2), tmp_path / "one.yaml", 1)
+    _train_process(config("joint", batch_size=2, batch_forward="joint"), tmp_path / "joint.yaml", 1)
+
+    def model(name: str) -> dict[str, torch.Tensor]:
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["model"]
+
+    a, b = model("two"), model("one")
+    diffs = [float((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-30)) for k in a if a[k].is_floating_point()]
+    assert max(diffs) <= 1e-5
+    rows = {name: _log(tmp_path / name) for name in ("two", "one", "joint")}
+    assert [int(float(r["step"])) for r in rows["two"]] == [0, 1, 2]
+    for r2, r1 in zip(rows["two"], rows["one"]):
+        assert float(r2["total"]) == pytest.approx(float(r1["total"]), rel=1e-6)
+    # the joint batch sees the same two windows at step 0 (up to the batch's rounding)
+    assert float(rows["joint"][0]["total"]) == pytest.approx(float(rows["one"][0]["total"]), rel=1e-4)
+    assert all(np.isfinite(float(r["total"])) for r in rows["joint"])
