@@ -56,6 +56,15 @@ def test_reconstruction_is_metric_in_the_map_frame(reconstructor, synthetic) -> 
     for o in snap.scene.objects:
         assert np.all(o.centroid >= lo) and np.all(o.centroid <= hi)
         assert np.linalg.norm(o.centroid[:2]) < 1.5 and 0.0 < o.centroid[2] < 1.5
+    # the cameras are those the Gaussians were placed with: each measured view's own pose and calibration, so
+    # a render from view v sees the measured surface where the input image saw it
+    np.testing.assert_allclose(snap.cameras.extrinsics, scene.extrinsics, atol=1e-6)  # float32 poses
+    np.testing.assert_allclose(snap.cameras.predicted_intrinsics, [f.K for f in frames], atol=1e-12)
+    cam = snap.cameras.extrinsics[1]
+    pts = scene.world_points(1).reshape(-1, 3) @ cam[:, :3].T + cam[:, 3]
+    uv = pts @ snap.cameras.predicted_intrinsics[1].T
+    u, v = np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="xy")
+    np.testing.assert_allclose(uv[:, :2] / uv[:, 2:], np.stack([u, v], -1).reshape(-1, 2), atol=1e-3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         snap.frame_id = "x"
     with pytest.raises(TypeError):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..conventions import poses_to_extrinsics
 from ..panoptic import Scene, SemanticSpace, build_scene
 from ..geometry.alignment import Alignment, metric_alignment, transform_gaussians
 from ..geometry.cameras import Cameras, cameras_from_prediction
@@ -122,12 +123,13 @@ class Reconstructor:
             align = metric_alignment(pred, small, cfg)
             g = transform_gaussians(pred.gaussians, align.sim3)
             notes = list(align.notes)
-            used_depth = False
+            measured: list[bool] = [False] * len(small)
             if pc.use_measured_depth and pc.depth_enabled and align.method in ("tf", "tf+depth"):  # map frame via TF
-                g, used_depth, note = _replace_with_measured_depth(g, small)
+                g, measured, note = _replace_with_measured_depth(g, small)
                 if note:
                     notes.append(note)
-            cameras = _scene_cameras(pred, align, small)
+            used_depth = any(measured)
+            cameras = _scene_cameras(pred, align, small, measured)
             t3 = self._tick()
         self._check_cancel()
 
@@ -149,19 +151,28 @@ class Reconstructor:
         return time.perf_counter()
 
 
-def _scene_cameras(pred: Any, align: Alignment, frames: list[Frame]) -> Cameras:
-    """The window's cameras in the output frame: the predicted poses moved by the alignment, the frames' own
-    intrinsics at the network size (the calibration; the network's guess is kept as ``predicted_intrinsics``),
-    depth measured where a frame has it, else predicted."""
+def _scene_cameras(pred: Any, align: Alignment, frames: list[Frame], measured: list[bool]) -> Cameras:
+    """The window's cameras in the output frame, each the camera its view's Gaussians were placed with: the
+    frame's own pose (TF) where measured depth placed them (``measured[i]``), else the predicted pose moved by
+    the alignment; the frames' own intrinsics at the network size (the calibration) as ``intrinsics``, and
+    as ``predicted_intrinsics`` the ones each view was unprojected with (the network's guess, or the
+    calibration for measured views); depth measured where a frame has it, else predicted."""
     H, W = frames[0].size
     scale = float(align.sim3.scale)
     depth = pred.depth[0, ..., 0].detach().float().cpu().numpy() * np.float32(scale)  # [S, H, W] scene units
     for i, f in enumerate(frames):
         if f.depth is not None and align.scale_known:
             depth[i] = np.where(np.isfinite(f.depth), f.depth, depth[i])
-    moved = cameras_from_prediction(pred.extrinsics[0].detach().double().cpu().numpy(),
-                                    np.stack([f.K for f in frames]), align.sim3, H, W, [f.stamp for f in frames], depth)
-    return replace(moved, predicted_intrinsics=pred.intrinsics[0].detach().double().cpu().numpy())
+    extrinsics = pred.extrinsics[0].detach().double().cpu().numpy()  # [S, 3, 4] camera-from-prediction
+    placed_K = pred.intrinsics[0].detach().double().cpu().numpy()  # [S, 3, 3]
+    moved = cameras_from_prediction(extrinsics, np.stack([f.K for f in frames]), align.sim3, H, W,
+                                    [f.stamp for f in frames], depth)
+    E = moved.extrinsics.copy()
+    for i, f in enumerate(frames):
+        if measured[i]:  # its Gaussians are the measured surface: the true camera sees them as the input did
+            E[i] = poses_to_extrinsics(torch.from_numpy(np.asarray(f.pose, np.float64)))[:3].numpy()
+            placed_K[i] = f.K
+    return replace(moved, extrinsics=E, predicted_intrinsics=placed_K)
 
 
 def measured_world_points(frame: Frame) -> np.ndarray:
@@ -178,12 +189,14 @@ def measured_world_points(frame: Frame) -> np.ndarray:
     return cam @ frame.pose[:3, :3].T + frame.pose[:3, 3]
 
 
-def _replace_with_measured_depth(g: Any, frames: list[Frame]) -> tuple[Any, bool, str]:
-    """Centres of pixel-aligned Gaussians (N = V*H*W, view-row-col order) from measured depth where valid."""
+def _replace_with_measured_depth(g: Any, frames: list[Frame]) -> tuple[Any, list[bool], str]:
+    """Centres of pixel-aligned Gaussians (N = V*H*W, view-row-col order) from measured depth where valid;
+    also which views' centres came from their measured depth."""
     V = len(frames)
     H, W = frames[0].size
+    measured = [False] * V
     if g.means.shape[1] != V * H * W:
-        return g, False, (f"use_measured_depth ignored: {g.means.shape[1]} Gaussians are not pixel-aligned "
+        return g, measured, (f"use_measured_depth ignored: {g.means.shape[1]} Gaussians are not pixel-aligned "
                           f"({V}x{H}x{W} = {V * H * W}; voxelized predictions keep the network's centres)")
     means = g.means.clone()  # [B, N, 3]
     used = 0
@@ -197,6 +210,7 @@ def _replace_with_measured_depth(g: Any, frames: list[Frame]) -> tuple[Any, bool
         idx = torch.from_numpy(np.nonzero(ok)[0] + i * H * W).to(means.device)
         means[:, idx] = torch.from_numpy(pts[ok]).to(means)
         used += int(ok.sum())
+        measured[i] = True
     if not used:
-        return g, False, "use_measured_depth: no frame had both valid depth and a pose"
-    return replace(g, means=means), True, ""
+        return g, measured, "use_measured_depth: no frame had both valid depth and a pose"
+    return replace(g, means=means), measured, ""
