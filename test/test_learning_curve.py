@@ -121,3 +121,32 @@ def test_eval_rows_follow_the_header_already_in_the_file(tmp_path) -> None:
     rows = list(csv.DictReader((tmp_path / "eval_log.csv").open()))
     assert [(r["step"], r["miou_3d"], r["pq_3d"], r["cpu_hours"]) for r in rows] == [
         ("1", "0.1", "0.2", ""), ("2", "0.3", "0.4", ""), ("3", "0.5", "0.6", "0.5")]
+
+
+def test_learning_curve_command_writes_the_card_files_and_says_what_meets_the_aims(tmp_path, capsys) -> None:
+    import json
+
+    from eps3d_ros.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with (run / "eval_log.csv").open("w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["step", "cpu_hours", "wall_hours", "miou_3d", "camera_rotation_error_median_deg"])
+        wr.writerow([500, 0.25, 0.3, 0.40, 55.0])
+        wr.writerow([1000, 0.5, 0.6, 0.55, 52.0])
+        wr.writerow([1500, 0.75, 0.9, 0.52, 57.0])
+    assert main(["learning-curve", str(run), "--out", str(tmp_path / "card"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "card" / "learning_curve.csv").is_file() and (tmp_path / "card" / "learning_curve.png").is_file()
+    by = {m["metric"]: m for m in out["metrics"]}
+    miou, rot = by["miou_3d"], by["camera_rotation_error_median_deg"]
+    assert (miou["first"], miou["last"], miou["best"], miou["best_step"], miou["meets_aim"]) == (0.40, 0.52, 0.55,
+                                                                                               1000, True)
+    assert (rot["best"], rot["best_step"], rot["best_cpu_hours"], rot["meets_aim"]) == (52.0, 1000, 0.5, False)
+    assert by["pq_3d"]["points"] == 0 and "last" not in by["pq_3d"]
+    assert main(["learning-curve", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert "3 evaluations, steps 500..1500, 0.75 CPU-hours" in table and "semantic mIoU (3D)" in table
+    assert main(["learning-curve", str(tmp_path / "card")]) == 2  # a folder without eval_log.csv
+    assert "no eval_log.csv" in capsys.readouterr().err

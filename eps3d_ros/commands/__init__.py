@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["COMMANDS", "add_parsers"]
 
 COMMANDS = ("demo", "run", "query", "export", "render", "bench", "train", "evaluate", "inspect-checkpoint",
-            "presets", "data", "teachers")
+            "presets", "data", "teachers", "learning-curve")
 
 
 def add_parsers(subparsers: Any) -> None:
