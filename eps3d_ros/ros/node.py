@@ -3,14 +3,16 @@ map, input health, counters).
 
 Lifecycle (``autostart``, default true, runs configure + activate): configure loads the model folder and the
 session and creates the publishers (a failure leaves it unconfigured, saying what to pass); activate creates
-the subscriptions, the pose source and the diagnostics timer and binds the services (created on the first
-activate; a failure returns FAILURE with the reason logged and leaves it inactive); deactivate destroys the
-subscriptions, pose source and timer and unbinds the services, which then answer "not active" (the map
-stays); cleanup destroys services and publishers and frees the session; shutdown (transition, SIGINT,
-SIGTERM) also makes ``main`` return, without publishing a window still running. Threads: subscriptions offer
-frames, the session's worker reconstructs, fuses and calls back to publish; ``~/query_objects`` is answered
-from a thread of its own and reads the map's published state, so it waits neither for inference nor for this
-node's executor. Parameters the node does not declare are named at start-up with the nearest declared one.
+the subscriptions of every camera of ``input.cameras``, the pose source and the timers (diagnostics; the
+cameras' queues) and binds the services (created on the first activate; a failure returns FAILURE with the
+reason logged and leaves it inactive); deactivate destroys the subscriptions, pose source and timers and
+unbinds the services, which then answer "not active" (the map stays); cleanup destroys services and publishers
+and frees the session; shutdown (transition, SIGINT, SIGTERM) also makes ``main`` return, without publishing a
+window still running. Threads: subscriptions hand frames to the session (the core decides what becomes of
+them), its worker reconstructs, fuses and calls back to publish; ``~/query_objects`` is answered from a thread
+of its own and reads the map's published state, so it waits neither for inference nor for this node's
+executor. Timers run on the steady clock, so with ``use_sim_time`` they go on while a bag is paused. Parameters
+the node does not declare are named at start-up with the nearest declared one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -28,15 +31,18 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
 from rcl_interfaces.msg import SetParametersResult
 
+from ..pipeline.camera_inputs import USE, WAITING_FOR_DEPTH
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
 from ..process.heap import trim_heap
+from ..settings.cameras import camera_topics
 from .diagnostics import session_diagnostics
-from .frame_input import FrameInput, input_topics
+from .frame_input import FrameInputs, resolved_topics
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
-from .messages import frame_from_messages
-from .params import config_from_node, config_from_values, declare_parameters, leaves, unknown_parameters
+from .messages import frame_from_messages, stamp_to_seconds
+from .params import (config_from_node, config_from_values, declare_camera_parameters, declare_parameters, leaves,
+                     unknown_parameters)
 from .poses import make_pose_source
 from .scene_publisher import ScenePublisher
 
@@ -44,12 +50,12 @@ from .scene_publisher import ScenePublisher
 class Eps3dNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("eps3d_node", **kwargs)
-        declare_parameters(self)
+        unlisted = declare_parameters(self)
         self.declare_parameter("autostart", True)
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
         self.finished = Future()  # done after the shutdown transition: main() returns
-        self._outputs = self._diag = self._input = self._poses = self._map_services = self._timer = None
+        self._outputs = self._diag = self._input = self._poses = self._map_services = self._timer = self._poll = None
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -58,6 +64,8 @@ class Eps3dNode(LifecycleNode):
         for name, near in self.unknown_parameters.items():
             hint = f": did you mean '{near}'?" if near else " (ros2 param list shows the declared ones)"
             self.get_logger().error(f"unknown parameter '{name}' ignored{hint}")
+        for camera in unlisted:
+            self.get_logger().info(f"input.{camera}.* given but input.cameras does not list '{camera}': not used")
 
     @property
     def pose_source(self):
@@ -66,6 +74,7 @@ class Eps3dNode(LifecycleNode):
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
+            declare_camera_parameters(self)  # input.cameras may have changed since start
             rec = load_reconstructor(config_from_node(self))
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node unconfigured
             self.get_logger().error(f"configure failed: {e}")
@@ -78,24 +87,26 @@ class Eps3dNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         session = self.session
-        p = session.config.pipeline
+        c, p = session.config, session.config.pipeline
         try:
             qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
-            self._poses = make_pose_source(self, session.config.output.map_frame, callback_group=self._input_group)
-            health = session.watch_inputs(input_topics(self, p.use_depth))
-            self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
-                                     self._input_group, health.received, health.synchronised)
+            self._poses = poses = make_pose_source(self, c.output.map_frame, callback_group=self._input_group)
+            names = {n: camera_topics(n, c.input.camera(n)) for n in c.input.cameras}
+            inputs = session.watch_inputs(resolved_topics(self, names), poses.lookup, poses.reaches_map, self._now)
+            self._input = FrameInputs(self, inputs, names, self._on_set, qos, p.sync_slop, p.sync_queue_size,
+                                      self._input_group)
             if self._map_services is None:  # created on the first activate, bound while active
                 self._map_services = MapServices(self, self._misc_group)
             self._map_services.bind(session, self._poses)
-            self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
+            steady = Clock(clock_type=ClockType.STEADY_TIME)
+            self._timer = self.create_timer(1.0, self._publish_diagnostics, self._misc_group, clock=steady)
+            self._poll = self.create_timer(0.1, self._poll_inputs, self._input_group, clock=steady)
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node inactive
             self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
             self._release_inputs()
             return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
-                               f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
-                               f"{p.image_height}x{p.image_width}")
+        self.get_logger().info(f"active: {self._input.describe()}; sync by {self._input.backend}, poses from "
+                               f"{poses.kind}, network input fitted into {p.image_height}x{p.image_width}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -147,21 +158,35 @@ class Eps3dNode(LifecycleNode):
         for thing in (self._input, self._poses):
             if thing is not None:
                 thing.destroy()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-        self._input = self._poses = self._timer = None
+        for timer in (self._timer, self._poll):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._input = self._poses = self._timer = self._poll = None
 
-    def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
-        session, poses = self.session, self._poses
+    def _now(self) -> float | None:
+        """The node's time in seconds (sim time with use_sim_time); None before the first /clock."""
+        t = self.get_clock().now().nanoseconds
+        return t * 1e-9 if t else None
+
+    def _on_set(self, camera, kind: str, rgb_msg, info_msg, depth_msg=None) -> None:
+        session = self.session
         if session is None or self._input is None:
             return
+        decision = camera.decide(kind, stamp_to_seconds(rgb_msg.header.stamp))
+        if decision not in (USE, WAITING_FOR_DEPTH):
+            return  # rate limited, or its triple brings it with depth
         try:
-            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, poses)
+            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, self._poses, camera.name)
         except ValueError as e:
-            session.refuse_input(str(e))
-            self.get_logger().error(f"frame dropped: {e}", throttle_duration_sec=2.0)
+            session.refuse_input(f"camera '{camera.name}': {e}", camera.name)
+            self.get_logger().error(f"frame of camera '{camera.name}' dropped: {e}", throttle_duration_sec=2.0)
             return
-        session.offer(frame, now=self.get_clock().now().nanoseconds * 1e-9)
+        session.take(camera.name, frame, held=decision == WAITING_FOR_DEPTH)
+
+    def _poll_inputs(self) -> None:
+        if self.session is not None and self._input is not None:
+            self._input.check_depth_publishers()
+            self.session.pump()
 
     def _on_update(self, update) -> None:
         outputs, session = self._outputs, self.session
