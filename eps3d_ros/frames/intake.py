@@ -74,11 +74,13 @@ def fit_frame(frame: Frame, height: int, width: int) -> Frame:
     rh, rw = max(height, int(H * c + 1e-9)), max(width, int(W * c + 1e-9))  # the scaled frame, before cropping
     y0, x0 = (rh - height) // 2, (rw - width) // 2
 
-    x = torch.from_numpy(frame.rgb.copy()).permute(2, 0, 1)[None].float()  # [1, 3, H, W] (frames are read-only)
-    # The ATen op takes the output size AND the scale, so the sampling grid is exactly c in both axes
-    # (F.interpolate would rescale each axis to its rounded size: fx / fy would drift).
+    # [1, 3, H, W] uint8 in channels-last memory (a view of the HWC copy; frames are read-only): torch's uint8
+    # kernel for this layout is ~10x faster than float and within one grey level of it. The ATen op takes the
+    # output size AND the scale, so the sampling grid is exactly c in both axes (F.interpolate would rescale each
+    # axis to its rounded size: fx / fy would drift).
+    x = torch.from_numpy(frame.rgb.copy()).permute(2, 0, 1)[None]
     y = torch.ops.aten._upsample_bilinear2d_aa(x, [rh, rw], False, c, c)
-    rgb = y[0, :, y0:y0 + height, x0:x0 + width].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    rgb = y[0, :, y0:y0 + height, x0:x0 + width].permute(1, 2, 0).numpy()
 
     depth = None
     if frame.depth is not None:
