@@ -19,8 +19,8 @@ frames; in a two-camera :class:`~eps3d_ros.data.camera_rig.CameraRigSequence` by
   orthogonal or opposite), plus seeded noise of ``feature_noise`` so that HDBSCAN sees clusters with a
   spread.
 
-The window's cameras are brought to one size by the intake as the network's window is
-(:func:`~eps3d_ros.frames.intake.window_frames`: cameras of several sizes in one window).
+The window's cameras are brought to one size as the network's window is (the largest, the others covered and
+centre-cropped by :func:`~eps3d_ros.frames.intake.fit_frame`; cameras of several sizes in one window).
 
 Then the real :func:`eps3d_ros.panoptic.build_scene` runs with ``config.panoptic``. Note its clustering
 sizes: a small thing seen in a window covers tens of Gaussians at stride 2, far below the default
@@ -48,7 +48,7 @@ from ..geometry.alignment import Alignment
 from ..geometry.cameras import Cameras
 from ..settings.tree import Eps3dConfig
 from ..frames.frame import Frame
-from ..frames.intake import window_frames
+from ..frames.intake import fit_frame
 from ..pipeline.reconstruct import SceneSnapshot, check_window
 
 __all__ = ["OracleReconstructor", "DEMO_TEXT_ENCODER_DIR"]
@@ -217,8 +217,8 @@ class OracleReconstructor:
             depth = seq.depth[i].astype(np.float32)
             depth[depth <= 0] = np.nan
             views.append(Frame(f.stamp, seq.rgb[i], K, f.frame_id, depth=depth, camera=f.camera))
-        box = max((v.size for v in views), key=lambda hw: hw[0] * hw[1])
-        views = window_frames(views, box)
+        size = max((v.size for v in views), key=lambda hw: hw[0] * hw[1])  # the intake's rule, at the true sizes
+        views = [fit_frame(v, *size) for v in views]
         E = np.stack([seq.extrinsics[i] for seq, i in index]).astype(np.float64)
         return Cameras(E, np.stack([v.K for v in views]), views[0].height, views[0].width,
                        np.asarray([f.stamp for f in frames]), np.stack([v.depth for v in views]))
