@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
     names = ["head", "wrist", "left", "right"][:args.cameras]
     params = {"model.weights": str(ROOT / "models" / "demo_tiny"), "input_qos": args.qos}
     params_file = Path(tempfile.mkdtemp()) / "cameras.yaml"
-    params_file.write_text("eps3d_node:\n  ros__parameters:\n    input:\n      cameras: [" + ", ".join(names) + "]\n")
+    params_file.write_text("/**:\n  ros__parameters:\n    input:\n      cameras: [" + ", ".join(names) + "]\n")
     log = Path(tempfile.mkdtemp()) / "node.log"
     node = start_node(log, params, params_file=params_file)
     client = NodeClient(cameras={n: (f"{n}/image", f"{n}/camera_info", f"{n}/depth") for n in names})

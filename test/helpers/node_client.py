@@ -39,6 +39,7 @@ class NodeClient:
         self.clouds: list[PointCloud2] = []
         self.objects: list[ObjectArray] = []
         self.diagnostics: list[dict[str, str]] = []  # the node's status values, newest last
+        self.diagnostic_stamps: list[float] = []  # their header stamps (the node's clock: sim time with use_sim_time)
         n.create_subscription(PointCloud2, f"{ns}/eps3d_node/semantic_cloud", self.clouds.append, LATCHED)
         n.create_subscription(ObjectArray, f"{ns}/eps3d_node/objects", self.objects.append, LATCHED)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -54,6 +55,7 @@ class NodeClient:
         for status in msg.status:
             if status.name == "eps3d_node: pipeline":
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
+                self.diagnostic_stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -75,7 +77,7 @@ class NodeClient:
     def wait_until_heard(self, timeout: float = 60.0, depth: bool = True, pose: bool = True,
                          cameras: bool = False) -> bool:
         """Until the node's subscriptions have matched this client's publishers (frames sent before are lost)."""
-        pubs = ([] if cameras else [self.rgb, self.info]) + ([self.depth] if depth and self.depth else [])
+        pubs = [] if cameras else [self.rgb, self.info] + ([self.depth] if depth and self.depth else [])
         pubs += [self.pose] if pose else []
         for rgb, info, depth_pub in (self.cameras.values() if cameras else ()):
             pubs += [rgb, info] + ([depth_pub] if depth else [])
