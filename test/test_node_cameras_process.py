@@ -121,7 +121,8 @@ def test_two_cameras_with_tf_under_sim_time_make_one_map_and_survive_a_lost_tran
         assert len(client.diagnostics) >= heard + 2
         ahead = dataclasses.replace(heads[0], stamp=now["t"] + 60.0)
         client.send(ahead, pose=False, camera="head")
-        assert client.wait_for(lambda: (value(client, "buffer_dropped") or {}).get("future") == 1, 30), \
+        # (its colour + info pair and its triple with depth: refused once or twice)
+        assert client.wait_for(lambda: (value(client, "buffer_dropped") or {}).get("future", 0) >= 1, 30), \
             {k: v for k, v in client.diagnostics[-1].items() if k.startswith(("input", "buffer"))}
 
         # the wrist's TF stops: its frames are dropped after waiting, naming the transform; the head goes on

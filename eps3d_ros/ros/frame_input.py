@@ -1,11 +1,12 @@
 """Synchronised camera input, one set of subscriptions per camera of ``input.cameras``: ``<image>`` +
-``<camera_info>`` (+ ``<depth>``) → one callback per matched set.
+``<camera_info>`` (+ ``<depth>``) → a frame handed to the session.
 
 What becomes of a matched set (used, held while the depth decision is open, left to its triple, rate limited)
 is decided by the core, :class:`~eps3d_ros.pipeline.camera_inputs.CameraInput`; this module only subscribes,
-matches and reports (every message to :meth:`CameraInput.saw`, the depth topic's publisher count to
-:meth:`CameraInput.depth_publishers`). Topic names are the camera's settings (relative: a namespace or a remap
-moves them). Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and our
+matches, converts and reports (every message to :meth:`CameraInput.saw`, the depth topic's publisher count to
+:meth:`CameraInput.depth_publishers`), and runs the steady 10 Hz timer that lets frames waiting in the core go on
+(:meth:`~eps3d_ros.pipeline.session.Session.pump`). Topic names are the camera's settings (relative: a namespace
+or a remap moves them). Approximate time synchronisation uses ``message_filters`` where it is importable (robots) and our
 implementation with the same semantics (:mod:`eps3d_ros.frames.time_sync`) otherwise. With ours, every message
 callback is timed (:attr:`FrameInputs.callback_times`: seconds, including the frame a message completed).
 """
@@ -18,9 +19,12 @@ from collections.abc import Callable
 
 from sensor_msgs.msg import CameraInfo, Image
 
+from rclpy.clock import Clock, ClockType
+
 from ..frames.time_sync import ApproximateTimeSynchronizer
-from ..pipeline.camera_inputs import CameraInput, CameraInputs
-from .messages import stamp_to_seconds
+from ..pipeline.camera_inputs import USE, WAITING_FOR_DEPTH, CameraInput
+from ..settings.cameras import camera_topics
+from .messages import frame_from_messages, stamp_to_seconds
 
 _TYPES = {"rgb": Image, "info": CameraInfo, "depth": Image}
 _INDEX = {"rgb": 0, "info": 1, "depth": 2}
@@ -111,18 +115,47 @@ class CameraSubscriptions:
 
 
 class FrameInputs:
-    """Every camera of ``inputs`` (:class:`~eps3d_ros.pipeline.camera_inputs.CameraInputs`), subscribed with the
-    settings' (relative) topic names ``topics`` {camera: {key: name}}."""
+    """Every camera of the session's ``input.cameras``, subscribed with the settings' (relative) topic names; the
+    session's inputs are started afresh (:meth:`~eps3d_ros.pipeline.session.Session.watch_inputs`) with the pose
+    source ``poses`` and the node's clock (sim time with ``use_sim_time``)."""
 
-    def __init__(self, node, inputs: CameraInputs, topics: dict[str, dict[str, str]], on_set: Callable, qos,
-                 slop: float, queue_size: int, callback_group=None) -> None:
+    def __init__(self, node, session, poses, qos, callback_group=None) -> None:
+        c = session.config
+        self._node, self._session, self._poses = node, session, poses
+        topics = {n: camera_topics(n, c.input.camera(n)) for n in c.input.cameras}
+        inputs = session.watch_inputs(resolved_topics(node, topics), poses.lookup, poses.reaches_map, self._now)
         self.callback_times: deque[float] = deque(maxlen=2000)  # seconds per message callback, all cameras
-        self.cameras = {name: CameraSubscriptions(node, cam, topics[name], on_set, qos, slop, queue_size,
-                                                  callback_group, self.callback_times)
+        self.cameras = {name: CameraSubscriptions(node, cam, topics[name], self._on_set, qos, c.pipeline.sync_slop,
+                                                  c.pipeline.sync_queue_size, callback_group, self.callback_times)
                         for name, cam in inputs.cameras.items()}
         self.backend = next(iter(self.cameras.values())).backend
         for subs in self.cameras.values():
             subs.check_depth_publishers()
+        # steady: with use_sim_time, frames still leave the queues while a bag is paused
+        self._timer = node.create_timer(0.1, self._poll, callback_group, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _now(self) -> float | None:
+        """The node's time in seconds (sim time with use_sim_time); None before the first /clock."""
+        t = self._node.get_clock().now().nanoseconds
+        return t * 1e-9 if t else None
+
+    def _on_set(self, camera: CameraInput, kind: str, rgb, info, depth=None) -> None:
+        session = self._session
+        decision = camera.decide(kind, stamp_to_seconds(rgb.header.stamp))
+        if decision not in (USE, WAITING_FOR_DEPTH):
+            return  # rate limited, or its triple brings it with depth
+        try:
+            frame = frame_from_messages(rgb, info, depth, session.config.pipeline, self._poses, camera.name)
+        except ValueError as e:
+            session.refuse_input(f"camera '{camera.name}': {e}", camera.name)
+            self._node.get_logger().error(f"frame of camera '{camera.name}' dropped: {e}", throttle_duration_sec=2.0)
+            return
+        session.take(camera.name, frame, held=decision == WAITING_FOR_DEPTH)
+
+    def _poll(self) -> None:
+        if self.cameras:
+            self.check_depth_publishers()
+            self._session.pump()
 
     def check_depth_publishers(self) -> None:
         """The depth topics' publishers now (a publisher that appears opens the depth decision again)."""
@@ -139,6 +172,7 @@ class FrameInputs:
                          for name, s in self.cameras.items())
 
     def destroy(self) -> None:
+        self._node.destroy_timer(self._timer)
         for subs in self.cameras.values():
             subs.destroy()
         self.cameras = {}

@@ -31,16 +31,13 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
 from rcl_interfaces.msg import SetParametersResult
 
-from ..pipeline.camera_inputs import USE, WAITING_FOR_DEPTH
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
 from ..process.heap import trim_heap
-from ..settings.cameras import camera_topics
 from .diagnostics import session_diagnostics
-from .frame_input import FrameInputs, resolved_topics
+from .frame_input import FrameInputs
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
-from .messages import frame_from_messages, stamp_to_seconds
 from .params import (config_from_node, config_from_values, declare_camera_parameters, declare_parameters, leaves,
                      unknown_parameters)
 from .poses import make_pose_source
@@ -55,7 +52,7 @@ class Eps3dNode(LifecycleNode):
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
         self.finished = Future()  # done after the shutdown transition: main() returns
-        self._outputs = self._diag = self._input = self._poses = self._map_services = self._timer = self._poll = None
+        self._outputs = self._diag = self._input = self._poses = self._map_services = self._timer = None
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._misc_group = ReentrantCallbackGroup()
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -87,20 +84,16 @@ class Eps3dNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         session = self.session
-        c, p = session.config, session.config.pipeline
+        p = session.config.pipeline
         try:
             qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
-            self._poses = poses = make_pose_source(self, c.output.map_frame, callback_group=self._input_group)
-            names = {n: camera_topics(n, c.input.camera(n)) for n in c.input.cameras}
-            inputs = session.watch_inputs(resolved_topics(self, names), poses.lookup, poses.reaches_map, self._now)
-            self._input = FrameInputs(self, inputs, names, self._on_set, qos, p.sync_slop, p.sync_queue_size,
-                                      self._input_group)
+            self._poses = poses = make_pose_source(self, session.config.output.map_frame, self._input_group)
+            self._input = FrameInputs(self, session, poses, qos, self._input_group)  # every camera, one group
             if self._map_services is None:  # created on the first activate, bound while active
                 self._map_services = MapServices(self, self._misc_group)
             self._map_services.bind(session, self._poses)
-            steady = Clock(clock_type=ClockType.STEADY_TIME)
-            self._timer = self.create_timer(1.0, self._publish_diagnostics, self._misc_group, clock=steady)
-            self._poll = self.create_timer(0.1, self._poll_inputs, self._input_group, clock=steady)
+            self._timer = self.create_timer(1.0, self._publish_diagnostics, self._misc_group,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while sim time stops
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node inactive
             self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
             self._release_inputs()
@@ -158,35 +151,9 @@ class Eps3dNode(LifecycleNode):
         for thing in (self._input, self._poses):
             if thing is not None:
                 thing.destroy()
-        for timer in (self._timer, self._poll):
-            if timer is not None:
-                self.destroy_timer(timer)
-        self._input = self._poses = self._timer = self._poll = None
-
-    def _now(self) -> float | None:
-        """The node's time in seconds (sim time with use_sim_time); None before the first /clock."""
-        t = self.get_clock().now().nanoseconds
-        return t * 1e-9 if t else None
-
-    def _on_set(self, camera, kind: str, rgb_msg, info_msg, depth_msg=None) -> None:
-        session = self.session
-        if session is None or self._input is None:
-            return
-        decision = camera.decide(kind, stamp_to_seconds(rgb_msg.header.stamp))
-        if decision not in (USE, WAITING_FOR_DEPTH):
-            return  # rate limited, or its triple brings it with depth
-        try:
-            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, self._poses, camera.name)
-        except ValueError as e:
-            session.refuse_input(f"camera '{camera.name}': {e}", camera.name)
-            self.get_logger().error(f"frame of camera '{camera.name}' dropped: {e}", throttle_duration_sec=2.0)
-            return
-        session.take(camera.name, frame, held=decision == WAITING_FOR_DEPTH)
-
-    def _poll_inputs(self) -> None:
-        if self.session is not None and self._input is not None:
-            self._input.check_depth_publishers()
-            self.session.pump()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        self._input = self._poses = self._timer = None
 
     def _on_update(self, update) -> None:
         outputs, session = self._outputs, self.session
