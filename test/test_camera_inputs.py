@@ -74,12 +74,14 @@ def test_no_publisher_on_the_depth_topic_decides_at_once_and_a_new_one_opens_it_
     d.saw("rgb", 10.0)
     d.publishers(0)
     assert d.pair(10.0) == USE and not d.undecided  # nobody publishes depth: colour alone, no wait
+    assert d.before_depth  # so the node asks the graph again with every pair until a depth image comes
     d.publishers(1)  # a depth camera appears
     d.saw("rgb", 11.0)
     assert d.undecided and d.pair(11.0) == WAITING_FOR_DEPTH and d.pair(12.9) == WAITING_FOR_DEPTH
     assert d.pair(13.0) == USE  # 2 s of stamps without depth from it
     d.saw("depth", 14.0)
     assert d.pair(14.0) == TRIPLE_DELIVERS and d.pair(13.5, held=True) == USE  # held from before depth began
+    assert not d.before_depth and not DepthLiveness("true").before_depth
 
 
 def test_frames_held_while_depth_is_undecided_are_used_once_it_is_decided() -> None:

@@ -91,6 +91,12 @@ class DepthLiveness:
             return self._last_depth >= stamp - self.timeout
 
     @property
+    def before_depth(self) -> bool:
+        """``auto`` and no depth image yet: the depth topic's publishers (:meth:`publishers`) still decide."""
+        with self._lock:
+            return self.use_depth == "auto" and self._last_depth == _NEVER
+
+    @property
     def undecided(self) -> bool:
         """Would a pair be held now (no depth yet, a publisher on the depth topic or none known, not given up)?"""
         with self._lock:

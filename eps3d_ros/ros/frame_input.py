@@ -94,8 +94,10 @@ class CameraSubscriptions:
         return feed
 
     def _matched(self, kind: str, rgb: Image, info: CameraInfo, depth: Image | None = None) -> None:
-        if kind == "pair" and self.camera.depth.undecided:
-            self.check_depth_publishers()  # nobody publishes depth: decided at once
+        if kind == "pair" and self.camera.depth.before_depth:
+            # the graph now, not at the last poll: nobody publishes depth → decided at once; a depth publisher
+            # that appeared just before this frame (a driver started with the node) → held until its depth comes
+            self.check_depth_publishers()
         self._on_set(self.camera, kind, rgb, info, depth)
 
     def check_depth_publishers(self) -> None:
