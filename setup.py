@@ -58,6 +58,10 @@ EXTRAS_REQUIRE = {
         "ros-diagnostic-msgs>=5.5,<6",
         "ros-lifecycle-msgs>=2.3,<3",
     ],
+    # colcon from PyPI, for machines without a ROS 2 distribution (which brings its own): the suite builds this
+    # package with `colcon build --packages-select eps3d_ros` in a temporary workspace against the wheels'
+    # ament_cmake, as ROS users build it (test/test_colcon.py); scripts/setup.sh adds it with "ros-build".
+    "colcon": ["colcon-common-extensions>=0.3,<1"],
     # What scripts/build_interfaces.py needs to build our msg/srv from the wheels (no colcon);
     # scripts/setup.sh adds it together with "ros-wheels". Not for machines with a ROS 2 distribution.
     # No "lark": rosidl_parser requires "lark-parser" (0.12), which installs the same `lark` package.

@@ -1,7 +1,7 @@
 """Scene memory over synthetic sequences: recall, duplicates, id switches, centroid error, memory, fusion time.
 
     .venv/bin/python bench/bench_scene_memory.py [--seeds 0 1 2] [--frames 60] [--loops 3] [--demo] [--moved]
-        [--out bench/results/scene_memory.json]
+        [--cameras] [--out bench/results/scene_memory.json]
 
 For each seed a robot-like sequence (``generate_sequence``) is fed frame by frame to a ``Session`` (windows of 4
 frames, every 4 frames) and the map is scored after every window (``eps3d_ros.eval.scene_memory``):
@@ -12,6 +12,11 @@ frames, every 4 frames) and the map is scored after every window (``eps3d_ros.ev
 * ``moved`` (``--moved``): a thing is taken away between two passes; the windows until it leaves the map are
   counted from the first window that sees its place again, and a thing a partial second pass does not look at
   must still be there.
+* ``cameras`` (``--cameras``): a robot with a head camera (112x112, 1.2-2 m from the tables) and a wrist camera
+  (84x112, 0.3-0.6 m from the things it looks at; ``eps3d_ros.data.camera_rig``), the oracle with the head alone
+  and with both cameras in one stream (windows of 4 views: 2 + 2): recall, id switches, duplicates and the median
+  centroid error, each against its own targets (the surface its frames saw) and, on the head's targets, against
+  the objects' true centres (box centres).
 
 Also: query latency on the final map (p50 / p95 over 200 queries of new texts). The machine's load is recorded.
 """
@@ -31,8 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from eps3d_ros.data.camera_rig import generate_rig_sequence  # noqa: E402
 from eps3d_ros.data.synthetic import generate_sequence, with_objects_removed  # noqa: E402
-from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence  # noqa: E402
+from eps3d_ros.eval.scene_memory import MemoryEvalConfig, evaluate_sequence, match_map, targets  # noqa: E402
 from eps3d_ros.eval.oracle import OracleReconstructor  # noqa: E402
 from eps3d_ros.pipeline.session import Session  # noqa: E402
 
@@ -44,10 +50,35 @@ def window_config(cfg):
     return cfg
 
 
-def oracle_session(seq, stride: int) -> Session:
+def oracle_session(seq, stride: int, size: tuple[int, int] | None = None) -> Session:
     cfg = window_config(OracleReconstructor.default_config())
-    cfg.pipeline.image_height, cfg.pipeline.image_width = seq.height, seq.width
+    cfg.pipeline.image_height, cfg.pipeline.image_width = size or (seq.height, seq.width)
+    if hasattr(seq, "cameras"):
+        cfg.input.cameras = list(seq.cameras)
     return Session(cfg, OracleReconstructor(seq, cfg, pixel_stride=stride))
+
+
+def two_cameras(seed: int, frames: int, stride: int, min_pixels: int) -> dict:
+    """The head alone, then head + wrist, through the oracle: each map scored on its own targets, and both on the
+    head's targets against the objects' true centres."""
+    rig = generate_rig_sequence(seed, num_frames=frames)
+    head = rig.cameras["head"]
+    truth = {i: (cls, head.object(i).centroid) for i, (cls, _) in targets(head, head.num_frames, min_pixels).items()}
+    out = {"seed": seed}
+    for name, seq, fed in (("head", head, list(rig.camera_frames("head"))), ("head+wrist", rig, list(rig.frames()))):
+        s = oracle_session(seq, stride, size=(112, 112))
+        try:
+            r = evaluate_sequence(s, seq, MemoryEvalConfig(min_pixels=min_pixels), frames=fed)
+            found, _ = match_map(s.map.objects, truth, 0.25)
+            true_err = [float(np.linalg.norm(o.centroid - truth[i][1])) for i, o in found.items()]
+        finally:
+            s.close()
+        out[name] = {k: r[k] for k in ("frames", "windows", "targets", "recall", "duplicates_per_object",
+                                       "id_switches", "centroid_error_median_m", "missed")}
+        out[name].update(head_targets_found=len(found), head_targets=len(truth),
+                         head_targets_true_centre_error_median_m=statistics.median(true_err) if true_err else None,
+                         wall_s=round(r["wall_s"], 1))
+    return out
 
 
 def demo_session() -> Session:
@@ -134,9 +165,12 @@ def main() -> None:
     ap.add_argument("--min-pixels", type=int, default=100)
     ap.add_argument("--demo", action="store_true", help="also the demo model with measured depth")
     ap.add_argument("--moved", action="store_true", help="also the moved-object scenario")
+    ap.add_argument("--cameras", action="store_true", help="also a head + wrist camera rig (oracle), vs the head alone")
+    ap.add_argument("--rig-frames", type=int, default=40, help="frames per camera of the rig sequences")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scene_memory.json"))
     args = ap.parse_args()
-    res = {"load_before": os.getloadavg(), "config": vars(args), "oracle": [], "demo": [], "moved": []}
+    res = {"load_before": os.getloadavg(), "config": vars(args), "oracle": [], "demo": [], "moved": [],
+           "cameras": []}
     for seed in args.seeds:
         seq = generate_sequence(seed, num_frames=args.frames, height=112, width=112)
         s = oracle_session(seq, args.stride)
@@ -166,6 +200,10 @@ def main() -> None:
             m = moved_object(seed, args.frames, args.stride, args.min_pixels)
             res["moved"].append(m)
             print("moved", json.dumps(m), flush=True)
+        if args.cameras:
+            c = two_cameras(seed, args.rig_frames, args.stride, args.min_pixels)
+            res["cameras"].append(c)
+            print("cameras", json.dumps(c), flush=True)
     res["load_after"] = os.getloadavg()
     summary = {}
     for key in ("oracle", "demo"):

@@ -11,7 +11,8 @@
 #   ROS 2: if a ROS 2 distribution is sourced (ROS_DISTRO set and ${PYTHON} can import rclpy),
 #          it is used: source ROS BEFORE running this script and before using the venv.
 #          Otherwise the ROS 2 Kilted wheels from PyPI are installed into the venv
-#          (extras "ros-wheels" and, to build our interfaces, "ros-build" in setup.py).
+#          (extras "ros-wheels" and, to build our interfaces, "ros-build" in setup.py; "colcon" for the
+#          suite's colcon build of this package).
 #   Interfaces: msg/ and srv/ are built with rosidl (the sourced ROS's, or the wheels') and
 #          installed into the venv by scripts/build_interfaces.py; skipped when unchanged.
 #
@@ -150,7 +151,7 @@ log "constraints ($CONSTRAINTS): $(grep -v '^#' "$CONSTRAINTS" | tr '\n' ' ')"
 cuda="$("$VPY" -W ignore -c 'import torch; print(torch.cuda.is_available())')"
 extras="test"
 if [[ $cuda == True ]]; then extras+=",gpu"; fi
-if [[ $ros_src == wheels ]]; then extras+=",ros-wheels,ros-build"; fi
+if [[ $ros_src == wheels ]]; then extras+=",ros-wheels,ros-build,colcon"; fi
 log "pip install -e .[$extras]"
 pip_install -c "$CONSTRAINTS" -e ".[$extras]"
 

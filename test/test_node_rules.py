@@ -105,7 +105,7 @@ def mapped():
     """A session whose map holds one window of a synthetic walk (oracle reconstructor: ground truth)."""
     seq = generate_sequence(3, num_frames=8, height=112, width=112)
     s = Session(_config(), OracleReconstructor(seq, _config(), pixel_stride=2))
-    s.watch_inputs({"rgb": "/rgb/image", "info": "/rgb/camera_info", "depth": "/depth/image"})
+    s.watch_inputs({"camera": {"rgb": "/rgb/image", "info": "/rgb/camera_info", "depth": "/depth/image"}})
     for f in list(seq.frames("camera_optical"))[:4]:
         assert s.offer(f)
     assert s.wait_idle(120) and s.map.objects

@@ -177,3 +177,54 @@ def test_the_buffer_is_bounded_in_bytes_too() -> None:
         buf.add(frame(0.1 * i))
     s = buf.stats()
     assert s["size"] == 3 and s["bytes"] == 3 * one and s["dropped"]["overflow"] == 7
+
+
+# ---------------------------------------------------------------------------------------- several cameras
+def cam(camera: str, stamp: float, size: tuple[int, int] = (24, 32)) -> Frame:
+    return Frame(stamp, np.zeros((*size, 3), np.uint8), K, f"{camera}_optical", camera=camera)
+
+
+def test_interleaved_cameras_and_equal_stamps_are_taken_in_stamp_order() -> None:
+    buf = FrameBuffer(cfg(buffer_size=20))
+    # a wrist frame that arrives after a newer head frame is not out of order: each camera's stamps go forward
+    for c, t in (("head", 1.0), ("head", 1.1), ("wrist", 1.05), ("wrist", 1.1), ("head", 1.2), ("wrist", 1.15)):
+        assert buf.offer(cam(c, t)).accepted, (c, t)
+    assert [(f.camera, f.stamp) for f in buf.frames()] == [
+        ("head", 1.0), ("wrist", 1.05), ("head", 1.1), ("wrist", 1.1), ("wrist", 1.15), ("head", 1.2)]
+    # ... but within one camera the rules hold
+    r = buf.offer(cam("wrist", 1.12))
+    assert not r and r.reason == "out_of_order" and "of camera 'wrist'" in r.message
+    assert buf.offer(cam("head", 1.2)).reason == "duplicate"
+    # different sizes of two cameras are no size change; a camera changing its own size is
+    assert buf.offer(cam("wrist", 1.3, size=(48, 64))).reason == "size_change"
+    assert buf.offer(cam("head", 1.3)).reason == "" and buf.offer(cam("wrist", 1.4, size=(48, 64))).reason == ""
+    assert buf.stats()["cameras"] == {"head": 4, "wrist": 5}
+
+
+def test_a_fast_camera_does_not_push_a_slow_cameras_frames_out() -> None:
+    buf = FrameBuffer(cfg(buffer_size=6, window_size=4))
+    buf.add(cam("wrist", 0.0))
+    buf.add(cam("wrist", 1.0))
+    for k in range(30):  # head at 30 Hz
+        buf.add(cam("head", 1.0 + k / 30))
+    assert buf.stats()["cameras"] == {"wrist": 2, "head": 4}
+    window = buf.select_window()
+    assert sorted(f.camera for f in window) == ["head", "head", "wrist", "wrist"]
+
+
+def test_a_time_jump_of_all_cameras_resets_once_and_a_lagging_camera_is_only_stale() -> None:
+    buf = FrameBuffer(cfg(max_frame_age=1.0, buffer_size=20), time_jump_frames=3)
+    for t in (100.0, 100.1, 100.2):
+        buf.add(cam("head", t))
+        buf.add(cam("wrist", t + 0.01))
+    # the bag loops: both cameras go back; the first camera with three in a row resets, the other follows freely
+    assert not buf.add(cam("head", 0.0)) and not buf.add(cam("wrist", 0.01)) and not buf.add(cam("head", 0.1))
+    assert not buf.add(cam("wrist", 0.11))
+    assert buf.offer(cam("head", 0.2)).reason == "time_jump"
+    assert buf.add(cam("wrist", 0.21)) and [f.camera for f in buf.frames()] == ["head", "wrist"]
+    # a camera whose clock lags the others by more than max_frame_age: stale, never a reset of the others' frames
+    for k in range(5):
+        buf.add(cam("head", 0.3 + 0.1 * k))
+        r = buf.offer(cam("late", -5.0 + 0.1 * k))
+        assert not r and r.reason == "stale"
+    assert buf.stats()["dropped"]["time_jump"] == 6 and buf.stats()["cameras"]["head"] == 6

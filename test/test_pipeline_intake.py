@@ -12,7 +12,10 @@ from eps3d_ros.frames.intake import (
     prepare_frame,
     select_indices,
     select_keyframes,
+    select_window,
+    views_per_camera,
     window_frames,
+    window_network_size,
 )
 
 
@@ -121,12 +124,18 @@ def test_a_window_mixing_512x384_and_1280x960_gets_one_network_size() -> None:
     for src, g in zip((small, big), out):
         c = 112 / src.width
         np.testing.assert_allclose(g.K[:2, :2], src.K[:2, :2] * c, rtol=1e-12)
-    # another aspect in the window: fitted (cover + crop) to the newest frame's size, never stretched
+    # another aspect in the window (a 16:9 wrist camera beside a 4:3 head): all fitted (cover + crop) to the
+    # largest network size of the window, never stretched, whichever frame is newest
     wide = _frame(360, 640, stamp=3.0, seed=2)
-    out = window_frames([small, big, wide], (112, 112))
-    assert {f.size for f in out} == {(56, 112)}
-    for src, g in zip((small, big, wide), out):
-        assert g.K[0, 0] / g.K[1, 1] == pytest.approx(src.K[0, 0] / src.K[1, 1], abs=1e-12)
+    for window in ([small, big, wide], [wide, small]):
+        out = window_frames(window, (112, 112))
+        assert {f.size for f in out} == {(84, 112)} and window_network_size(window, (112, 112)) == (84, 112)
+        for src, g in zip(window, out):
+            assert g.K[0, 0] / g.K[1, 1] == pytest.approx(src.K[0, 0] / src.K[1, 1], abs=1e-12)
+    # equal areas (a portrait and a landscape camera): the newest frame's
+    tall = _frame(640, 480, stamp=4.0, seed=3)
+    assert window_network_size([small, tall], (112, 112)) == (112, 84)
+    assert window_network_size([tall, _frame(384, 512, stamp=5.0)], (112, 112)) == (84, 112)
     with pytest.raises(ValueError, match="empty window"):
         window_frames([], (112, 112))
 
@@ -146,6 +155,38 @@ def test_keyframes_need_time_and_motion_and_fill_up_when_standing_still() -> Non
     assert [round(f.stamp, 1) for f in picked] == [0.7, 0.8, 0.9]  # the most recent fill up
     with pytest.raises(ValueError):
         select_keyframes(still, 0, 0.2, 0.05, 5.0)
+
+
+def _cam(camera: str, stamp: float, x: float, size: int = 14) -> Frame:
+    pose = np.eye(4)
+    pose[0, 3] = x
+    return Frame(stamp, np.zeros((size, size, 3), np.uint8), np.diag([10.0, 10.0, 1.0]), f"{camera}_optical",
+                 pose=pose, camera=camera)
+
+
+def test_a_window_of_two_cameras_takes_each_cameras_newest_frame_and_keyframes_by_turns() -> None:
+    keys = dict(min_interval=0.2, min_translation=0.05, min_rotation_deg=5.0)
+    # interleaved streams: a moving head at 10 Hz, a moving wrist at 4 Hz, not in step
+    head = [_cam("head", 0.1 * i, 0.02 * i) for i in range(12)]
+    wrist = [_cam("wrist", 0.02 + 0.25 * i, 0.06 * i) for i in range(5)]
+    frames = sorted(head + wrist, key=lambda f: f.stamp)
+    window = select_window(frames, 4, **keys)
+    assert views_per_camera(window) == {"wrist": 2, "head": 2}
+    assert [(f.camera, round(f.stamp, 2)) for f in window] == [("wrist", 0.77), ("head", 0.8), ("wrist", 1.02),
+                                                             ("head", 1.1)]
+    assert [f.stamp for f in window] == sorted(f.stamp for f in window)  # oldest -> newest
+    # one camera only: exactly the single-camera rule
+    assert select_window(head, 3, **keys) == select_keyframes(head, 3, **keys)
+    # a camera with one frame gives its turns to the other; a window of 1 is the newest camera's newest frame
+    one = [_cam("wrist", 0.55, 0.0)]
+    assert views_per_camera(select_window(sorted(head + one, key=lambda f: f.stamp), 4, **keys)) == \
+        {"head": 3, "wrist": 1}
+    assert [(f.camera, f.stamp) for f in select_window(frames, 1, **keys)] == [("head", head[-1].stamp)]
+    # hardware-synchronised cameras: equal stamps, both kept, head first when its turn comes first
+    sync = [_cam(c, 0.3 * i, 0.1 * i) for i in range(4) for c in ("head", "wrist")]
+    window = select_window(sync, 4, **keys)
+    assert [(f.camera, round(f.stamp, 1)) for f in window] == [("head", 0.6), ("wrist", 0.6), ("head", 0.9),
+                                                             ("wrist", 0.9)]
 
 
 def test_select_indices_spreads_over_a_recording() -> None:

@@ -5,12 +5,18 @@ Gaussian, for export and renders.
 
     eps3d run --images DIR --out map.eps3d [--poses FILE] [--every K] [--window N] [--size HxW] [--model DIR]
     eps3d run --bag PATH --out map.eps3d [--rgb-topic T] [--depth-topic T] [--info-topic T] [--pose-topic T]
+    eps3d run --images head=DIR1 --images wrist=DIR2 [--poses head=FILE1 --poses wrist=FILE2 ...] --out map.eps3d
+    eps3d run --bag PATH --rgb-topic /head/image --rgb-topic /wrist/image --out map.eps3d
     eps3d run --dataset scannet --root DIR --scene ID --out map.eps3d    (scannet, scannetpp, replica, transforms)
 
 The frames go through the same :class:`~eps3d_ros.pipeline.session.Session` as the node: every ``--window``
 frames one reconstruction, fused into one map in the map frame when the frames carry metric poses (bag TF,
 or ``--poses`` for an image folder). Without poses windows cannot be fused, so the frames (at most
 ``--max-views``, default 8) make one window.
+
+Several cameras (``--images`` or ``--rgb-topic`` once per camera, each with its own intrinsics, depth and poses:
+:mod:`eps3d_ros.commands.camera_sources`) go into the same windows, as the node's ``input.cameras`` do: one stream in
+stamp order, windows across the cameras, one map.
 
 Frame selection and fitting to the network (one scale factor, aspect kept, centre-cropped to multiples of
 14) are described in :mod:`eps3d_ros.frames.intake`; the readers in :mod:`eps3d_ros.io.image_folder` and
@@ -42,7 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "(intrinsics follow exactly). With poses (bag TF, or --poses) every --window frames are reconstructed and "
         "fused into one object map with stable ids; without poses the frames (at most 8 by default) are one window.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", metavar="DIR", help="folder of images (sorted by name; jpg, png, bmp, tif, webp)")
+    src.add_argument("--images", metavar="[NAME=]DIR", action="append",
+                     help="folder of images (sorted by name; jpg, png, bmp, tif, webp); once per camera for several "
+                          "cameras (NAME: the camera, default the folder's name)")
     src.add_argument("--bag", metavar="PATH", help="rosbag2: a bag folder, a .db3 or a .mcap file")
     src.add_argument("--dataset", choices=DATASET_KINDS,
                      help="a dataset scene (with --root, --scene): poses, depth and intrinsics from its files, the map "
@@ -58,16 +66,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ds.add_argument("--invalid-poses", choices=("error", "skip"), default="skip",
                     help="ScanNet frames with inf/NaN poses: left out (default) or an error")
     im = p.add_argument_group("image folders")
-    im.add_argument("--depth-dir", metavar="DIR", help="depth images paired by sorted order (16-bit PNG, mm)")
-    im.add_argument("--intrinsics", metavar="JSON", help="K of the original images: {'K': 3x3} | fx/fy/cx/cy | "
-                                                         "Open3D intrinsic_matrix (default: --hfov guess)")
-    im.add_argument("--poses", metavar="FILE", help="camera-to-world pose per image, sorted order: Open3D .log, TUM "
-                                                    ".txt or .json (see eps3d_ros/io/poses_file.py)")
+    im.add_argument("--depth-dir", metavar="[NAME=]DIR", action="append",
+                    help="depth images paired by sorted order (16-bit PNG, mm)")
+    im.add_argument("--intrinsics", metavar="[NAME=]JSON", action="append",
+                    help="K of the original images: {'K': 3x3} | fx/fy/cx/cy | Open3D intrinsic_matrix (default: "
+                         "--hfov guess)")
+    im.add_argument("--poses", metavar="[NAME=]FILE", action="append",
+                    help="camera-to-world pose per image, sorted order: Open3D .log, TUM .txt or .json (see "
+                         "eps3d_ros/io/poses_file.py). With several cameras these three are given per camera, as "
+                         "NAME=FILE or in the cameras' order; poses in one world frame")
     im.add_argument("--fps", type=float, default=30.0, help="frame rate for the stamps (default 30)")
     bag = p.add_argument_group("bags (topics are detected by message type when not given)")
-    bag.add_argument("--rgb-topic", metavar="TOPIC", help="sensor_msgs/Image or CompressedImage")
-    bag.add_argument("--depth-topic", metavar="TOPIC", help="sensor_msgs/Image 16UC1 (mm) or 32FC1 (m)")
-    bag.add_argument("--info-topic", metavar="TOPIC", help="sensor_msgs/CameraInfo")
+    bag.add_argument("--rgb-topic", metavar="[NAME=]TOPIC", action="append",
+                     help="sensor_msgs/Image or CompressedImage; once per camera for several cameras (NAME: the "
+                          "camera, default the topic's namespace)")
+    bag.add_argument("--depth-topic", metavar="[NAME=]TOPIC", action="append",
+                     help="sensor_msgs/Image 16UC1 (mm) or 32FC1 (m) (default: the one nearest the colour topic)")
+    bag.add_argument("--info-topic", metavar="[NAME=]TOPIC", action="append",
+                     help="sensor_msgs/CameraInfo (default: the one beside the colour topic)")
     bag.add_argument("--pose-topic", metavar="TOPIC",
                      help="geometry_msgs/TransformStamped or tf2_msgs/TFMessage (default: /tf, /tf_static and every "
                           "TransformStamped topic)")
@@ -115,40 +131,22 @@ def run(args: argparse.Namespace) -> int:
     box = input_box(args, bundle)
     cfg = pipeline_config(args, model, args.window or WINDOW_WITH_POSES, use_depth=not args.no_depth,
                           measured_depth=args.measured_depth)
-    poses = None
-    if args.poses:
-        if not args.images:
-            raise UserError("--poses is for image folders: a bag's poses come from its TF (--pose-topic), a dataset's "
-                            "from its files")
-        from ..io.poses_file import read_poses
-
-        poses = read_poses(args.poses)
+    if args.poses and not args.images:
+        raise UserError("--poses is for image folders: a bag's poses come from its TF (--pose-topic), a dataset's "
+                        "from its files")
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    from ..io.bag_frames import frames_from_bag
-    from ..io.image_folder import frames_from_images, read_calibration
+    from .camera_sources import read_frames
 
     progress = not args.no_progress and sys.stderr.isatty()  # no bars in logs and pipes
     with timer.stage("read frames"):
-        if args.dataset:
-            fs = _dataset_frames(args, box, progress)
-        elif args.images:
-            K, K_size = read_calibration(args.intrinsics) if args.intrinsics else (None, None)
-            fs = frames_from_images(args.images, box=box, every=args.every, max_views=args.max_views, K=K,
-                                    K_size=K_size, hfov_deg=args.hfov, poses=poses,
-                                    depth_folder=None if args.no_depth else args.depth_dir,
-                                    depth_scale=args.depth_scale, fps=args.fps, progress=progress)
-        else:
-            fs = frames_from_bag(args.bag, rgb_topic=args.rgb_topic, depth_topic=args.depth_topic,
-                                 info_topic=args.info_topic, pose_topic=args.pose_topic, map_frame=args.map_frame,
-                                 use_depth=not args.no_depth, use_poses=not args.no_poses, every=args.every,
-                                 max_views=args.max_views, box=box, hfov_deg=args.hfov,
-                                 sync_slop=args.sync_slop, depth_scale=args.depth_scale, tf_tolerance=args.tf_tolerance,
-                                 progress=progress)
+        fs = _dataset_frames(args, box, progress) if args.dataset else read_frames(args, box, progress)
     frames, notes = _windows_plan(fs, args)
     H, W = fs.original_size
     h, w = fs.size
     say(f"frames: {len(frames)} of {fs.total} from {fs.source} ({H}x{W} -> {h}x{w}, HxW); "
         f"depth: {'yes' if fs.has_depth else 'no'}, poses: {'yes' if fs.has_poses else 'no'}")
+    if fs.cameras:
+        say("cameras: " + ", ".join(f"{name} ({n} frames)" for name, n in fs.cameras.items()))
     for role, topic in fs.topics.items():
         say(f"  {role}: {topic}")
     for note in [*fs.notes, *notes]:
@@ -170,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         _feed(session, frames, timer, snaps, progress)
         info = {"source": fs.source, "selected_frames": fs.selected, "total_frames": fs.total,
                 "original_size": list(fs.original_size), "topics": fs.topics, "model": str(model)}
+        if fs.cameras:
+            info["cameras"] = fs.cameras
         with timer.stage("write file"):
             if session.map.fused or not snaps:
                 session.save_map(out, info)
@@ -251,6 +251,7 @@ def _report(args, out: Path, session, snaps: list, frames: list, fs, timer: Time
                           "windows": len(snaps), "size": list(fs.size), "topics": fs.topics,
                           "objects": len(scene_objects), "things": sum(o.is_thing for o in scene_objects),
                           "frame_id": m.frame_id, "scale_known": session.scale_known, "fused": m.fused,
+                          "cameras": fs.cameras, "last_window_views": session.stats().get("last_window_views", ""),
                           "alignment": sorted({s.alignment.method for s in snaps}),
                           "warnings": sorted({s.alignment.warning for s in snaps if s.alignment.warning}),
                           "timings_s": {k: round(v, 4) for k, v in timer.stages.items()}}, indent=2))

@@ -3,7 +3,8 @@
 Same contract as :class:`~eps3d_ros.pipeline.reconstruct.Reconstructor` (``run(frames) -> SceneSnapshot``),
 so whatever consumes snapshots (the session, the object map, evaluation) can be measured apart from
 the model's quality. For each window frame (found in the sequence by its stamp, also for looped
-frames) every ``pixel_stride``-th pixel in each direction that hits a surface becomes one Gaussian:
+frames; in a two-camera :class:`~eps3d_ros.data.camera_rig.CameraRigSequence` by its camera and stamp) every
+``pixel_stride``-th pixel in each direction that hits a surface becomes one Gaussian:
 
 * centre: the true surface point (depth and camera of the sequence, world = map frame), plus optional
   seeded noise of ``position_noise`` m per axis;
@@ -17,6 +18,9 @@ frames) every ``pixel_stride``-th pixel in each direction that hits a surface be
 * instance features: a seeded unit vector per thing (instance id) and per stuff class (any two
   orthogonal or opposite), plus seeded noise of ``feature_noise`` so that HDBSCAN sees clusters with a
   spread.
+
+The window's cameras are brought to one size as the network's window is (the largest, the others covered and
+centre-cropped by :func:`~eps3d_ros.frames.intake.fit_frame`; cameras of several sizes in one window).
 
 Then the real :func:`eps3d_ros.panoptic.build_scene` runs with ``config.panoptic``. Note its clustering
 sizes: a small thing seen in a window covers tens of Gaussians at stride 2, far below the default
@@ -44,6 +48,7 @@ from ..geometry.alignment import Alignment
 from ..geometry.cameras import Cameras
 from ..settings.tree import Eps3dConfig
 from ..frames.frame import Frame
+from ..frames.intake import fit_frame
 from ..pipeline.reconstruct import SceneSnapshot, check_window
 
 __all__ = ["OracleReconstructor", "DEMO_TEXT_ENCODER_DIR"]
@@ -56,7 +61,8 @@ class OracleReconstructor:
     """Builds snapshots of windows of ``sequence``'s frames from its ground truth (see the module docstring).
 
     Args:
-        sequence: a :class:`~eps3d_ros.data.sequence.SyntheticSequence` (the one the frames come from).
+        sequence: a :class:`~eps3d_ros.data.sequence.SyntheticSequence` (the one the frames come from), or a
+            :class:`~eps3d_ros.data.camera_rig.CameraRigSequence` (frames of several cameras).
         config: reads ``panoptic`` and ``output.map_frame``; default :meth:`default_config`.
         text_encoder: anything with ``prototypes(names) -> [K, D]`` unit rows (a
             :class:`~eps3d_ros.text.TextEncoder`); default: the tiny CLIP of ``models/demo_tiny``.
@@ -73,9 +79,11 @@ class OracleReconstructor:
     def __init__(self, sequence: Any, config: Eps3dConfig | None = None, text_encoder: Any = None, *,
                  pixel_stride: int = 2, position_noise: float = 0.0, feature_noise: float = 0.02,
                  instance_dim: int | None = None, seed: int = 0) -> None:
-        for name in ("rgb", "depth", "semantic", "instance", "intrinsics", "extrinsics", "class_names", "objects"):
+        views = ("class_names", "objects") if hasattr(sequence, "locate") else \
+            ("rgb", "depth", "semantic", "instance", "intrinsics", "extrinsics", "class_names", "objects")
+        for name in views:
             if not hasattr(sequence, name):
-                raise TypeError(f"sequence must be a SyntheticSequence (it has no {name!r})")
+                raise TypeError(f"sequence must be a SyntheticSequence or a CameraRigSequence (it has no {name!r})")
         if isinstance(pixel_stride, bool) or not isinstance(pixel_stride, int) or pixel_stride < 1:
             raise ValueError(f"pixel_stride must be an integer >= 1, got {pixel_stride!r}")
         if not (position_noise >= 0 and np.isfinite(position_noise)):
@@ -119,7 +127,7 @@ class OracleReconstructor:
         check_window(frames)
         cfg = self.config
         t0 = time.perf_counter()
-        index = [self._index_of(f) for f in frames]
+        index = [self._locate(f) for f in frames]
         t1 = time.perf_counter()
         gaussians = self._gaussians(index)
         t2 = time.perf_counter()
@@ -127,11 +135,11 @@ class OracleReconstructor:
         newest = max(f.stamp for f in frames)
         align = Alignment(sim3=Sim3.identity(), frame_id=map_frame, scale_known=True, method="oracle",
                           residual_m=0.0, reference_index=len(frames) - 1)
-        cameras = self._cameras(index, [f.stamp for f in frames])
+        cameras = self._cameras(frames, index)
         t3 = time.perf_counter()
         scene = build_scene(gaussians, self.space, self.text_encoder, cfg.panoptic, metadata={
             "frame_id": map_frame, "stamp": newest, "alignment": "oracle", "scale_known": True,
-            "oracle_frames": tuple(index)})
+            "oracle_frames": tuple(i for _, i in index)})
         t4 = time.perf_counter()
         timings = {"preprocess": t1 - t0, "network": t2 - t1, "alignment": t3 - t2, "panoptic": t4 - t3,
                    "total": t4 - t0}
@@ -141,29 +149,33 @@ class OracleReconstructor:
             notes=(), cameras=cameras,
         )
 
-    def _index_of(self, frame: Frame) -> int:
-        seq = self.sequence
-        i = seq.frame_index(frame.stamp)
+    def _locate(self, frame: Frame) -> tuple[Any, int]:
+        """The (one camera's) sequence and frame index a window frame shows."""
+        if hasattr(self.sequence, "locate"):
+            seq, i = self.sequence.locate(frame.camera, frame.stamp)
+        else:
+            seq = self.sequence
+            i = seq.frame_index(frame.stamp)
         if frame.size != (seq.height, seq.width):
             raise ValueError(f"frame at {frame.stamp:.3f} s is {frame.height}x{frame.width}, the sequence "
                              f"{seq.height}x{seq.width}: the oracle needs the sequence's own frames, not resized")
         if not np.array_equal(frame.rgb, seq.rgb[i]):
             raise ValueError(f"frame at {frame.stamp:.3f} s does not show frame {i} of this sequence: frames of "
                              "another sequence (or of a variant with other removed objects)?")
-        return i
+        return seq, i
 
-    def _gaussians(self, index: list[int]) -> Gaussians:
+    def _gaussians(self, index: list[tuple[Any, int]]) -> Gaussians:
         """Pixel-aligned Gaussians of the strided valid pixels of ``index``'s frames, view-row-col order."""
-        seq, s = self.sequence, self.pixel_stride
+        s = self.pixel_stride
         means, colours, scales, sem, ins = [], [], [], [], []
-        for i in index:
+        for seq, i in index:
             rows = slice(s // 2, None, s)  # the cell centres, in both directions
             world = seq.world_points(i)[rows, rows]  # [h, w, 3], NaN where nothing is hit
             ok = seq.depth[i][rows, rows] > 0
             cls = seq.semantic[i][rows, rows][ok]
             inst = seq.instance[i][rows, rows][ok]
             fx = float(seq.intrinsics[i][0, 0])
-            rng = np.random.default_rng([self.seed, i])  # the same noise for frame i in every window
+            rng = np.random.default_rng([self.seed, i, *self._camera_number(seq)])  # the same in every window
             p = world[ok]
             if self.position_noise > 0:
                 p = p + rng.normal(0.0, self.position_noise, p.shape)
@@ -189,15 +201,27 @@ class OracleReconstructor:
             instances=torch.from_numpy(np.concatenate(ins)).float()[None],
         )
 
-    def _cameras(self, index: list[int], stamps: list[float]) -> Cameras:
-        """The true cameras of the window at the sequence resolution, K in the Frame convention (centres at u, v)."""
-        seq = self.sequence
-        K = seq.intrinsics[index].astype(np.float64)
-        K[:, 0, 2] -= seq.pixel_offset
-        K[:, 1, 2] -= seq.pixel_offset
-        depth = seq.depth[index].astype(np.float32)
-        depth[depth <= 0] = np.nan
-        return Cameras(seq.extrinsics[index].astype(np.float64), K, seq.height, seq.width, np.asarray(stamps), depth)
+    def _camera_number(self, seq: Any) -> tuple[int, ...]:
+        """``(k,)`` for the k-th camera of a rig, ``()`` for a one-camera sequence (its noise as it always was)."""
+        cams = getattr(self.sequence, "cameras", None)
+        return (next(k for k, c in enumerate(cams.values()) if c is seq),) if cams else ()
+
+    def _cameras(self, frames: list[Frame], index: list[tuple[Any, int]]) -> Cameras:
+        """The true cameras of the window, K in the Frame convention (centres at u, v), brought to one size by the
+        intake as a network window is (one camera: its own size)."""
+        views = []
+        for f, (seq, i) in zip(frames, index):
+            K = seq.intrinsics[i].astype(np.float64)
+            K[0, 2] -= seq.pixel_offset
+            K[1, 2] -= seq.pixel_offset
+            depth = seq.depth[i].astype(np.float32)
+            depth[depth <= 0] = np.nan
+            views.append(Frame(f.stamp, seq.rgb[i], K, f.frame_id, depth=depth, camera=f.camera))
+        size = max((v.size for v in views), key=lambda hw: hw[0] * hw[1])  # the intake's rule, at the true sizes
+        views = [fit_frame(v, *size) for v in views]
+        E = np.stack([seq.extrinsics[i] for seq, i in index]).astype(np.float64)
+        return Cameras(E, np.stack([v.K for v in views]), views[0].height, views[0].width,
+                       np.asarray([f.stamp for f in frames]), np.stack([v.depth for v in views]))
 
 
 def _demo_text_encoder() -> Any:

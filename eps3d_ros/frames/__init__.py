@@ -7,7 +7,8 @@ synchronisation of the inputs.
 
 from .frame import Frame, synthetic_frames
 from .images import UnsupportedEncoding, decode_color, decode_depth
-from .intake import fit_frame, network_size, prepare_frame, select_indices, select_keyframes, window_frames
+from .intake import (fit_frame, network_size, prepare_frame, select_indices, select_keyframes, select_window,
+                     window_frames)
 from .time_sync import ApproximateTimeSynchronizer
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "prepare_frame",
     "select_indices",
     "select_keyframes",
+    "select_window",
     "synthetic_frames",
     "window_frames",
 ]

@@ -32,6 +32,7 @@ class Frame:
     frame_id: str  # the camera optical frame
     depth: np.ndarray | None = None  # [H, W] float32 metres, NaN = invalid
     pose: np.ndarray | None = None  # [4, 4] float64 camera-to-world in the map frame (from TF)
+    camera: str = ""  # the name of the camera it comes from (input.cameras); "" = the only, unnamed camera
 
     def __post_init__(self) -> None:
         stamp = _as_float(self.stamp, "stamp")
@@ -40,6 +41,8 @@ class Frame:
         object.__setattr__(self, "stamp", stamp)
         if not isinstance(self.frame_id, str) or not self.frame_id:
             raise ValueError(f"frame_id must be a non-empty string (the camera optical frame), got {self.frame_id!r}")
+        if not isinstance(self.camera, str):
+            raise ValueError(f"camera must be a string (the camera's name), got {self.camera!r}")
 
         rgb = self.rgb
         if not isinstance(rgb, np.ndarray):
@@ -159,6 +162,7 @@ def synthetic_frames(
     frame_id: str = "camera_color_optical_frame",
     with_depth: bool = True,
     with_pose: bool = True,
+    camera: str = "",
 ) -> list[Frame]:
     """Frames of a :class:`eps3d_ros.data.synthetic.SyntheticScene` (demos and tests).
 
@@ -181,7 +185,8 @@ def synthetic_frames(
             depth = scene.depth[i].astype(np.float32).copy()
             depth[depth <= 0] = np.nan
         pose = _orthonormalize(poses[i]) if with_pose else None
-        out.append(Frame(stamp=stamps[i], rgb=scene.rgb[i].copy(), K=K, frame_id=frame_id, depth=depth, pose=pose))
+        out.append(Frame(stamp=stamps[i], rgb=scene.rgb[i].copy(), K=K, frame_id=frame_id, depth=depth, pose=pose,
+                         camera=camera))
     return out
 
 

@@ -19,10 +19,16 @@ so ``fx / fy`` and the principal point's place in the scene never change. Paddin
 would show the network borders it never saw in training).
 
 **Windows** (:func:`window_frames`): frames of different sizes (a head and a wrist camera, or images of
-one folder at two resolutions) are all fitted to the network size of the window's NEWEST frame.
+one folder at two resolutions) are all fitted to ONE network size: the largest (in pixels) of their own
+network sizes, so the view whose aspect suits the box best is not cropped; between equal areas, the newest
+frame's. A window of a 4:3 head camera and a 16:9 wrist camera at a 112x112 box: 84x112, the wrist views
+covered and centre-cropped to it (never stretched, K exact).
 
-**Keyframes** (:func:`select_keyframes` for a live buffer, :func:`select_indices` for a recorded
-sequence) — the rules live here and nowhere else.
+**Keyframes** (:func:`select_window` for a live buffer of one or several cameras, :func:`select_keyframes`
+for one camera, :func:`select_indices` for a recorded sequence) — the rules live here and nowhere else.
+Across cameras (:func:`select_window`): each camera's newest frame first, then each camera's keyframes by
+turns (cameras with the newest frames first), then the most recent remaining frames by turns: ``count``
+views in all, so two cameras share a window of 4 as 2 + 2 while both have frames.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ import torch
 
 from .frame import Frame
 
-__all__ = ["PATCH", "network_size", "fit_frame", "prepare_frame", "window_frames", "select_keyframes",
-           "select_indices", "rotation_angle_deg"]
+__all__ = ["PATCH", "network_size", "fit_frame", "prepare_frame", "window_frames", "window_network_size",
+           "select_keyframes", "select_window", "select_indices", "rotation_angle_deg", "views_per_camera"]
 
 PATCH = 14
 
@@ -68,11 +74,13 @@ def fit_frame(frame: Frame, height: int, width: int) -> Frame:
     rh, rw = max(height, int(H * c + 1e-9)), max(width, int(W * c + 1e-9))  # the scaled frame, before cropping
     y0, x0 = (rh - height) // 2, (rw - width) // 2
 
-    x = torch.from_numpy(frame.rgb.copy()).permute(2, 0, 1)[None].float()  # [1, 3, H, W] (frames are read-only)
-    # The ATen op takes the output size AND the scale, so the sampling grid is exactly c in both axes
-    # (F.interpolate would rescale each axis to its rounded size: fx / fy would drift).
+    # [1, 3, H, W] uint8 in channels-last memory (a view of the HWC copy; frames are read-only): torch's uint8
+    # kernel for this layout is ~10x faster than float and within one grey level of it. The ATen op takes the
+    # output size AND the scale, so the sampling grid is exactly c in both axes (F.interpolate would rescale each
+    # axis to its rounded size: fx / fy would drift).
+    x = torch.from_numpy(frame.rgb.copy()).permute(2, 0, 1)[None]
     y = torch.ops.aten._upsample_bilinear2d_aa(x, [rh, rw], False, c, c)
-    rgb = y[0, :, y0:y0 + height, x0:x0 + width].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    rgb = y[0, :, y0:y0 + height, x0:x0 + width].permute(1, 2, 0).numpy()
 
     depth = None
     if frame.depth is not None:
@@ -95,14 +103,30 @@ def prepare_frame(frame: Frame, box: tuple[int, int]) -> Frame:
     return fit_frame(frame, *network_size(frame.height, frame.width, box))
 
 
-def window_frames(frames: Sequence[Frame], box: tuple[int, int]) -> list[Frame]:
-    """Every frame of a window at the network size of its newest frame (oldest → newest order kept)."""
-    frames = list(frames)
+def window_network_size(frames: Sequence[Frame], box: tuple[int, int]) -> tuple[int, int]:
+    """The one network size of a window: the largest of its frames' network sizes; equal areas, the newest's."""
     if not frames:
         raise ValueError("cannot prepare an empty window of frames")
-    newest = max(frames, key=lambda f: f.stamp)
-    size = network_size(newest.height, newest.width, box)
+    sizes = [(network_size(f.height, f.width, box), f.stamp, i) for i, f in enumerate(frames)]
+    (h, w), _, _ = max(sizes, key=lambda s: (s[0][0] * s[0][1], s[1], s[2]))
+    return h, w
+
+
+def window_frames(frames: Sequence[Frame], box: tuple[int, int]) -> list[Frame]:
+    """Every frame of a window at its one network size (:func:`window_network_size`; view order kept)."""
+    frames = list(frames)
+    size = window_network_size(frames, box)
     return [fit_frame(f, *size) for f in frames]
+
+
+def views_per_camera(frames: Sequence[Frame]) -> dict[str, int]:
+    """``{camera: views}`` of a window, cameras in the order of their first view (an unnamed camera by its
+    optical frame)."""
+    out: dict[str, int] = {}
+    for f in frames:
+        key = f.camera or f.frame_id
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 # ------------------------------------------------------------------------------------- keyframes
@@ -118,9 +142,46 @@ def select_keyframes(frames: Sequence[Frame], count: int, min_interval: float, m
     """
     if count < 1:
         raise ValueError(f"window_size must be >= 1, got {count}")
-    newest_first = list(reversed(list(frames)))
+    keys, rest = _keyframe_walk(list(reversed(list(frames))), count, min_interval, min_translation, min_rotation_deg)
+    return sorted((keys + rest)[:count], key=lambda f: f.stamp)
+
+
+def select_window(frames: Sequence[Frame], count: int, min_interval: float, min_translation: float,
+                  min_rotation_deg: float) -> list[Frame]:
+    """Up to ``count`` views of time-ordered ``frames`` of one or several cameras (``Frame.camera``), returned
+    oldest → newest (equal stamps: in the cameras' turn order).
+
+    Each camera's keyframes are chosen by :func:`select_keyframes`' walk over its own frames (spacing in time
+    and motion from that camera's previous keyframe). The cameras take turns, the one with the newest frame
+    first: first every camera's newest frame, then their further keyframes, then (when fewer qualify) their most
+    recent remaining frames — so every camera with frames is in the window while ``count`` allows, and a camera
+    with fewer frames leaves its turns to the others.
+    """
+    if count < 1:
+        raise ValueError(f"window_size must be >= 1, got {count}")
+    groups: dict[str, list[Frame]] = {}
+    for f in frames:
+        groups.setdefault(f.camera, []).append(f)
+    order = sorted(groups, key=lambda c: (-groups[c][-1].stamp, c))  # newest camera first
+    walks = {c: _keyframe_walk(groups[c][::-1], count, min_interval, min_translation, min_rotation_deg)
+             for c in order}
+    picked: list[Frame] = []
+    for part in (0, 1):  # keyframes by turns, then the fill by turns
+        queues = {c: list(walks[c][part]) for c in order}
+        while len(picked) < count and any(queues.values()):
+            for c in order:
+                if queues[c] and len(picked) < count:
+                    picked.append(queues[c].pop(0))
+    rank = {c: i for i, c in enumerate(order)}
+    return sorted(picked, key=lambda f: (f.stamp, rank[f.camera]))
+
+
+def _keyframe_walk(newest_first: list[Frame], count: int, min_interval: float, min_translation: float,
+                   min_rotation_deg: float) -> tuple[list[Frame], list[Frame]]:
+    """``(keyframes, the rest)`` of one camera's frames, both newest first: walking back from the newest (always a
+    keyframe), a frame is a keyframe when far enough from the last one kept (at most ``count``)."""
     if not newest_first:
-        return []
+        return [], []
     kept = [0]
     for i in range(1, len(newest_first)):
         if len(kept) == count:
@@ -128,12 +189,8 @@ def select_keyframes(frames: Sequence[Frame], count: int, min_interval: float, m
         last, cand = newest_first[kept[-1]], newest_first[i]
         if _far_enough(last, cand, min_interval, min_translation, min_rotation_deg):
             kept.append(i)
-    for i in range(len(newest_first)):  # fill with the most recent frames not chosen
-        if len(kept) == count:
-            break
-        if i not in kept:
-            kept.append(i)
-    return sorted((newest_first[i] for i in kept), key=lambda f: f.stamp)
+    chosen = set(kept)
+    return [newest_first[i] for i in kept], [f for i, f in enumerate(newest_first) if i not in chosen]
 
 
 def select_indices(n: int, every: int = 1, max_views: int | None = None) -> list[int]:

@@ -5,8 +5,10 @@
   to the colour camera, matched to each colour frame by the nearest header stamp within ``sync_slop``;
   intrinsics: the ``CameraInfo`` nearest in time (the one beside the colour topic when there are several);
 * topics are detected by message type when not given: the one colour topic (names with ``color`` /
-  ``rgb`` win a tie), the one depth topic (``aligned`` / ``registered`` win), the ``camera_info`` in
-  the colour topic's namespace. Ambiguity is an error naming the candidates;
+  ``rgb`` win a tie), the one depth topic (of several, those nearest the colour topic's name, e.g.
+  ``/head/depth`` for ``/head/image``; then ``aligned`` / ``registered`` win), the ``camera_info`` in the
+  colour topic's namespace (else the nearest). Ambiguity is an error naming the candidates. A bag of several
+  cameras is read once per colour topic (``eps3d run --rgb-topic`` given per camera);
 * poses: ``/tf`` + ``/tf_static`` (``tf2_msgs/msg/TFMessage``) and any ``TransformStamped`` topic form
   a :class:`~eps3d_ros.geometry.transform_tree.TransformTree`; each frame's pose is the chain from the
   colour frame (``header.frame_id``) up to ``map_frame`` (default: the root of that chain) at the image
@@ -64,6 +66,23 @@ def _stamp(s: Any) -> float:
 
 def _namespace(topic: str) -> str:
     return topic.rstrip("/").rsplit("/", 1)[0]
+
+
+def _nearest(candidates: list[str], topic: str) -> list[str]:
+    """The candidates that share the most leading name parts with ``topic`` (a bag of several cameras:
+    ``/head/depth`` belongs to ``/head/image``); all of them when none shares any."""
+    parts = topic.strip("/").split("/")
+
+    def shared(t: str) -> int:
+        n = 0
+        for a, b in zip(t.strip("/").split("/"), parts):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    best = max((shared(t) for t in candidates), default=0)
+    return [t for t in candidates if shared(t) == best] if best else list(candidates)
 
 
 def _first_encoding(reader: Any, conn: Any, ts: Any) -> str:
@@ -216,12 +235,13 @@ def _choose_topics(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic
             raise FrameSourceError(f"no colour image topic in {p} (sensor_msgs/msg/Image with one of "
                                    f"{', '.join(COLOR_ENCODINGS)}, or CompressedImage); topics: {listing}")
     if use_depth and depth_topic is None:
-        depth_topic = _pick([t for t in encodings if is_depth(t) and t != rgb_topic], ("aligned", "registered"),
-                            "depth image", "--depth-topic", " (or --no-depth)")
+        depth_topic = _pick(_nearest([t for t in encodings if is_depth(t) and t != rgb_topic], rgb_topic),
+                            ("aligned", "registered"), "depth image", "--depth-topic", " (or --no-depth)")
     if info_topic is None:
         infos = [t for t, m in types.items() if m == INFO_TYPE]
         near = [t for t in infos if _namespace(t) == _namespace(rgb_topic)]
-        info_topic = near[0] if len(near) == 1 else _pick(infos, (), "camera_info", "--info-topic")
+        info_topic = near[0] if len(near) == 1 else _pick(_nearest(infos, rgb_topic), (), "camera_info",
+                                                          "--info-topic")
     tf_topics = []
     if use_poses:
         tf_topics = [pose_topic] if pose_topic else [t for t, m in types.items() if m in (TF_TYPE, TRANSFORM_TYPE)]

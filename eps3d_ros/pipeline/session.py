@@ -10,8 +10,12 @@
 
 What a session owns, and the rules it keeps:
 
+* the **cameras' way in** (:attr:`inputs`, :class:`~eps3d_ros.pipeline.camera_inputs.CameraInputs`): per camera
+  the rate limit, the depth decision (frames held while it is open, not dropped) and the wait for a transform;
+  the node hands frames over with :meth:`take`, and they go on in each camera's order (:meth:`pump`);
 * the **frame buffer**: frames are fitted to the network's size as they are offered (the intake, aspect
-  kept), so it never holds camera resolution;
+  kept), so it never holds camera resolution; several cameras' frames interleave in one buffer, and each window
+  takes ``pipeline.window_size`` views of them (:func:`~eps3d_ros.frames.intake.select_window`);
 * **one worker thread** with an ordered job queue: each window is reconstructed
   (``reconstructor.run(frames) -> SceneSnapshot``: the EPS3D :class:`~eps3d_ros.pipeline.Reconstructor`,
   or any object with that method, e.g. the oracle) and fused into the map; relabelling with a new
@@ -19,9 +23,10 @@ What a session owns, and the rules it keeps:
   result with an older relabelled one;
 * the **object map** (:class:`~eps3d_ros.mapping.ObjectMap`): every window fused in the map frame, with
   stable ids; without metric poses it holds the latest window only (its update says so, the log once);
-* the **input health** (:attr:`health`, :class:`~eps3d_ros.pipeline.input_health.InputHealth`): what arrived,
-  what was used or refused and why, frames without a pose; and the counters of :meth:`stats` (bad input, the
-  last error, the time the listener took to publish);
+* the **input health** (:attr:`health`, :class:`~eps3d_ros.pipeline.input_health.CamerasHealth`): per camera
+  what arrived, what was used, held or refused and why, frames without a pose or dropped for a missing
+  transform; and the counters of :meth:`stats` (bad input, the last error, the time the listener took to
+  publish, ``last_window_views``: how many views of each camera the last window had, e.g. ``head:2 wrist:2``);
 * the **runtime configuration**: :meth:`update` swaps in a new config object (the one in use is never
   edited in place); settings outside :data:`~eps3d_ros.settings.tree.RUNTIME_SETTINGS` need a new
   session and are returned as pending;
@@ -51,10 +56,11 @@ from ..mapping import MapMatch, MapUpdate, ObjectMap
 from ..panoptic.build import relabel_scene
 from ..settings.dotted import set_dotted
 from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from .camera_inputs import CameraInputs
 from .frame_buffer import AddResult, FrameBuffer
-from .input_health import InputHealth
+from .input_health import CamerasHealth
 from ..frames.frame import Frame
-from ..frames.intake import prepare_frame
+from ..frames.intake import prepare_frame, views_per_camera
 from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
 
@@ -105,8 +111,12 @@ class Session:
         self._snapshot: SceneSnapshot | None = None
         self._closing = False
         self._stats = {"windows": 0, "failures": 0, "dropped_after_reset": 0, "bad_input": 0, "last_error": "",
-                       "last_fusion_s": 0.0, "publish_s": 0.0}
-        self.health = InputHealth({}, self._config.pipeline.use_depth, self._config.pipeline.sync_slop)
+                       "last_fusion_s": 0.0, "publish_s": 0.0, "last_window_views": ""}
+        self.inputs = CameraInputs(self._config)
+        self._pump_lock = threading.Lock()  # frames leave the cameras' queues for the buffer in order
+        self._lookup: Callable[[str, float], Any] | None = None
+        self._transforms_seen: Callable[[], bool] = lambda: False
+        self._now: Callable[[], float | None] = lambda: None
         self._last_note: dict[str, float] = {}
         self.last_offer: AddResult | None = None
         self._running_cancel = threading.Event()  # set to abandon the window being reconstructed
@@ -166,16 +176,49 @@ class Session:
         out = {f"buffer_{k}": v for k, v in self.buffer.stats().items()}
         out.update({f"worker_{k}": v for k, v in self._worker.stats().items()})
         out.update({f"map_{k}": v for k, v in self._map.stats().items()})
+        out.update(self.inputs.stats())
         out.update(self._stats)
         return out
 
+    @property
+    def health(self) -> CamerasHealth:
+        """The input health of every camera."""
+        return self.inputs.health
+
     # ------------------------------------------------------------------------------------ frames
-    def watch_inputs(self, topics: Mapping[str, str]) -> InputHealth:
-        """Start the input health afresh for the inputs ``{"rgb" | "info" | "depth": topic name}`` (the node: on
-        activate); returns it for the subscriptions to report to."""
-        p = self._config.pipeline
-        self.health = InputHealth(dict(topics), p.use_depth, p.sync_slop)
-        return self.health
+    def watch_inputs(self, topics: Mapping[str, Mapping[str, str]] | None = None,
+                     lookup: Callable[[str, float], Any] | None = None,
+                     transforms_seen: Callable[[], bool] | None = None,
+                     now: Callable[[], float | None] | None = None) -> CameraInputs:
+        """Start the cameras' inputs afresh (the node: on activate): ``topics`` {camera: {"rgb" | "info" | "depth":
+        resolved name}} (default the settings' names); ``lookup(frame_id, stamp)``: the camera-to-map pose or None,
+        asked again for frames waiting for their transform; ``transforms_seen()``: whether any transform has
+        arrived; ``now()``: the current time on the stamps' clock (None while unknown). Returns the inputs."""
+        self.inputs = CameraInputs(self._config, {k: dict(v) for k, v in (topics or {}).items()})
+        self._lookup = lookup
+        self._transforms_seen = transforms_seen or (lambda: False)
+        self._now = now or (lambda: None)
+        return self.inputs
+
+    def take(self, camera: str, frame: Frame, held: bool = False) -> None:
+        """A frame of ``camera`` that :meth:`CameraInput.decide <eps3d_ros.pipeline.camera_inputs.CameraInput.decide>`
+        let through (``held``: while its depth decision is open); it goes on once nothing keeps it (:meth:`pump`)."""
+        if self._closing:
+            return
+        if frame.camera != camera:
+            frame = dataclasses.replace(frame, camera=camera)
+        frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
+        self.inputs[camera].put(frame, held)
+        self.pump()
+
+    def pump(self) -> int:
+        """Offer every frame the cameras' queues release now (their depth decided, their pose found or given up);
+        the node also calls it from a timer. Returns how many were offered."""
+        with self._pump_lock:
+            frames = self.inputs.ready(self._lookup, bool(self._transforms_seen()), self._config.output.map_frame)
+            for f in frames:
+                self.offer(f, self._now())
+        return len(frames)
 
     def offer(self, frame: Frame, now: float | None = None) -> bool:
         """Fit ``frame`` to the network size, buffer it, and queue a window every ``every_n_frames``; False when it
@@ -183,13 +226,14 @@ class Session:
         stamps' clock (the node's), to refuse stamps from the future."""
         if self._closing:
             return False
-        health = self.health
+        health = self.health.camera(frame.camera)
         (health.without_pose if frame.pose is None else health.with_pose)(frame.frame_id)
         frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
         result = self.buffer.offer(frame, now)
         self.last_offer = result
         if result.accepted:
             health.used(frame.stamp)
+            self.inputs.note_pose(frame)
         else:
             health.refused(result.reason, result.message)
         if result.message:
@@ -198,12 +242,12 @@ class Session:
             self._worker.submit(self.buffer.select_window())
         return result.accepted
 
-    def refuse_input(self, message: str) -> None:
+    def refuse_input(self, message: str, camera: str = "") -> None:
         """Input that could not become a frame (an unsupported encoding, a camera_info that does not fit the
-        image ...): counted as ``bad_input``, kept as the last error, reported to the input health."""
+        image ...): counted as ``bad_input``, kept as the last error, reported to the camera's input health."""
         self._stats["bad_input"] += 1
         self._stats["last_error"] = message
-        self.health.refused("bad_input", message)
+        self.health.camera(camera).refused("bad_input", message)
 
     def record_publish(self, seconds: float) -> None:
         """How long the listener took to publish the latest update (for diagnostics)."""
@@ -213,6 +257,8 @@ class Session:
         """Queue a window of the buffered frames now (``~/reconstruct``): ``(queued, message)``."""
         if self._closing:
             return False, "the session is closed"
+        self.inputs.give_up_waiting_for_depth()  # a window now: frames held for the depth decision go without
+        self.pump()
         if not len(self.buffer):
             return False, "no frames buffered yet"
         frames = self.buffer.select_window()
@@ -293,19 +339,20 @@ class Session:
         return self._worker.stop(timeout)
 
     # ---------------------------------------------------------------------------- worker side
-    def _run_window(self, frames: list[Frame]) -> tuple[int, SceneSnapshot]:
+    def _run_window(self, frames: list[Frame]) -> tuple[int, SceneSnapshot, str]:
         with self._lock:
             generation = self._generation
             self._running_cancel = cancel = threading.Event()
             if self._closing:
                 cancel.set()
+        views = " ".join(f"{c}:{n}" for c, n in views_per_camera(frames).items())
         run = self.reconstructor.run
         if "cancel" in inspect.signature(run).parameters:
-            return generation, run(frames, cancel=cancel)
-        return generation, run(frames)
+            return generation, run(frames, cancel=cancel), views
+        return generation, run(frames), views
 
-    def _window_done(self, result: tuple[int, SceneSnapshot]) -> None:
-        generation, snap = result
+    def _window_done(self, result: tuple[int, SceneSnapshot, str]) -> None:
+        generation, snap, views = result
         with self._lock:
             if self._closing or generation != self._generation:
                 self._stats["dropped_after_reset"] += 1
@@ -316,12 +363,13 @@ class Session:
             self._snapshot = snap
             self._stats["windows"] += 1
             self._stats["last_fusion_s"] = fusion
+            self._stats["last_window_views"] = views
         for note in update.notes:
             log.warning("%s", note)
         if snap.alignment.warning:
             self._note("alignment", snap.alignment.warning, logging.WARNING, every_s=60.0)  # also in diagnostics
-        log.info("window of %d views at %.3f s: %d objects in '%s' (%s), map %d objects (+%d, %d updated, %d "
-                 "merged, %d removed) in %.2f s + fusion %.3f s", len(snap.window_stamps), snap.stamp,
+        log.info("window of %d views (%s) at %.3f s: %d objects in '%s' (%s), map %d objects (+%d, %d updated, %d "
+                 "merged, %d removed) in %.2f s + fusion %.3f s", len(snap.window_stamps), views, snap.stamp,
                  len(snap.scene.objects), snap.frame_id, "metric" if snap.scale_known else "scale unknown",
                  len(self._map.objects), len(update.added), len(update.updated), len(update.merged),
                  len(update.removed), snap.timings.get("total", float("nan")), fusion)
@@ -375,6 +423,6 @@ class Session:
 
 def _checked(config: Eps3dConfig) -> Eps3dConfig:
     """Validate what a session uses (the model section belongs to whoever built the reconstructor)."""
-    for part in (config.panoptic, config.pipeline, config.output, config.map):
+    for part in (config.panoptic, config.input, config.pipeline, config.output, config.map):
         part.validate()
     return config

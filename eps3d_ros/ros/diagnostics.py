@@ -1,4 +1,6 @@
-"""The node's ``/diagnostics`` status: latency per stage, buffer, worker, map, input health, GPU memory, scale."""
+"""The node's ``/diagnostics`` status: latency per stage, buffer, worker, map, input health per camera (and the
+input callbacks' time), the views of each camera in the last window (``last_window_views``, e.g. ``head:2
+wrist:2``), GPU memory, scale."""
 
 from __future__ import annotations
 
@@ -44,6 +46,10 @@ def session_diagnostics(session, frame_input, poses, stamp, warn) -> DiagnosticA
     stats = session.stats()
     values = {**stats, **health.stats(), "scale_known": session.scale_known,
               "sync_dropped": frame_input.dropped if frame_input is not None else 0, **gpu_memory()}
+    times = sorted(frame_input.callback_times) if frame_input is not None else []
+    if times:
+        values["input_callback_ms_p50"] = round(1e3 * times[len(times) // 2], 3)
+        values["input_callback_ms_p95"] = round(1e3 * times[min(len(times) - 1, int(0.95 * len(times)))], 3)
     degraded = bool(stats["failures"] or stats["bad_input"])
     return diagnostics_message(values, session.snapshot, stats["last_error"], degraded, stamp,
                                [m for _, m in problems])

@@ -57,9 +57,10 @@ def camera_info_to_k(msg: CameraInfo, image_height: int, image_width: int) -> np
     return check_intrinsics(msg.k, image_height, image_width, "camera_info")
 
 
-def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipeline: Any, poses: Any = None) -> Frame:
-    """One synchronised set → a :class:`~eps3d_ros.frames.frame.Frame` (pose looked up at the image stamp when
-    ``poses`` is given); anything unusable raises ``ValueError`` naming the problem."""
+def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipeline: Any, poses: Any = None,
+                        camera: str = "") -> Frame:
+    """One synchronised set of camera ``camera`` → a :class:`~eps3d_ros.frames.frame.Frame` (pose looked up at the
+    image stamp when ``poses`` is given); anything unusable raises ``ValueError`` naming the problem."""
     stamp = stamp_to_seconds(rgb.header.stamp)
     image = image_to_rgb(rgb)
     d = None if depth is None else image_to_depth(depth, pipeline.depth_scale, pipeline.depth_min, pipeline.depth_max)
@@ -68,7 +69,7 @@ def frame_from_messages(rgb: Image, info: CameraInfo, depth: Image | None, pipel
     if not frame_id:
         raise ValueError("the image and its camera_info have no header.frame_id: the camera frame is unknown")
     pose = poses.lookup(frame_id, stamp) if poses is not None else None
-    return Frame(stamp=stamp, rgb=image, K=K, frame_id=frame_id, depth=d, pose=pose)
+    return Frame(stamp=stamp, rgb=image, K=K, frame_id=frame_id, depth=d, pose=pose, camera=camera)
 
 
 @dataclass

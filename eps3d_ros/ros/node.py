@@ -3,14 +3,16 @@ map, input health, counters).
 
 Lifecycle (``autostart``, default true, runs configure + activate): configure loads the model folder and the
 session and creates the publishers (a failure leaves it unconfigured, saying what to pass); activate creates
-the subscriptions, the pose source and the diagnostics timer and binds the services (created on the first
-activate; a failure returns FAILURE with the reason logged and leaves it inactive); deactivate destroys the
-subscriptions, pose source and timer and unbinds the services, which then answer "not active" (the map
-stays); cleanup destroys services and publishers and frees the session; shutdown (transition, SIGINT,
-SIGTERM) also makes ``main`` return, without publishing a window still running. Threads: subscriptions offer
-frames, the session's worker reconstructs, fuses and calls back to publish; ``~/query_objects`` is answered
-from a thread of its own and reads the map's published state, so it waits neither for inference nor for this
-node's executor. Parameters the node does not declare are named at start-up with the nearest declared one.
+the subscriptions of every camera of ``input.cameras``, the pose source and the timers (diagnostics; the
+cameras' queues) and binds the services (created on the first activate; a failure returns FAILURE with the
+reason logged and leaves it inactive); deactivate destroys the subscriptions, pose source and timers and
+unbinds the services, which then answer "not active" (the map stays); cleanup destroys services and publishers
+and frees the session; shutdown (transition, SIGINT, SIGTERM) also makes ``main`` return, without publishing a
+window still running. Threads: subscriptions hand frames to the session (the core decides what becomes of
+them), its worker reconstructs, fuses and calls back to publish; ``~/query_objects`` is answered from a thread
+of its own and reads the map's published state, so it waits neither for inference nor for this node's
+executor. Timers run on the steady clock, so with ``use_sim_time`` they go on while a bag is paused. Parameters
+the node does not declare are named at start-up with the nearest declared one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -32,11 +35,11 @@ from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
 from ..process.heap import trim_heap
 from .diagnostics import session_diagnostics
-from .frame_input import FrameInput, input_topics
+from .frame_input import FrameInputs
 from .log_forwarding import forward_core_logs, stop_forwarding
 from .map_services import MapServices
-from .messages import frame_from_messages
-from .params import config_from_node, config_from_values, declare_parameters, leaves, unknown_parameters
+from .params import (config_from_node, config_from_values, declare_camera_parameters, declare_parameters, leaves,
+                     unknown_parameters)
 from .poses import make_pose_source
 from .scene_publisher import ScenePublisher
 
@@ -44,7 +47,7 @@ from .scene_publisher import ScenePublisher
 class Eps3dNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("eps3d_node", **kwargs)
-        declare_parameters(self)
+        unlisted = declare_parameters(self)
         self.declare_parameter("autostart", True)
         self.declare_parameter("input_qos", "sensor_data")  # or "reliable"
         self.session: Session | None = None
@@ -58,6 +61,8 @@ class Eps3dNode(LifecycleNode):
         for name, near in self.unknown_parameters.items():
             hint = f": did you mean '{near}'?" if near else " (ros2 param list shows the declared ones)"
             self.get_logger().error(f"unknown parameter '{name}' ignored{hint}")
+        for camera in unlisted:
+            self.get_logger().info(f"input.{camera}.* given but input.cameras does not list '{camera}': not used")
 
     @property
     def pose_source(self):
@@ -66,6 +71,7 @@ class Eps3dNode(LifecycleNode):
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
+            declare_camera_parameters(self)  # input.cameras may have changed since start
             rec = load_reconstructor(config_from_node(self))
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node unconfigured
             self.get_logger().error(f"configure failed: {e}")
@@ -81,21 +87,19 @@ class Eps3dNode(LifecycleNode):
         p = session.config.pipeline
         try:
             qos = qos_profile_sensor_data if self.get_parameter("input_qos").value == "sensor_data" else 10
-            self._poses = make_pose_source(self, session.config.output.map_frame, callback_group=self._input_group)
-            health = session.watch_inputs(input_topics(self, p.use_depth))
-            self._input = FrameInput(self, self._on_frames, p.use_depth, qos, p.sync_slop, p.sync_queue_size,
-                                     self._input_group, health.received, health.synchronised)
+            self._poses = poses = make_pose_source(self, session.config.output.map_frame, self._input_group)
+            self._input = FrameInputs(self, session, poses, qos, self._input_group)  # every camera, one group
             if self._map_services is None:  # created on the first activate, bound while active
                 self._map_services = MapServices(self, self._misc_group)
             self._map_services.bind(session, self._poses)
-            self._timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._misc_group)
+            self._timer = self.create_timer(1.0, self._publish_diagnostics, self._misc_group,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while sim time stops
         except Exception as e:  # noqa: BLE001 - every failure is reported and leaves the node inactive
             self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
             self._release_inputs()
             return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"active: {', '.join(self._input.topics.values())} (depth: {p.use_depth}), sync by "
-                               f"{self._input.backend}, poses from {self._poses.kind}, network input fitted into "
-                               f"{p.image_height}x{p.image_width}")
+        self.get_logger().info(f"active: {self._input.describe()}; sync by {self._input.backend}, poses from "
+                               f"{poses.kind}, network input fitted into {p.image_height}x{p.image_width}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -150,18 +154,6 @@ class Eps3dNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
         self._input = self._poses = self._timer = None
-
-    def _on_frames(self, rgb_msg, info_msg, depth_msg=None) -> None:
-        session, poses = self.session, self._poses
-        if session is None or self._input is None:
-            return
-        try:
-            frame = frame_from_messages(rgb_msg, info_msg, depth_msg, session.config.pipeline, poses)
-        except ValueError as e:
-            session.refuse_input(str(e))
-            self.get_logger().error(f"frame dropped: {e}", throttle_duration_sec=2.0)
-            return
-        session.offer(frame, now=self.get_clock().now().nanoseconds * 1e-9)
 
     def _on_update(self, update) -> None:
         outputs, session = self._outputs, self.session

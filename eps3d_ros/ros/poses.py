@@ -1,6 +1,7 @@
 """Camera poses in the map frame: tf2_ros where importable, else a TransformStamped topic.
 
-Both answer ``lookup(camera_frame, stamp) -> camera-to-map [4, 4] | None``. The topic fallback
+Both answer ``lookup(camera_frame, stamp) -> camera-to-map [4, 4] | None`` without blocking (a frame whose
+transform is late waits in the core, :mod:`eps3d_ros.pipeline.camera_inputs`) and ``reaches_map()``. The topic fallback
 (``camera_pose``, relative, remappable) carries ``geometry_msgs/TransformStamped`` edges with TF's
 meaning (``header.frame_id`` = parent, ``child_frame_id`` = child): ``map → camera_optical`` directly, or
 a chain such as ``map → base_link`` + ``base_link → camera_optical``. They build the same
@@ -53,6 +54,10 @@ class TopicPoses:
     def frames(self) -> set[str]:
         return self.tree.frames()
 
+    def reaches_map(self) -> bool:
+        """Has a transform with the map frame as parent arrived (so a camera's pose may come)?"""
+        return self.map_frame in self.tree.frames()
+
     def clear(self) -> None:
         self.tree.clear()
 
@@ -77,12 +82,15 @@ class TfPoses:
         from rclpy.duration import Duration
         from rclpy.time import Time
 
-        try:
+        try:  # never blocks: a frame whose transform is not there yet waits in the core's queue (input.tf_timeout)
             t = self.buffer.lookup_transform(self.map_frame, camera_frame, Time(nanoseconds=int(stamp * 1e9)),
-                                             timeout=Duration(seconds=0.05))
+                                             timeout=Duration(seconds=0.0))
         except (self._tf2.LookupException, self._tf2.ExtrapolationException, self._tf2.ConnectivityException):
             return None
         return transform_to_matrix(t.transform)
+
+    def reaches_map(self) -> bool:
+        return self.map_frame in self.buffer.all_frames_as_string()
 
     def frames(self) -> set[str]:
         import yaml

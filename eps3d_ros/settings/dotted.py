@@ -9,6 +9,8 @@ nearest known one.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -45,24 +47,53 @@ def _unknown(name: str, known: Iterable[str], what: str) -> ValueError:
 def get_dotted(config: Any, name: str) -> Any:
     target = config
     for part in name.split("."):
-        target = getattr(target, part)
+        target = _child(target, part)
     return target
+
+
+def _child(target: Any, part: str) -> Any:
+    """``target.part``, or the entry ``part`` of a keyed dict field (``input.head`` → the settings of camera head)."""
+    if dataclasses.is_dataclass(target) and part not in {f.name for f in dataclasses.fields(target)}:
+        for f in dataclasses.fields(target):
+            if f.metadata.get("keyed_by") and part in getattr(target, f.metadata["keyed_by"]):
+                return getattr(target, f.metadata["entry"])(part)
+    return getattr(target, part)
 
 
 def set_dotted(config: Any, values: Mapping[str, Any], what: str = "setting") -> Any:
     """Set the leaves ``{dotted.name: value}`` of the dataclass tree ``config`` in place (coerced to the leaf's
     type) and return it; an unknown name or a value of another type is a ``ValueError`` naming it. Nothing is
-    set when any value is wrong."""
+    set when any value is wrong. Lists that key other leaves (``input.cameras``) are read first, so that
+    ``{"input.cameras": ["head"], "input.head.use_depth": "false"}`` sets both."""
     known = config_leaves(config)
+    keys = {name: value for name, value in values.items() if name in _key_lists(config)}
+    if keys:
+        trial = copy.deepcopy(config)
+        for name, value in keys.items():
+            *path, leaf = name.split(".")
+            setattr(get_dotted(trial, ".".join(path)), leaf, _coerce(name, value, known[name], what))
+        known = config_leaves(trial)
     coerced = {}
     for name, value in values.items():
         if name not in known:
             raise _unknown(name, known, what)
         coerced[name] = _coerce(name, value, known[name], what)
-    for name, value in coerced.items():
+    for name, value in sorted(coerced.items(), key=lambda item: item[0] not in keys):  # key lists first
         *path, leaf = name.split(".")
         setattr(get_dotted(config, ".".join(path)) if path else config, leaf, value)
     return config
+
+
+def _key_lists(config: Any, prefix: str = "") -> set[str]:
+    """Dotted names of the list leaves that key other leaves (``input.cameras``)."""
+    out: set[str] = set()
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("keyed_by"):
+            out.add(f"{prefix}{f.metadata['keyed_by']}")
+        elif dataclasses.is_dataclass(value):
+            out |= _key_lists(value, f"{prefix}{f.name}.")
+    return out
 
 
 def config_from_values(values: Mapping[str, Any], base: Eps3dConfig | None = None,

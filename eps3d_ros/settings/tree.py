@@ -1,9 +1,10 @@
 """The configuration tree of the perception pipeline (what the ROS node, the CLI and config/*.yaml share):
-``model``, ``text``, ``panoptic`` (+ ``clustering``), ``pipeline``, ``output``, ``map``.
+``model``, ``text``, ``panoptic`` (+ ``clustering``), ``input`` (the cameras), ``pipeline``, ``output``, ``map``.
 
 One dataclass tree; the node declares one ROS parameter per leaf with dotted names
 (``model.weights``, ``pipeline.window_size``, ``panoptic.clustering.hdbscan.min_cluster_size`` ...), and
-``config/eps3d.yaml`` lists the same leaves.
+``config/eps3d.yaml`` lists the same leaves. Each camera's settings are leaves too: ``input.<name>.*`` for the
+names ``input.cameras`` lists (a dict field whose metadata says ``keyed_by``, see :func:`config_leaves`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..devices import check_device_name
 from ..mapping.config import MapConfig
 from ..panoptic.config import PanopticConfig
 from ..text import TextEncoderConfig
+from .cameras import InputConfig
 
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
@@ -158,6 +160,7 @@ class Eps3dConfig:
     model: ModelSourceConfig = field(default_factory=ModelSourceConfig)
     text: TextSettings = field(default_factory=TextSettings)
     panoptic: PanopticConfig = field(default_factory=PanopticConfig)
+    input: InputConfig = field(default_factory=InputConfig)  # the cameras (eps3d_ros/settings/cameras.py)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     map: MapConfig = field(default_factory=MapConfig)  # the object map (eps3d_ros.mapping), see its fields
@@ -165,19 +168,30 @@ class Eps3dConfig:
     def validate(self) -> "Eps3dConfig":
         self.model.validate()
         self.panoptic.validate()
+        self.input.validate()
         self.pipeline.validate()
         self.output.validate()
         self.map.validate()
         return self
 
+    def camera_use_depth(self, name: str) -> str:
+        """``input.<name>.use_depth``, or ``pipeline.use_depth`` where the camera does not say."""
+        return self.input.camera(name).use_depth or self.pipeline.use_depth
+
 
 def config_leaves(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{dotted.name: value}`` of every leaf of a dataclass tree (lists copied)."""
+    """``{dotted.name: value}`` of every leaf of a dataclass tree (lists copied). A dict field whose metadata names
+    ``keyed_by`` (a list field beside it) gives the leaves ``<key>.<leaf>`` of the entry of each key in that list:
+    ``input.head.use_depth`` for ``input.cameras: [head]``."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         name = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(value):
+        keyed_by = f.metadata.get("keyed_by")
+        if keyed_by:
+            for key in getattr(config, keyed_by):
+                out.update(config_leaves(getattr(config, f.metadata["entry"])(key), f"{prefix}{key}."))
+        elif dataclasses.is_dataclass(value):
             out.update(config_leaves(value, name + "."))
         else:
             out[name] = list(value) if isinstance(value, list) else value
