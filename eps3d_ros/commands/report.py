@@ -89,17 +89,19 @@ def map_table(objects: Sequence[Any], scale_known: bool, limit: int | None = Non
 def matches_table(matches: Sequence[Any]) -> str:
     if not matches:
         return "  (no match)"
-    lines = [f"  {'rank':>4} {'score':>6} {'cosine':>7}  {'id':>3}  {'label':<14} centroid (x, y, z)"]
+    lines = [f"  {'rank':>4} {'score':>6} {'relev.':>6} {'cosine':>7}  {'id':>3}  {'label':<14} centroid (x, y, z)"]
     for i, m in enumerate(matches, 1):
         c = ", ".join(f"{v:+.3f}" for v in m.object.centroid)
-        lines.append(f"  {i:>4} {m.score:>6.3f} {m.similarity:>7.3f}  {m.object.id:>3}  {m.object.label[:14]:<14} ({c})")
+        lines.append(f"  {i:>4} {m.score:>6.3f} {m.relevance:>6.3f} {m.similarity:>7.3f}  {m.object.id:>3}  "
+                     f"{m.object.label[:14]:<14} ({c})")
     return "\n".join(lines)
 
 
 def match_dict(m: Any) -> dict[str, Any]:
     o = m.object
     return {"id": int(o.id), "label": o.label, "is_thing": bool(o.is_thing), "score": round(float(m.score), 6),
-            "cosine": round(float(m.similarity), 6), "class_score": round(float(o.score), 6),
+            "relevance": round(float(m.relevance), 6), "cosine": round(float(m.similarity), 6),
+            "class_score": round(float(o.score), 6),
             "centroid": [round(float(v), 6) for v in o.centroid],
             "obb_center": [round(float(v), 6) for v in o.obb.center],
             "obb_extent": [round(float(v), 6) for v in o.obb.extent],

@@ -49,12 +49,12 @@ from typing import Any
 from ..io.map_file import load_map, save_map
 from ..mapping import MapMatch, MapUpdate, ObjectMap
 from ..panoptic.build import relabel_scene
-from ..settings.dotted import set_dotted
-from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from ..settings.dotted import get_dotted, set_dotted
+from ..settings.tree import AUTO, RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .frame_buffer import AddResult, FrameBuffer
 from .input_health import InputHealth
 from ..frames.frame import Frame
-from ..frames.intake import prepare_frame
+from ..frames.intake import enlargement, prepare_frame
 from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
 
@@ -157,9 +157,14 @@ class Session:
     def text_encoder(self) -> Any:
         return getattr(self.reconstructor, "text_encoder", None)
 
-    def query(self, text: str, max_results: int = 5, min_score: float = 0.0) -> list[MapMatch]:
-        """Map objects ranked by relevance to ``text`` (PE3R global min-max over the map's objects)."""
-        return self._map.query(text, text_encoder=self.text_encoder, max_results=max_results, min_score=min_score)
+    def query(self, text: str, max_results: int = 5, min_score: float = 0.0,
+              min_relevance: float | None = None) -> list[MapMatch]:
+        """Map objects ranked by relevance to ``text`` (PE3R global min-max over the map's objects) whose calibrated
+        relevance reaches ``min_relevance`` (None: ``panoptic.min_relevance`` in force); empty: no object matches."""
+        if min_relevance is None:
+            min_relevance = self._config.panoptic.relevance_threshold
+        return self._map.query(text, text_encoder=self.text_encoder, max_results=max_results, min_score=min_score,
+                               min_relevance=min_relevance)
 
     def stats(self) -> dict[str, Any]:
         """For diagnostics: buffer, worker, map and session counters."""
@@ -241,10 +246,11 @@ class Session:
 
         A new vocabulary (or stuff list, or unknown threshold) relabels the latest scene and the map on the
         worker thread, after the windows already queued."""
-        new = _checked(copy.deepcopy(config))
-        if not new.pipeline.image_height:
-            new.pipeline.image_height, new.pipeline.image_width = (self._config.pipeline.image_height,
-                                                                   self._config.pipeline.image_width)
+        new = copy.deepcopy(config)
+        for name, auto in AUTO.items():  # left to the model folder: what it filled in stays
+            if get_dotted(new, name) == auto:
+                set_dotted(new, {name: get_dotted(self._config, name)})
+        new = _checked(new)
         old_leaves, new_leaves = config_leaves(self._config), config_leaves(new)
         changed = {k for k in new_leaves if new_leaves[k] != old_leaves[k]}
         live = changed & RUNTIME_SETTINGS

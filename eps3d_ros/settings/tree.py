@@ -21,7 +21,7 @@ from ..text import TextEncoderConfig
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
 AUTO = {"text.encoder": "", "text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
-        "panoptic.clustering.hdbscan.min_cluster_size": 0}
+        "panoptic.clustering.hdbscan.min_cluster_size": 0, "panoptic.min_relevance": -1.0}
 # Settings that had another name before: model folders (bundle.json) and scene files written then still say so.
 RENAMED = {f"panoptic.clustering.{name}": f"panoptic.clustering.hdbscan.{name}"
            for name in ("min_cluster_size", "min_subsample_cluster", "min_samples", "allow_single_cluster", "backend")}
@@ -29,9 +29,12 @@ USE_DEPTH = ("auto", "true", "false")
 # Settings that may change while a session runs (a new config object is swapped in); the rest need a new
 # session (the node: a reconfigure).
 RUNTIME_SETTINGS = frozenset({
-    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold",
+    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold", "panoptic.min_relevance",
     "output.max_cloud_points", "output.min_opacity", "pipeline.every_n_frames",
 } | {f"map.{f.name}" for f in dataclasses.fields(MapConfig)})
+# Settings fixed when the process starts (the node declares them read-only): where the map services may write
+# and read must not be widened by anyone who can set a parameter on the ROS domain.
+START_ONLY_SETTINGS = frozenset({"map.directory", "map.allow_any_path"})
 
 
 @dataclass
