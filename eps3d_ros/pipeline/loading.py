@@ -129,6 +129,22 @@ def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
     return Reconstructor(model, text, cfg, bundle)
 
 
+def check_text_weights(config: Eps3dConfig) -> None:
+    """Fail now, before frames are read or the network loads, when the run's CLIP text weights cannot be had (an
+    offline robot without the file): :class:`~eps3d_ros.text.clip.TextEncoderUnavailable` names the file and the
+    settings that pass it. Cheap: only the weights file is looked up (the hub cache, a local path)."""
+    bundle = ModelBundle.load(config.model.weights) if config.model.weights else None
+    _, text_config, _ = resolve_config(config, bundle)
+    if text_config.encoder != DEFAULT_TEXT_ENCODER or not text_config.pretrained:
+        return
+    from ..text.clip import import_open_clip, register_tiny_test_model, resolve_clip_weights
+
+    arch = text_config.model.replace("/", "-")
+    if arch == TINY_TEST_MODEL:
+        register_tiny_test_model(arch)
+    resolve_clip_weights(import_open_clip(), arch, text_config)
+
+
 def release_cuda_cache() -> None:
     """Give cached CUDA memory back (deactivate / cleanup); nothing without CUDA."""
     if torch.cuda.is_available():
