@@ -189,6 +189,30 @@ def test_configure_fails_cleanly_without_weights() -> None:
         h.close()
 
 
+def test_configure_refuses_a_window_that_cannot_fit() -> None:
+    """pipeline.max_memory_mb below the window's estimate: configure fails before the network loads, saying the
+    estimate and the fix; the node stays unconfigured (and running)."""
+    from eps3d_ros.pipeline.loading import load_reconstructor
+    from eps3d_ros.pipeline.memory import MemoryLimitError, estimate_window_memory
+    from eps3d_ros.settings.tree import Eps3dConfig
+
+    cfg = Eps3dConfig()
+    cfg.model.allow_random_weights = True
+    cfg.pipeline.window_size, cfg.pipeline.image_height, cfg.pipeline.image_width = 4, 448, 448
+    cfg.pipeline.max_memory_mb = 1000.0
+    need = estimate_window_memory(4, 448, 448).total_bytes / 2**30
+    assert 2.4 < need < 2.6  # 2601 MiB measured for 4 x 448² with the demo model
+    with pytest.raises(MemoryLimitError, match=rf"a window of 4 view\(s\) of 448x448 \(HxW\) needs about {need:.1f} GiB "
+                                               r"but 1.0 GiB is the limit \(pipeline.max_memory_mb\).*at most 1 at this size"):
+        load_reconstructor(cfg)
+    h = Harness(namespace="too_big", **{"pipeline.max_memory_mb": 1000.0, "pipeline.image_height": 448,
+                                        "pipeline.image_width": 448, "pipeline.window_size": 4})
+    try:
+        assert h.node.session is None and h.node._map_services is None and h.node._input is None
+    finally:
+        h.close()
+
+
 def test_separate_client_is_answered_while_inference_runs(scene) -> None:
     """A client in another process queries while a reconstruction is in the middle of running: every call is
     answered before that run finishes, so the service never waits for inference.
