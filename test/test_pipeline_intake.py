@@ -7,12 +7,16 @@ import pytest
 
 from eps3d_ros.frames.frame import Frame
 from eps3d_ros.frames.intake import (
+    MIN_IMAGE_SIDE,
+    check_image_size,
+    enlargement,
     fit_frame,
     network_size,
     prepare_frame,
     select_indices,
     select_keyframes,
     window_frames,
+    window_size_of,
 )
 
 
@@ -121,12 +125,19 @@ def test_a_window_mixing_512x384_and_1280x960_gets_one_network_size() -> None:
     for src, g in zip((small, big), out):
         c = 112 / src.width
         np.testing.assert_allclose(g.K[:2, :2], src.K[:2, :2] * c, rtol=1e-12)
-    # another aspect in the window: fitted (cover + crop) to the newest frame's size, never stretched
+    # another aspect in the window: fitted (cover + crop) to the size most frames have, never stretched, whatever
+    # the order (an odd newest frame does not crop the others)
     wide = _frame(360, 640, stamp=3.0, seed=2)
     out = window_frames([small, big, wide], (112, 112))
-    assert {f.size for f in out} == {(56, 112)}
+    assert {f.size for f in out} == {(84, 112)}
     for src, g in zip((small, big, wide), out):
         assert g.K[0, 0] / g.K[1, 1] == pytest.approx(src.K[0, 0] / src.K[1, 1], abs=1e-12)
+    portrait = _frame(640, 480, stamp=4.0, seed=3)
+    for order in ([small, big, portrait], [portrait, small, big], [big, portrait, small]):
+        assert {f.size for f in window_frames(order, (112, 112))} == {(84, 112)}
+    # a tie: the larger network area, then the wider, in any order
+    assert window_size_of([(56, 112), (84, 112)]) == window_size_of([(84, 112), (56, 112)]) == (84, 112)
+    assert window_size_of([(112, 84), (84, 112)]) == window_size_of([(84, 112), (112, 84)]) == (84, 112)
     with pytest.raises(ValueError, match="empty window"):
         window_frames([], (112, 112))
 
@@ -152,3 +163,33 @@ def test_select_indices_spreads_over_a_recording() -> None:
     assert select_indices(10, max_views=3) == [0, 4, 9] and select_indices(10, every=3) == [0, 3, 6, 9]
     with pytest.raises(ValueError):
         select_indices(5, every=0)
+
+
+def test_frames_below_the_minimum_size_are_refused_by_name() -> None:
+    assert MIN_IMAGE_SIDE == 32
+    with pytest.raises(ValueError, match=r"the frame at 1.500 s is 1x1 pixels \(WxH\): frames need at least 32"):
+        prepare_frame(_frame(1, 1, stamp=1.5), (112, 112))
+    with pytest.raises(ValueError, match="is 640x31 pixels"):
+        check_image_size(31, 640)
+    assert prepare_frame(_frame(32, 32), (112, 112)).size == (112, 112)
+    assert enlargement(32, 32, 112, 112) == 3.5 and enlargement(480, 640, 84, 112) == 1.0
+
+
+def test_a_session_refuses_a_tiny_frame_and_keeps_going() -> None:
+    """The node's intake (Session.offer): a 1x1 image is refused, counted and said; the next good frame is taken."""
+    from eps3d_ros.pipeline.session import Session
+    from eps3d_ros.settings.tree import Eps3dConfig
+
+    cfg = Eps3dConfig()
+    cfg.pipeline.image_height, cfg.pipeline.image_width = 84, 112
+    class NeverRun:  # two frames make no window: nothing is reconstructed here
+        def run(self, frames, *args, **kwargs):
+            raise AssertionError("no window expected")
+
+    session = Session(cfg, NeverRun())
+    try:
+        assert not session.offer(_frame(1, 1, stamp=1.0))
+        assert session.last_offer.reason == "too_small" and "1x1 pixels" in session.last_offer.message
+        assert session.offer(_frame(84, 112, stamp=2.0))
+    finally:
+        session.close()

@@ -190,8 +190,21 @@ class Session:
             return False
         health = self.health
         (health.without_pose if frame.pose is None else health.with_pose)(frame.frame_id)
-        frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
-        result = self.buffer.offer(frame, now)
+        box = (self._config.pipeline.image_height, self._config.pipeline.image_width)
+        try:
+            prepared = prepare_frame(frame, box)
+        except ValueError as e:  # too small to hold anything: refused, counted, said
+            result = self.last_offer = AddResult(False, "too_small", str(e))
+            health.refused(result.reason, result.message)
+            self._note("buffer:too_small", result.message, logging.WARNING, every_s=5.0)
+            return False
+        factor = enlargement(frame.height, frame.width, prepared.height, prepared.width)
+        if factor > 1.0:
+            self._note("enlarged", f"frames of {frame.width}x{frame.height} are enlarged {factor:.1f}x to "
+                                   f"{prepared.width}x{prepared.height} (WxH) for the network: no detail is gained, "
+                                   "only memory and time (pipeline.image_height / image_width set the box)",
+                       logging.WARNING, every_s=600.0)
+        result = self.buffer.offer(prepared, now)
         self.last_offer = result
         if result.accepted:
             health.used(frame.stamp)
