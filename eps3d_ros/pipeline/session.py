@@ -282,10 +282,11 @@ class Session:
                 self._worker.call(self._relabel)
         return ConfigChange(tuple(sorted(live)), tuple(sorted(pending)))
 
-    def save_map(self, path: str | Path, info: dict[str, Any] | None = None) -> Path:
+    def save_map(self, path: str | Path, info: dict[str, Any] | None = None, replace: str = "map") -> Path:
         """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.io.map_file`); ``info``: what
-        it was built from, for the file's header."""
-        return save_map(path, self._map, info)
+        it was built from, for the file's header; ``replace``: which existing file may be replaced ("map": only a
+        map file, "scene": any eps3d scene file; never another file)."""
+        return save_map(path, self._map, info, replace)
 
     def load_map(self, path: str | Path) -> ObjectMap:
         """Replace the map with a saved one (same ids, labels, centroids); new windows fuse into it."""

@@ -162,13 +162,33 @@ class TextSettings(TextEncoderConfig):
 
 
 @dataclass
+class MapSettings(MapConfig):
+    """The node's object map: the map's rules (:class:`~eps3d_ros.mapping.config.MapConfig`) and where its map
+    services may write and read (eps3d_ros/io/map_paths.py). Set at start only: a client on the ROS domain must
+    not be able to widen them with a parameter change."""
+
+    # ~/save_map and ~/load_map take names or paths inside this folder ("" = $ROS_HOME/eps3d_maps, i.e.
+    # ~/.ros/eps3d_maps when ROS_HOME is unset); created on the first save
+    directory: str = ""
+    allow_any_path: bool = False  # true: any path the node's user may write or read (a trusted domain only)
+
+    def validate(self) -> "MapSettings":
+        super().validate()
+        if not isinstance(self.directory, str):
+            raise ValueError(f"map.directory must be a folder path (a string), got {self.directory!r}")
+        if not isinstance(self.allow_any_path, bool):
+            raise ValueError(f"map.allow_any_path must be true or false, got {self.allow_any_path!r}")
+        return self
+
+
+@dataclass
 class Eps3dConfig:
     model: ModelSourceConfig = field(default_factory=ModelSourceConfig)
     text: TextSettings = field(default_factory=TextSettings)
     panoptic: PanopticConfig = field(default_factory=PanopticConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    map: MapConfig = field(default_factory=MapConfig)  # the object map (eps3d_ros.mapping), see its fields
+    map: MapSettings = field(default_factory=MapSettings)  # the object map (eps3d_ros.mapping) and its files
 
     def validate(self) -> "Eps3dConfig":
         self.model.validate()
