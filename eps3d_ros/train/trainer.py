@@ -579,9 +579,9 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Resume from a run's ``checkpoint.pt`` or from a slim resume state (:mod:`.resume_state`)."""
-        from .resume_state import RESUME_FORMAT, read_resume_state
+        from .resume_state import RESUME_FORMAT, load_training_state, read_resume_state
 
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_training_state(path, map_location=self.device)
         if state.get("format") == RESUME_FORMAT:
             state = read_resume_state(path, map_location=self.device)
         if state.get("format") != CHECKPOINT_FORMAT:
