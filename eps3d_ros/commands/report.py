@@ -53,16 +53,20 @@ def units(scale_known: bool) -> str:
     return "m" if scale_known else "scene units, scale unknown"
 
 
-def objects_table(scene: Any, scale_known: bool, limit: int | None = None) -> str:
+def objects_table(scene: Any, scale_known: bool, limit: int | None = None,
+                  seen: dict[int, int] | None = None) -> str:
+    """A scene's objects: id, label, kind, score, (windows seen, for a map file's ``seen``), points, centroid, box."""
     objs = list(scene.objects)[:limit] if limit else list(scene.objects)
     if not objs:
         return "  (no objects)"
-    lines = [f"  {'id':>3}  {'label':<14} {'kind':<5} {'score':>5} {'points':>7}  {'centroid (x, y, z)':<26} "
+    head_seen = f" {'seen':>4}" if seen is not None else ""
+    lines = [f"  {'id':>3}  {'label':<14} {'kind':<5} {'score':>5}{head_seen} {'points':>7}  {'centroid (x, y, z)':<26} "
              f"size [{units(scale_known).split(',')[0]}]"]
     for o in objs:
         c = ", ".join(f"{v:+.2f}" for v in o.centroid)
         e = " x ".join(f"{v:.2f}" for v in sorted(o.obb.extent, reverse=True))
-        lines.append(f"  {o.id:>3}  {o.label[:14]:<14} {'thing' if o.is_thing else 'stuff':<5} {o.score:>5.2f} "
+        n_seen = f" {seen.get(o.id, 0):>4}" if seen is not None else ""
+        lines.append(f"  {o.id:>3}  {o.label[:14]:<14} {'thing' if o.is_thing else 'stuff':<5} {o.score:>5.2f}{n_seen} "
                      f"{o.num_points:>7}  ({c}){'':<{max(0, 24 - len(c))}} {e}")
     if limit and len(scene.objects) > limit:
         lines.append(f"  ... {len(scene.objects) - limit} more")
