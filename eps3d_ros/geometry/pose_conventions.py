@@ -163,8 +163,8 @@ def depth_convention_warning(poses: np.ndarray, depths: Sequence[np.ndarray], Ks
             given <= scores[best] - _DEPTH_MARGIN and 1 - given >= 3 * (1 - scores[best]))):
         what, fix = CONVENTIONS[best]
         return (f"the poses do not look like OpenCV camera-to-world: read so, the measured depth of the views "
-                f"agrees for {given:.0%} of the points they share, read as {what} for {scores[best]:.0%}. Convert "
-                f"them: {fix}")
+                f"agrees for {given:.0%} of the points they share; they look like {what} (then {scores[best]:.0%}). "
+                f"Convert them: {fix}")
     return "" if not math.isnan(given) and given >= _DEPTH_AGREES else None
 
 
