@@ -129,3 +129,20 @@ def test_node_services_refuse_paths_outside_the_map_directory(tmp_path: Path, ma
         client.close()
         assert stop_node(node) == 0
     assert not os.path.exists(tmp_path / "room.eps3d")
+
+
+def test_the_map_directory_cannot_be_changed_once_the_node_runs(tmp_path: Path) -> None:
+    """map.directory and map.allow_any_path are read-only parameters: a client on the domain cannot widen them."""
+    from rclpy.parameter import Parameter
+
+    from helpers.node_harness import Harness
+
+    h = Harness(namespace="readonly", **{"map.directory": str(tmp_path)})
+    try:
+        for name, value in (("map.directory", "/"), ("map.allow_any_path", True)):
+            [result] = h.node.set_parameters([Parameter(name, value=value)])
+            assert not result.successful and "read-only" in result.reason, (name, result.reason)
+        assert h.node.get_parameter("map.directory").value == str(tmp_path)
+        assert h.node.get_parameter("map.allow_any_path").value is False
+    finally:
+        h.close()
