@@ -103,6 +103,46 @@ def test_missing_files_and_corrupt_files(tmp_path: Path) -> None:
         EPS3D.from_pretrained(tmp_path / "foreign.safetensors")
 
 
+class _RunsCode:
+    """Unpickling this calls ``os.system``: what a malicious checkpoint carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path: Path) -> None:
+    """weights_only: building anything but tensors and plain containers is refused, with the reason, before any
+    code of the file runs (the marker file is never created)."""
+    marker = tmp_path / "ran"
+    sd = EPS3D(EPS3DConfig.from_preset("tiny")).state_dict()
+    torch.save({"model": sd, "payload": _RunsCode(marker)}, tmp_path / "model.pt")
+    for source in (tmp_path / "model.pt", tmp_path):
+        with pytest.raises(CheckpointError, match=r"model.pt: refused: this checkpoint's pickle would create or call "
+                                                  r"something other than tensors .*'posix.system'.*weights_only=True"):
+            EPS3D.from_pretrained(source)
+    code, _, err = _cli(["inspect-checkpoint", str(tmp_path / "model.pt")])
+    assert code == 2 and "refused" in err
+    assert not marker.exists()
+    # the same state dict without the payload loads
+    torch.save({"model": sd, "step": 3}, tmp_path / "model.pt")
+    assert EPS3D.from_pretrained(tmp_path / "model.pt").load_report.missing == []
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
 def vggt_state_dict(model: EPS3D) -> dict[str, torch.Tensor]:
     """What a VGGT checkpoint holds: aggregator, camera and depth heads (+ heads we do not use)."""
     sd = {k.removeprefix("encoder."): v for k, v in model.state_dict().items()

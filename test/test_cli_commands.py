@@ -99,14 +99,18 @@ def test_run_on_images_writes_a_scene_file(scene_file, model_dir) -> None:
 
 
 def test_query(scene_file) -> None:
-    code, out, _ = call(["query", scene_file, "chair", "--top", "2", "--json"])
+    # random weights: only the ranking is meaningful, so every object is ranked (--min-relevance 0)
+    code, out, _ = call(["query", scene_file, "chair", "--top", "2", "--json", "--min-relevance", "0"])
     assert code == 0
     r = json.loads(out)
     assert r["text"] == "chair" and r["frame_id"] == "camera" and not r["scale_known"]
     assert 1 <= len(r["matches"]) <= 2 and r["matches"][0]["score"] == 1.0
-    assert set(r["matches"][0]) >= {"id", "label", "centroid", "obb_extent", "num_points"}
-    code, out, _ = call(["query", scene_file, "chair"])
-    assert code == 0 and "'chair' in" in out and "rank" in out
+    assert set(r["matches"][0]) >= {"id", "label", "centroid", "obb_extent", "num_points", "relevance"}
+    assert r["min_relevance"] == 0 and not r["no_match"] and r["closest"]["relevance"] >= r["matches"][0]["relevance"]
+    code, out, _ = call(["query", scene_file, "chair", "--min-relevance", "0"])
+    assert code == 0 and "'chair' in" in out and "rank" in out and "relev." in out
+    code, out, _ = call(["query", scene_file, "chair", "--min-relevance", "1"])
+    assert code == 1 and out.startswith("no object matches 'chair' (closest: #")
 
 
 def test_query_without_objects_exits_1(scene_file, tmp_path) -> None:
@@ -116,7 +120,7 @@ def test_query_without_objects_exits_1(scene_file, tmp_path) -> None:
     empty = dataclasses.replace(sf, scene=dataclasses.replace(sf.scene, objects=()))
     save_scene(tmp_path / "empty.eps3d", empty)
     code, out, _ = call(["query", tmp_path / "empty.eps3d", "mug"])
-    assert code == 1 and "(no match)" in out
+    assert code == 1 and out.startswith("no object matches 'mug'")
 
 
 def test_export_ply_is_read_back(scene_file, tmp_path) -> None:
@@ -158,7 +162,7 @@ def test_run_on_a_bag_with_depth_and_tf_is_metric(model_dir, tmp_path) -> None:
     assert code == 0, err
     r = json.loads(out)
     assert r["frames"] == 3 and r["size"] == [42, 56] and r["frame_id"] == "map" and r["scale_known"]
-    assert r["kind"] == "map" and r["windows"] == 1 and r["topics"]["depth"] == "/camera/depth/image"
+    assert r["kind"] == "map" and r["windows"]["fused"] == 1 and r["topics"]["depth"] == "/camera/depth/image"
     assert "rgb: /camera/rgb/image" in err and "depth: yes, poses: yes" in err
     sf = load_scene(tmp_path / "bag.eps3d")  # a map file is a scene file
     assert sf.scale_known and sf.info["topics"]["depth"] == "/camera/depth/image" and sf.info["map"]["fused"]
@@ -174,7 +178,7 @@ def test_demo_end_to_end(model_dir, tmp_path) -> None:
                                  "--query", "red mug", "--top", "2", *FAST])
     assert code == 0, stderr
     for text in ("input: synthetic scene seed 100000: 2 views of 56x56 (HxW) with depth and camera poses", "ground truth:",
-                 "objects in 'map' (m;", "query 'red mug' (top 2):", "timings:", "generate scene", "load model",
+                 "objects in 'map' (m;", "query 'red mug' (top 2, relevance >= 0.5):", "timings:", "generate scene", "load model",
                  "network", "panoptic", "render PNGs", "write PLY", "ground truth vs found (same class",
                  "found; found things matched to no true object:"):
         assert text in stdout, text
@@ -337,10 +341,12 @@ def test_run_builds_a_map_window_by_window_and_the_scene_commands_read_it(model_
                                  "--model", model_dir, "--out", out, "--no-progress", "--json", *FAST])
     assert code == 0, stderr
     r = json.loads(stdout)
-    assert (r["kind"], r["windows"], r["frames"], r["frame_id"], r["fused"]) == ("map", 3, 12, "map", True)
+    assert (r["kind"], r["frames"], r["frame_id"], r["fused"]) == ("map", 12, "map", True)
+    assert r["windows"] == {"reconstructed": 3, "fused": 3, "camera_frame": 0, "latest_only": 0, "in_file": 3}
     m = load_map(out)
     assert len(m.objects) == r["objects"] > 0 and max(o.observations for o in m.objects) >= 2
-    code, text, _ = call(["query", out, "chair", "--json"])
+    assert [o["id"] for o in r["object_table"]] == [o.id for o in m.objects]
+    code, text, _ = call(["query", out, "chair", "--json", "--min-relevance", "0"])
     assert code == 0 and json.loads(text)["frame_id"] == "map"
     assert call(["export", out, "--ply", tmp_path / "room.ply"])[0] == 0
     code, text, _ = call(["render", out, "--out", tmp_path / "renders", "--views", "0"])

@@ -212,6 +212,18 @@ def test_scannetpp_dslr_geometry_semantics_and_objects(tmp_path) -> None:
     save_png(tmp_path / "semantics_2d" / "semantics" / "0a7cc12c0e" / "DSC00002.JPG.png", bad)
     with pytest.raises(DatasetError, match=r"DSC00002\.JPG\.png: unknown label id\(s\) \[9\]"):
         scene.frame(1)
+    # object-id files are read without running code: numpy arrays (numpy 2 or 1 names) only
+    import os
+    import torch
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    torch.save({"ids": RunsCode()}, tmp_path / "semantics_2d" / "obj_ids" / "0a7cc12c0e" / "DSC00001.JPG.pth")
+    with pytest.raises(DatasetError, match=r"DSC00001\.JPG\.pth: refused: not a plain numpy array"):
+        scene.frame(0)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_scannetpp_refuses_fisheye_only(tmp_path) -> None:
@@ -356,3 +368,29 @@ def test_transforms_and_tum_bad_trees(tmp_path) -> None:
     (tum / "groundtruth.txt").write_text("\n".join(gt) + "\n")
     with pytest.raises(DatasetError, match=r"groundtruth\.txt \(pose of .*\): quaternion is zero, NaN"):
         open_dataset("transforms", tum).scene().frame(1)
+
+
+def test_object_id_files_of_numpy_1_and_2_load_without_pickle_code(tmp_path) -> None:
+    """The ScanNet++ toolkit saves numpy arrays with torch.save; files written under numpy 1 name its array
+    reconstructor numpy.core.multiarray, under numpy 2 numpy._core.multiarray: both are allowed, nothing else."""
+    import io
+    import zipfile
+
+    import torch
+
+    from eps3d_ros.data.scannetpp import load_numpy_pth
+
+    a = np.arange(12, dtype=np.int64).reshape(3, 4)
+    buf = io.BytesIO()
+    torch.save(a, buf)
+    (tmp_path / "new.pth").write_bytes(buf.getvalue())
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(tmp_path / "old.pth", "w") as out:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("data.pkl"):
+                assert b"numpy._core.multiarray" in data
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            out.writestr(name, data)
+    for name in ("new.pth", "old.pth"):
+        np.testing.assert_array_equal(load_numpy_pth(tmp_path / name), a)

@@ -84,14 +84,14 @@ def test_image_folder_errors(tmp_path) -> None:
         frames_from_images(bad, box=(28, 28))
     mixed = tmp_path / "mixed"
     mixed.mkdir()
-    _png(mixed / "1.png", np.zeros((20, 30, 3), np.uint8))
-    _png(mixed / "2.png", np.zeros((30, 20, 3), np.uint8))
+    _png(mixed / "1.png", np.zeros((40, 60, 3), np.uint8))
+    _png(mixed / "2.png", np.zeros((60, 40, 3), np.uint8))
     with pytest.raises(FrameSourceError, match="counts must agree"):
         frames_from_images(mixed, box=(28, 28), depth_folder=REDWOOD / "depth")
     with pytest.raises(FrameSourceError, match="not a folder"):
         frames_from_images(mixed / "1.png", box=(28, 28))
     with pytest.raises(FrameSourceError, match="another aspect"):  # one K for images of two shapes
-        frames_from_images(mixed, box=(28, 28), K=guess_intrinsics(20, 30))
+        frames_from_images(mixed, box=(28, 28), K=guess_intrinsics(40, 60))
 
 
 def test_images_of_several_sizes_are_each_fitted_with_their_aspect(tmp_path) -> None:
@@ -110,9 +110,9 @@ def test_images_of_several_sizes_are_each_fitted_with_their_aspect(tmp_path) -> 
 def test_image_modes_and_natural_order(tmp_path) -> None:
     d = tmp_path / "imgs"
     d.mkdir()
-    _png(d / "img10.png", np.full((28, 28), 200, np.uint8))  # grey
-    Image.fromarray(np.full((28, 28, 4), 100, np.uint8), "RGBA").save(d / "img2.png")
-    Image.fromarray(np.full((28, 28), 65535, np.uint16)).save(d / "img1.png")  # 16-bit grey
+    _png(d / "img10.png", np.full((32, 32), 200, np.uint8))  # grey (32: the smallest frame taken)
+    Image.fromarray(np.full((32, 32, 4), 100, np.uint8), "RGBA").save(d / "img2.png")
+    Image.fromarray(np.full((32, 32), 65535, np.uint16)).save(d / "img1.png")  # 16-bit grey, not depth-like
     fs = frames_from_images(d, box=(28, 28))
     assert [f.rgb[0, 0, 0] for f in fs.frames] == [255, 100, 200]  # img1, img2, img10
 

@@ -53,17 +53,21 @@ REQUEST_FIELDS = {
     "text": "string",
     "max_results": "uint32",
     "min_score": "float",
+    "min_relevance": "float",
     "target_frame": "string",
     "return_clouds": "boolean",
 }
 RESPONSE_FIELDS = {
     "success": "boolean",
     "message": "string",
+    "no_match": "boolean",
+    "min_relevance": "float",
     "scene_stamp": "builtin_interfaces/Time",
     "header": "std_msgs/Header",
     "scale_known": "boolean",
     "objects": "sequence<eps3d_ros/Object3D>",
     "scores": "sequence<float>",
+    "relevances": "sequence<float>",
     "clouds": "sequence<sensor_msgs/PointCloud2>",
 }
 
@@ -176,6 +180,7 @@ def test_defaults():
     assert o.box_pose.orientation.w == 1.0  # geometry_msgs/Quaternion defaults to identity
     req = QueryObjects.Request()
     assert (req.text, req.max_results, req.min_score, req.target_frame, req.return_clouds) == ("", 0, 0.0, "", False)
+    assert req.min_relevance == -1.0  # the node's panoptic.min_relevance
     assert list(QueryObjects.Response().objects) == []
 
 

@@ -83,7 +83,7 @@ def test_query_ranks_by_pe3r_min_max() -> None:
     by_emb = m.query(torch.from_numpy(t), max_results=3)
     assert [r.object.id for r in by_emb] == [r.object.id for r in res[:3]]
     # the map as a scene answers the same
-    scene_res = m.to_scene().query("mug", max_results=10)
+    scene_res = m.to_scene().query("mug", max_results=10, min_relevance=0.0)
     assert [r.object.id for r in scene_res] == [r.object.id for r in res]
     np.testing.assert_allclose([r.score for r in scene_res], [r.score for r in res], atol=1e-5)
     with pytest.raises(ValueError, match="empty query"):

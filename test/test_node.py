@@ -86,6 +86,18 @@ def test_queries_answer_from_the_map(harness, scene) -> None:
         bad = harness.ask(text)
         assert not bad.success and fragment in bad.message
     assert harness.ask("tasse à café ☕").success  # non-ASCII is a valid description
+    # the calibrated relevance: every object ranked at 0, none reaches 1 ("no object matches", still answered)
+    ranked = harness.ask("mug", max_results=0, min_relevance=0.0)
+    assert ranked.success and not ranked.no_match and ranked.min_relevance == 0.0
+    assert len(ranked.relevances) == len(ranked.objects) == len(harness.node.session.map.objects)
+    assert all(0.0 < v < 1.0 for v in ranked.relevances)
+    none = harness.ask("mug", min_relevance=1.0)
+    assert none.success and none.no_match and list(none.objects) == [] and none.min_relevance == 1.0
+    assert none.message.startswith("no object matches 'mug' (closest: #")
+    default = harness.ask("mug", max_results=0)  # the node's panoptic.min_relevance (0.5 here)
+    assert default.min_relevance == 0.5 and all(v >= 0.5 for v in default.relevances)
+    assert default.no_match == (len(default.objects) == 0)
+    assert not harness.ask("mug", min_relevance=1.5).success
     moved = harness.ask("mug", target_frame=CAMERA)
     assert moved.success and moved.header.frame_id == CAMERA
     unknown = harness.ask("mug", target_frame="nowhere")
@@ -184,6 +196,30 @@ def test_configure_fails_cleanly_without_weights() -> None:
     h = Harness(namespace="no_weights", **{"model.allow_random_weights": False})
     try:
         # configure failed (logged): unconfigured, nothing loaded, no subscriptions or services
+        assert h.node.session is None and h.node._map_services is None and h.node._input is None
+    finally:
+        h.close()
+
+
+def test_configure_refuses_a_window_that_cannot_fit() -> None:
+    """pipeline.max_memory_mb below the window's estimate: configure fails before the network loads, saying the
+    estimate and the fix; the node stays unconfigured (and running)."""
+    from eps3d_ros.pipeline.loading import load_reconstructor
+    from eps3d_ros.pipeline.memory import MemoryLimitError, estimate_window_memory
+    from eps3d_ros.settings.tree import Eps3dConfig
+
+    cfg = Eps3dConfig()
+    cfg.model.allow_random_weights = True
+    cfg.pipeline.window_size, cfg.pipeline.image_height, cfg.pipeline.image_width = 4, 448, 448
+    cfg.pipeline.max_memory_mb = 1000.0
+    need = estimate_window_memory(4, 448, 448).total_bytes / 2**30
+    assert 2.4 < need < 2.6  # 2601 MiB measured for 4 x 448² with the demo model
+    with pytest.raises(MemoryLimitError, match=rf"a window of 4 view\(s\) of 448x448 \(HxW\) needs about {need:.1f} GiB "
+                                               r"but 1.0 GiB is the limit \(pipeline.max_memory_mb\).*at most 1 at this size"):
+        load_reconstructor(cfg)
+    h = Harness(namespace="too_big", **{"pipeline.max_memory_mb": 1000.0, "pipeline.image_height": 448,
+                                        "pipeline.image_width": 448, "pipeline.window_size": 4})
+    try:
         assert h.node.session is None and h.node._map_services is None and h.node._input is None
     finally:
         h.close()
@@ -410,7 +446,7 @@ def test_max_results_zero_means_no_limit_and_texts_are_echoed_safely(harness, sc
         harness.send(scene, i, 80.0 + 0.5 * i)
     assert harness.wait_for(lambda: harness.node.session.map.objects, 120)
     n = len(harness.node.session.map.objects)
-    r = harness.ask("mug", max_results=0)  # QueryObjects.srv: 0 = no limit
+    r = harness.ask("mug", max_results=0, min_relevance=0.0)  # QueryObjects.srv: 0 = no limit; 0: every object
     assert r.success and len(r.objects) == n
     r = harness.ask("mug\x1b[2J\x07", max_results=1)
     assert r.success and "\x1b" not in r.message and "\\x1b" in r.message

@@ -25,7 +25,7 @@ def objects_by_id(msg) -> dict:
 def test_stable_ids_and_save_load_across_node_processes(tmp_path) -> None:
     seq = generate_sequence(2, num_frames=16, height=112, width=112)
     frames = list(seq.frames("camera_optical"))
-    node = start_node(tmp_path / "a.log", PARAMS, "/mapa")
+    node = start_node(tmp_path / "a.log", {**PARAMS, "map.directory": str(tmp_path)}, "/mapa")
     client = NodeClient("/mapa")
     try:
         assert client.query.wait_for_service(timeout_sec=120), (tmp_path / "a.log").read_text()[-3000:]
@@ -55,7 +55,7 @@ def test_stable_ids_and_save_load_across_node_processes(tmp_path) -> None:
     finally:
         client.close()
         assert stop_node(node) == 0
-    node = start_node(tmp_path / "b.log", {"model.weights": str(DEMO)}, "/mapb")
+    node = start_node(tmp_path / "b.log", {"model.weights": str(DEMO), "map.directory": str(tmp_path)}, "/mapb")
     client = NodeClient("/mapb")
     try:
         r = client.call(client.load_map, LoadMap.Request(path=str(tmp_path / "room.eps3d")))

@@ -7,6 +7,9 @@ import pytest
 
 from eps3d_ros.frames.frame import Frame
 from eps3d_ros.frames.intake import (
+    MIN_IMAGE_SIDE,
+    check_image_size,
+    enlargement,
     fit_frame,
     network_size,
     prepare_frame,
@@ -15,7 +18,7 @@ from eps3d_ros.frames.intake import (
     select_window,
     views_per_camera,
     window_frames,
-    window_network_size,
+    window_size_of,
 )
 
 
@@ -125,17 +128,22 @@ def test_a_window_mixing_512x384_and_1280x960_gets_one_network_size() -> None:
         c = 112 / src.width
         np.testing.assert_allclose(g.K[:2, :2], src.K[:2, :2] * c, rtol=1e-12)
     # another aspect in the window (a 16:9 wrist camera beside a 4:3 head): all fitted (cover + crop) to the
-    # largest network size of the window, never stretched, whichever frame is newest
+    # largest network size of the window, never stretched, in any order
     wide = _frame(360, 640, stamp=3.0, seed=2)
     for window in ([small, big, wide], [wide, small]):
         out = window_frames(window, (112, 112))
-        assert {f.size for f in out} == {(84, 112)} and window_network_size(window, (112, 112)) == (84, 112)
+        assert {f.size for f in out} == {(84, 112)}
         for src, g in zip(window, out):
             assert g.K[0, 0] / g.K[1, 1] == pytest.approx(src.K[0, 0] / src.K[1, 1], abs=1e-12)
-    # equal areas (a portrait and a landscape camera): the newest frame's
-    tall = _frame(640, 480, stamp=4.0, seed=3)
-    assert window_network_size([small, tall], (112, 112)) == (112, 84)
-    assert window_network_size([tall, _frame(384, 512, stamp=5.0)], (112, 112)) == (84, 112)
+    # equal areas: the size most frames have, whatever the order (an odd newest frame does not crop the others)
+    portrait = _frame(640, 480, stamp=4.0, seed=3)
+    for order in ([small, big, portrait], [portrait, small, big], [big, portrait, small]):
+        assert {f.size for f in window_frames(order, (112, 112))} == {(84, 112)}
+    # the larger area first, then the count, then the wider, in any order
+    assert window_size_of([(56, 112), (84, 112)]) == window_size_of([(84, 112), (56, 112)]) == (84, 112)
+    assert window_size_of([(56, 112), (56, 112), (84, 112)]) == (84, 112)
+    assert window_size_of([(112, 84), (84, 112)]) == window_size_of([(84, 112), (112, 84)]) == (84, 112)
+    assert window_size_of([(112, 84), (112, 84), (84, 112)]) == (112, 84)
     with pytest.raises(ValueError, match="empty window"):
         window_frames([], (112, 112))
 
@@ -193,3 +201,33 @@ def test_select_indices_spreads_over_a_recording() -> None:
     assert select_indices(10, max_views=3) == [0, 4, 9] and select_indices(10, every=3) == [0, 3, 6, 9]
     with pytest.raises(ValueError):
         select_indices(5, every=0)
+
+
+def test_frames_below_the_minimum_size_are_refused_by_name() -> None:
+    assert MIN_IMAGE_SIDE == 32
+    with pytest.raises(ValueError, match=r"the frame at 1.500 s is 1x1 pixels \(WxH\): frames need at least 32"):
+        prepare_frame(_frame(1, 1, stamp=1.5), (112, 112))
+    with pytest.raises(ValueError, match="is 640x31 pixels"):
+        check_image_size(31, 640)
+    assert prepare_frame(_frame(32, 32), (112, 112)).size == (112, 112)
+    assert enlargement(32, 32, 112, 112) == 3.5 and enlargement(480, 640, 84, 112) == 1.0
+
+
+def test_a_session_refuses_a_tiny_frame_and_keeps_going() -> None:
+    """The node's intake (Session.offer): a 1x1 image is refused, counted and said; the next good frame is taken."""
+    from eps3d_ros.pipeline.session import Session
+    from eps3d_ros.settings.tree import Eps3dConfig
+
+    cfg = Eps3dConfig()
+    cfg.pipeline.image_height, cfg.pipeline.image_width = 84, 112
+    class NeverRun:  # two frames make no window: nothing is reconstructed here
+        def run(self, frames, *args, **kwargs):
+            raise AssertionError("no window expected")
+
+    session = Session(cfg, NeverRun())
+    try:
+        assert not session.offer(_frame(1, 1, stamp=1.0))
+        assert session.last_offer.reason == "too_small" and "1x1 pixels" in session.last_offer.message
+        assert session.offer(_frame(84, 112, stamp=2.0))
+    finally:
+        session.close()

@@ -22,7 +22,8 @@ def _header(path) -> list[str]:
 def test_layout_is_the_3dgs_one_plus_label_and_instance(tmp_path) -> None:
     scene = make_scene()
     info = write_gaussian_ply(tmp_path / "s.ply", scene)
-    assert info == {"path": str(tmp_path / "s.ply"), "gaussians": scene.num_gaussians, "sh_degree": 3}
+    assert info == {"path": str(tmp_path / "s.ply"), "gaussians": scene.num_gaussians, "sh_degree": 3,
+                    "scene_sh_degree": 4}
     header = _header(tmp_path / "s.ply")
     assert header[:2] == ["ply", "format binary_little_endian 1.0"]
     assert f"element vertex {scene.num_gaussians}" in header
@@ -90,10 +91,19 @@ def test_scene_without_splat_parameters(tmp_path) -> None:
     scene = make_scene(splats=False)
     write_gaussian_ply(tmp_path / "s.ply", scene)
     g = read_gaussian_ply(tmp_path / "s.ply")
-    assert g.harmonics.shape == (scene.num_gaussians, 3, 1)  # DC only
+    # the degree asked (3: the 45 f_rest viewers expect) is kept; the bands the scene lacks are zeros
+    assert g.harmonics.shape == (scene.num_gaussians, 3, 16) and not np.any(g.harmonics[:, :, 1:])
     assert np.allclose(g.colors, scene.colors, atol=1e-6)
     assert np.allclose(g.scales, 0.025, rtol=1e-3)  # half the 0.05 grid spacing
     assert np.allclose(g.rotations, [0, 0, 0, 1])
+
+
+def test_opacity_filter_leaving_nothing_is_an_error(tmp_path) -> None:
+    scene = make_scene()
+    with pytest.raises(ValueError, match=r"min_opacity 0.99 leaves no Gaussian .*opacities are"):
+        write_gaussian_ply(tmp_path / "s.ply", dataclasses.replace(scene, opacities=np.full_like(scene.opacities, 0.5)),
+                           min_opacity=0.99)
+    assert not (tmp_path / "s.ply").exists()
 
 
 def test_errors(tmp_path) -> None:

@@ -56,7 +56,7 @@ def sequence():
 def _assert_metric_map_in_world_frame(out, r: dict, truth: cKDTree) -> None:
     from eps3d_ros.io.map_file import load_map
 
-    assert (r["kind"], r["windows"], r["frames"], r["frame_id"], r["fused"], r["scale_known"]) == \
+    assert (r["kind"], r["windows"]["fused"], r["frames"], r["frame_id"], r["fused"], r["scale_known"]) == \
         ("map", 2, 8, "map", True, True)
     m = load_map(out)
     pts = np.concatenate([o.points for o in m.objects])

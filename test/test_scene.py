@@ -101,10 +101,13 @@ def test_objects_labels_and_geometry(encoder, space) -> None:
 
 def test_queries_rank_and_normalise(encoder, space) -> None:
     scene = build_scene(crafted()[0], space, encoder, config())
-    res = scene.query("mug", max_results=10)
+    res = scene.query("mug", max_results=10, min_relevance=0.0)  # the ranking of every object
     assert res[0].object.label == "mug" and res[0].score == 1.0
     assert res[-1].score == 0.0 and len(res) == len(scene.objects)
     assert all(a.score >= b.score for a, b in zip(res, res[1:]))
+    # by default only the objects the text matches (calibrated relevance >= 0.5): the mug alone
+    assert [r.object.label for r in scene.query("mug", max_results=10)] == ["mug"]
+    assert res[0].relevance > 0.5 and all(r.relevance < 0.5 for r in res[1:])
     assert [r.object.label for r in scene.query("ball", max_results=1)] == ["ball"]
     assert all(r.score >= 0.5 for r in scene.query("box", max_results=10, min_score=0.5))
     # Raw cosines are kept beside the normalised scores.

@@ -114,7 +114,7 @@ def test_stored_text_encoder_is_rebuilt_on_request(tmp_path) -> None:
     back = load_scene(path, text_encoder=True)
     assert back.scene.text_encoder is not None and back.text_encoder.pretrained == str(weights.resolve())
     assert torch.allclose(back.scene.text_embedding("mug"), encoder.encode(["mug"])[0], atol=1e-6)
-    assert back.scene.query("bowl")  # answers
+    assert back.scene.query("bowl", min_relevance=0.0)  # answers (random weights: the ranking of every object)
 
 
 def test_cameras_move_with_the_alignment() -> None:

@@ -236,7 +236,7 @@ def test_big_frames_are_held_at_the_network_size_and_buffer_events_are_logged_on
         assert s.buffer.stats()["bytes"] == 3 * (84 * 112 * 3 + 84 * 112 * 4)
         with caplog.at_level(logging.WARNING, logger="eps3d_ros"):
             for t in (1.0, 1.5, 2.0, 2.5):  # a bag looping back: three stale frames, then a reset
-                s.offer(Frame(t, rgb[:30, :40], K / 100 * [[1], [1], [100]], "camera"))
+                s.offer(Frame(t, rgb[:60, :80], K / 50 * [[1], [1], [50]], "camera"))
         assert len(s.buffer) == 2
         jumps = [r for r in caplog.records if "time went back" in r.getMessage()]
         assert len(jumps) == 1 and "dropped 3 buffered frames" in jumps[0].getMessage()

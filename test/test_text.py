@@ -349,8 +349,11 @@ def test_offline_tag_fails_fast_with_instructions(tmp_path, monkeypatch):
         ClipTextEncoder(allow_download=False, cache_dir=str(tmp_path))  # ViT-B-32 / openai, empty cache
     assert attempts == []  # fails at once: no connection was even tried
     msg = str(info.value)
-    for part in ["allow_download=False", "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
-                 "pretrained='/path/to/open_clip_model.safetensors' and quick_gelu='true'", "HF_HUB_OFFLINE",
+    for part in ["text.allow_download is false", "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors",
+                 # the fix in the user's terms: the node's parameters, the CLI's flags, Python's arguments
+                 "-p text.pretrained:=/path/to/open_clip_model.safetensors -p text.quick_gelu:=true",
+                 "--text-weights /path/to/open_clip_model.safetensors --set text.quick_gelu=true",
+                 "pretrained='/path/to/open_clip_model.safetensors', quick_gelu='true'", "HF_HUB_OFFLINE",
                  "hub cache"]:
         assert part in msg, part
     assert isinstance(info.value, RuntimeError)
@@ -362,3 +365,23 @@ def test_hf_hub_offline_env_fails_fast(tmp_path, monkeypatch):
     with pytest.raises(TextEncoderUnavailable, match="HF_HUB_OFFLINE is set"):
         ClipTextEncoder(pretrained="laion2b_s34b_b79k", cache_dir=str(tmp_path))  # allow_download=True
     assert attempts == []
+
+
+def test_unreachable_hub_fails_at_once_with_the_settings_to_give(tmp_path, monkeypatch):
+    """An offline robot with downloads allowed (the default): one connection attempt, no minute of hub retries,
+    and the fix as node parameters and CLI flags."""
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    attempts = _refuse_network(monkeypatch)
+    downloads: list = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: downloads.append(a))
+    with pytest.raises(TextEncoderUnavailable) as info:
+        ClipTextEncoder(cache_dir=str(tmp_path))  # ViT-B-32 / openai, allow_download=True, empty cache
+    assert len(attempts) == 1 and downloads == []
+    msg = str(info.value)
+    assert "the Hugging Face Hub is unreachable: huggingface.co cannot be reached" in msg
+    assert "eps3d_node --ros-args -p text.pretrained:=/path/to/open_clip_model.safetensors" in msg
+    assert "--text-weights /path/to/open_clip_model.safetensors" in msg and "text.allow_download" in msg

@@ -100,6 +100,38 @@ def test_slim_resume_state_resumes_exactly_without_storing_the_weights_twice(tmp
         write_resume_state(full, model_dir, tmp_path / "ship" / "again.pt")
 
 
+class _RunsCode:
+    """Unpickling this calls ``os.system``: what a malicious shared checkpoint carries."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_training_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path, text_weights) -> None:
+    """Training checkpoints and resume states are read with weights_only=True: a real one loads, one carrying a
+    payload is refused by name before the payload runs."""
+    from eps3d_ros.model.checkpoint import CheckpointError
+    from eps3d_ros.train.resume_state import load_training_state
+
+    cfg = small_config(tmp_path / "run", text_weights)
+    path = Trainer(cfg).save_checkpoint()
+    state = load_training_state(path)
+    assert state["format"] == "eps3d_train_checkpoint" and state["step"] == 0
+    assert {"model", "optimizer", "scheduler", "torch_rng", "train_config"} <= set(state)
+    marker = tmp_path / "ran"
+    torch.save({**state, "payload": _RunsCode(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt: refused: .*'posix.system'"):
+        Trainer(cfg, resume=True)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_training_state(path)
+    assert not marker.exists()
+
+
 def test_direct_semantic_terms_on_a_pixel_subset_estimate_the_full_terms(tmp_path, text_weights) -> None:
     terms = {"direct_semantic": 1.0, "direct_semantic_ce": 1.0}
     full = Trainer(small_config(tmp_path, text_weights, loss={n: terms.get(n, 0.0) for n in ALL_TERMS}))

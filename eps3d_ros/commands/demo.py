@@ -109,8 +109,15 @@ def run(args: argparse.Namespace) -> int:
         print(truth_table(synthetic, frames, snap, sf, cfg.output.map_frame))
     with timer.stage("query"):
         matches = scene.query(args.query, max_results=args.top)
-    print(f"\nquery '{args.query}' (top {args.top}):")
-    print(matches_table(matches))
+    print(f"\nquery '{args.query}' (top {args.top}, relevance >= {scene.config.relevance_threshold:g}):")
+    if matches:
+        print(matches_table(matches))
+    else:
+        from ..panoptic.relevance import no_match_message
+
+        closest = max(scene.query(args.query, max_results=len(scene.objects) or 1, min_relevance=0.0),
+                      key=lambda m: m.relevance, default=None)
+        print("  " + no_match_message(args.query.strip(), scene.config.relevance_threshold, closest))
 
     _write_outputs(out, sf, frames, source, args, timer)
 
@@ -182,7 +189,7 @@ def _ros_demo(frames: list, rec: Any, cfg: Any, args: argparse.Namespace, timer:
     for o in response["objects"]:
         c = ", ".join(f"{v:+.3f}" for v in o["centroid"])
         size = " x ".join(f"{v:.3f}" for v in o["box_size"])
-        print(f"  relevance {o['relevance']:.3f}  #{o['id']} {o['label']}  centroid ({c})  box {size}  "
+        print(f"  score {o['score']:.3f}  relevance {o['relevance']:.3f}  #{o['id']} {o['label']}  centroid ({c})  box {size}  "
               f"{o['point_count']} pts")
     t = response["timings_s"]
     print(f"[ros] node start {t.get('node_start', 0):.2f} s, frames -> first scene {t.get('first_scene', 0):.2f} s, "

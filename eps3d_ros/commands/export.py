@@ -24,8 +24,17 @@ HELP = "write a scene file in another format (3D Gaussian splatting PLY + label,
 def _write_ply(out: Path, sf: Any, args: argparse.Namespace) -> str:
     from ..io.ply import write_gaussian_ply
 
-    info = write_gaussian_ply(out, sf.scene, sh_degree=args.sh_degree, min_opacity=args.min_opacity)
-    return f"{info['gaussians']} Gaussians, SH degree {info['sh_degree']}"
+    try:
+        info = write_gaussian_ply(out, sf.scene, sh_degree=args.sh_degree, min_opacity=args.min_opacity)
+    except ValueError as e:
+        if "min_opacity" in str(e):
+            raise UserError(str(e).replace("min_opacity", "--min-opacity", 1)) from None
+        raise
+    what = f"{info['gaussians']} Gaussians, SH degree {info['sh_degree']}"
+    if info["scene_sh_degree"] < info["sh_degree"]:
+        what += (f" (the scene has degree {info['scene_sh_degree']}: the higher bands are written as zeros, the colour "
+                 "is view-independent)")
+    return what
 
 
 # format -> (file suffixes, writer(out, scene file, args) -> what was written)

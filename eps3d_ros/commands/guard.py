@@ -54,7 +54,9 @@ def _is_user_error(e: BaseException) -> bool:
         return True
     names = {c.__name__ for c in type(e).__mro__}
     # checkpoint / text-weights problems, bag reader errors
-    return bool(names & {"CheckpointError", "TextEncoderUnavailable", "ReaderError", "SafetensorError"})
+    # Pillow's decompression-bomb guard (an image too large to decode) is the input's fault, not a bug
+    return bool(names & {"CheckpointError", "TextEncoderUnavailable", "ReaderError", "SafetensorError",
+                         "DecompressionBombError"})
 
 
 def _message(e: BaseException) -> str:

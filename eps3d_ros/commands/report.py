@@ -53,16 +53,20 @@ def units(scale_known: bool) -> str:
     return "m" if scale_known else "scene units, scale unknown"
 
 
-def objects_table(scene: Any, scale_known: bool, limit: int | None = None) -> str:
+def objects_table(scene: Any, scale_known: bool, limit: int | None = None,
+                  seen: dict[int, int] | None = None) -> str:
+    """A scene's objects: id, label, kind, score, (windows seen, for a map file's ``seen``), points, centroid, box."""
     objs = list(scene.objects)[:limit] if limit else list(scene.objects)
     if not objs:
         return "  (no objects)"
-    lines = [f"  {'id':>3}  {'label':<14} {'kind':<5} {'score':>5} {'points':>7}  {'centroid (x, y, z)':<26} "
+    head_seen = f" {'seen':>4}" if seen is not None else ""
+    lines = [f"  {'id':>3}  {'label':<14} {'kind':<5} {'score':>5}{head_seen} {'points':>7}  {'centroid (x, y, z)':<26} "
              f"size [{units(scale_known).split(',')[0]}]"]
     for o in objs:
         c = ", ".join(f"{v:+.2f}" for v in o.centroid)
         e = " x ".join(f"{v:.2f}" for v in sorted(o.obb.extent, reverse=True))
-        lines.append(f"  {o.id:>3}  {o.label[:14]:<14} {'thing' if o.is_thing else 'stuff':<5} {o.score:>5.2f} "
+        n_seen = f" {seen.get(o.id, 0):>4}" if seen is not None else ""
+        lines.append(f"  {o.id:>3}  {o.label[:14]:<14} {'thing' if o.is_thing else 'stuff':<5} {o.score:>5.2f}{n_seen} "
                      f"{o.num_points:>7}  ({c}){'':<{max(0, 24 - len(c))}} {e}")
     if limit and len(scene.objects) > limit:
         lines.append(f"  ... {len(scene.objects) - limit} more")
@@ -89,17 +93,19 @@ def map_table(objects: Sequence[Any], scale_known: bool, limit: int | None = Non
 def matches_table(matches: Sequence[Any]) -> str:
     if not matches:
         return "  (no match)"
-    lines = [f"  {'rank':>4} {'score':>6} {'cosine':>7}  {'id':>3}  {'label':<14} centroid (x, y, z)"]
+    lines = [f"  {'rank':>4} {'score':>6} {'relev.':>6} {'cosine':>7}  {'id':>3}  {'label':<14} centroid (x, y, z)"]
     for i, m in enumerate(matches, 1):
         c = ", ".join(f"{v:+.3f}" for v in m.object.centroid)
-        lines.append(f"  {i:>4} {m.score:>6.3f} {m.similarity:>7.3f}  {m.object.id:>3}  {m.object.label[:14]:<14} ({c})")
+        lines.append(f"  {i:>4} {m.score:>6.3f} {m.relevance:>6.3f} {m.similarity:>7.3f}  {m.object.id:>3}  "
+                     f"{m.object.label[:14]:<14} ({c})")
     return "\n".join(lines)
 
 
 def match_dict(m: Any) -> dict[str, Any]:
     o = m.object
     return {"id": int(o.id), "label": o.label, "is_thing": bool(o.is_thing), "score": round(float(m.score), 6),
-            "cosine": round(float(m.similarity), 6), "class_score": round(float(o.score), 6),
+            "relevance": round(float(m.relevance), 6), "cosine": round(float(m.similarity), 6),
+            "class_score": round(float(o.score), 6),
             "centroid": [round(float(v), 6) for v in o.centroid],
             "obb_center": [round(float(v), 6) for v in o.obb.center],
             "obb_extent": [round(float(v), 6) for v in o.obb.extent],

@@ -22,7 +22,9 @@ are left out. Poses are turned into OpenCV axes by :func:`eps3d_ros.conventions.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,14 +161,33 @@ class ScanNetPPScene(SceneReader):
         if not path.is_file():
             raise DatasetError(path, "missing object-id file")
         try:
-            # the toolkit saves a numpy array with torch.save: numpy's pickle reconstructors must be allowed
-            a = np.asarray(torch.load(path, map_location="cpu", weights_only=False))
-        except Exception as e:  # noqa: BLE001 - any unpickling failure is a broken file
+            a = np.asarray(load_numpy_pth(path))
+        except pickle.UnpicklingError as e:
+            raise DatasetError(path, "refused: not a plain numpy array (the file's pickle would build or call "
+                                     f"something else, and object-id files are read without running code): {e}") from None
+        except Exception as e:  # noqa: BLE001 - any other unpickling failure is a broken file
             raise DatasetError(path, f"not an object-id array saved by the ScanNet++ toolkit ({e})") from None
         if a.ndim != 2:
             raise DatasetError(path, f"object ids must be [H, W], got shape {a.shape}")
         a = np.where(a > 0, a, 0).astype(np.int64)
         return a if a.shape == self._size else resample_nearest(a, self._size)
+
+
+def load_numpy_pth(path: str | Path) -> Any:
+    """A numpy array saved with ``torch.save`` (the ScanNet++ toolkit's ``obj_ids/*.pth``), read with
+    ``weights_only=True``: only numpy's array reconstructors and dtypes are allowed besides tensors, under their
+    numpy 2 and numpy 1 names, so a crafted file cannot run code."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy 2
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct  # numpy 1 (a system ROS's)
+
+    dtypes = [type(np.dtype(t)) for t in (np.bool_, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+                                          np.uint64, np.int64, np.float16, np.float32, np.float64)]
+    allowed = [(_reconstruct, "numpy._core.multiarray._reconstruct"), (_reconstruct, "numpy.core.multiarray._reconstruct"),
+               np.ndarray, np.dtype, *dtypes]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class ScanNetPPDataset:

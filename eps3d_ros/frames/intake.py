@@ -19,10 +19,15 @@ so ``fx / fy`` and the principal point's place in the scene never change. Paddin
 would show the network borders it never saw in training).
 
 **Windows** (:func:`window_frames`): frames of different sizes (a head and a wrist camera, or images of
-one folder at two resolutions) are all fitted to ONE network size: the largest (in pixels) of their own
-network sizes, so the view whose aspect suits the box best is not cropped; between equal areas, the newest
-frame's. A window of a 4:3 head camera and a 16:9 wrist camera at a 112x112 box: 84x112, the wrist views
-covered and centre-cropped to it (never stretched, K exact).
+one folder at two resolutions) are all fitted to ONE network size, whatever their order: the largest (in
+pixels) of their own network sizes, so the view whose aspect suits the box best is not cropped; between equal
+areas, the size most frames have, then the wider. A window of a 4:3 head camera and a 16:9 wrist camera at a
+112x112 box: 84x112, the wrist views covered and centre-cropped to it (never stretched, K exact); one portrait
+frame among landscape ones (equal areas) is the one cropped, wherever it stands in the window.
+
+**Limits**: frames smaller than :data:`MIN_IMAGE_SIDE` pixels on a side are refused (:func:`check_image_size`:
+they hold nothing to segment); enlarging a frame beyond its source resolution adds no detail, only memory, so
+:func:`enlargement` says by how much it happens and callers say so.
 
 **Keyframes** (:func:`select_window` for a live buffer of one or several cameras, :func:`select_keyframes`
 for one camera, :func:`select_indices` for a recorded sequence) — the rules live here and nowhere else.
@@ -42,10 +47,24 @@ import torch
 
 from .frame import Frame
 
-__all__ = ["PATCH", "network_size", "fit_frame", "prepare_frame", "window_frames", "window_network_size",
-           "select_keyframes", "select_window", "select_indices", "rotation_angle_deg", "views_per_camera"]
+__all__ = ["PATCH", "MIN_IMAGE_SIDE", "network_size", "check_image_size", "enlargement", "fit_frame", "prepare_frame",
+           "window_frames", "window_size_of", "select_keyframes", "select_window", "select_indices",
+           "rotation_angle_deg", "views_per_camera"]
 
 PATCH = 14
+MIN_IMAGE_SIDE = 32  # pixels; smaller frames are refused (a 1x1 "image" would be blown up to a whole window)
+
+
+def check_image_size(height: int, width: int, what: str = "a frame") -> None:
+    """ValueError naming ``what`` when a side is below :data:`MIN_IMAGE_SIDE` pixels."""
+    if min(int(height), int(width)) < MIN_IMAGE_SIDE:
+        raise ValueError(f"{what} is {int(width)}x{int(height)} pixels (WxH): frames need at least "
+                         f"{MIN_IMAGE_SIDE} pixels on each side")
+
+
+def enlargement(height: int, width: int, net_height: int, net_width: int) -> float:
+    """How much a ``height x width`` frame is enlarged to cover ``net_height x net_width`` (1.0: not at all)."""
+    return max(1.0, net_height / int(height), net_width / int(width))
 
 
 def network_size(height: int, width: int, box: tuple[int, int]) -> tuple[int, int]:
@@ -99,23 +118,29 @@ def fit_frame(frame: Frame, height: int, width: int) -> Frame:
 
 
 def prepare_frame(frame: Frame, box: tuple[int, int]) -> Frame:
-    """``frame`` at its network size for ``box`` (idempotent: a prepared frame is returned as it is)."""
+    """``frame`` at its network size for ``box`` (idempotent: a prepared frame is returned as it is); ValueError
+    for a frame below :data:`MIN_IMAGE_SIDE`."""
+    check_image_size(frame.height, frame.width, f"the frame at {frame.stamp:.3f} s")
     return fit_frame(frame, *network_size(frame.height, frame.width, box))
 
 
-def window_network_size(frames: Sequence[Frame], box: tuple[int, int]) -> tuple[int, int]:
-    """The one network size of a window: the largest of its frames' network sizes; equal areas, the newest's."""
-    if not frames:
-        raise ValueError("cannot prepare an empty window of frames")
-    sizes = [(network_size(f.height, f.width, box), f.stamp, i) for i, f in enumerate(frames)]
-    (h, w), _, _ = max(sizes, key=lambda s: (s[0][0] * s[0][1], s[1], s[2]))
-    return h, w
+def window_size_of(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The one network size of a window whose frames have the network ``sizes``: the largest area; between equal
+    areas the most frequent, then the wider (independent of the frames' order)."""
+    if not sizes:
+        raise ValueError("cannot choose the size of an empty window")
+    counts: dict[tuple[int, int], int] = {}
+    for s in sizes:
+        counts[(int(s[0]), int(s[1]))] = counts.get((int(s[0]), int(s[1])), 0) + 1
+    return max(counts, key=lambda s: (s[0] * s[1], counts[s], s[1]))
 
 
 def window_frames(frames: Sequence[Frame], box: tuple[int, int]) -> list[Frame]:
-    """Every frame of a window at its one network size (:func:`window_network_size`; view order kept)."""
+    """Every frame of a window at one network size (:func:`window_size_of`; order kept)."""
     frames = list(frames)
-    size = window_network_size(frames, box)
+    if not frames:
+        raise ValueError("cannot prepare an empty window of frames")
+    size = window_size_of([network_size(f.height, f.width, box) for f in frames])
     return [fit_frame(f, *size) for f in frames]
 
 

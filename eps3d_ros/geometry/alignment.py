@@ -25,6 +25,7 @@ import torch
 
 from ..conventions import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from ..model.outputs import Gaussians
+from .pose_conventions import convention_warning, depth_convention_warning, fit_conventions
 from .similarity import AlignmentError, Sim3, umeyama_sim3
 from ..frames.frame import Frame
 
@@ -167,7 +168,8 @@ def metric_alignment(
     depth_scale, warning = _depth_scale(pred, frames, pc, batch_index, min_depth_pixels, notes)
     posed = [i for i, f in enumerate(frames) if f.pose is not None]
     if len(posed) >= 3:
-        fit = _tf_fit(frames, posed, c_pred, pc, map_frame, depth_scale, notes, min_spread_ratio, min_spread_m)
+        fit = _tf_fit(frames, posed, c_pred, pc, map_frame, depth_scale, notes, min_spread_ratio, min_spread_m,
+                      lambda: _convention_check(pred, batch_index, E, frames, posed, pc.max_alignment_error))
         if isinstance(fit, Alignment):
             return fit
         posed, warning = fit if fit is not None else (posed, warning)
@@ -204,11 +206,31 @@ def _depth_scale(pred: Any, frames: list[Frame], pc: Any, batch_index: int, min_
         return None, f"depth not used: {e}" if "disagree" in str(e) else ""
 
 
+def _convention_check(pred: Any, batch_index: int, E: np.ndarray, frames: list[Frame], posed: list[int],
+                      max_error: float) -> str:
+    """A warning when the poses look like another convention than OpenCV camera-to-world (see
+    :mod:`.pose_conventions`): viewing directions and points in front of the cameras, not only centres."""
+    poses = np.stack([frames[i].pose for i in posed])
+    if all(frames[i].depth is not None for i in posed):  # measured depth: a check without the network
+        warning = depth_convention_warning(poses, [frames[i].depth for i in posed], [frames[i].K for i in posed])
+        if warning is not None:
+            return warning
+    points = None
+    wp = getattr(pred, "world_points", None)
+    if wp is not None:
+        w = _np64(wp[batch_index])  # [S, H, W, 3]
+        step = max(1, int(math.sqrt(w.shape[1] * w.shape[2] / 256)))  # ~256 points a view
+        points = [w[i, ::step, ::step].reshape(-1, 3) for i in posed]
+        points = [p[np.isfinite(p).all(1)] for p in points]
+    return convention_warning(fit_conventions(E[posed], poses, points), max_error)
+
+
 def _tf_fit(frames: list[Frame], posed: list[int], c_pred: np.ndarray, pc: Any, map_frame: str,
-            depth_scale: float | None, notes: list[str], min_spread_ratio: float, min_spread_m: float
-            ) -> Alignment | tuple[list[int], str] | None:
+            depth_scale: float | None, notes: list[str], min_spread_ratio: float, min_spread_m: float,
+            convention_check: Any = None) -> Alignment | tuple[list[int], str] | None:
     """Branch 1 of :func:`metric_alignment`: the Umeyama fit of ``>= 3`` posed views. An :class:`Alignment` when it
-    holds; ``([], warning)`` when TF and the images disagree (no map frame then); None to anchor on one pose."""
+    holds; ``([], warning)`` when TF and the images disagree, or the poses follow another convention (no map frame
+    then); None to anchor on one pose."""
     c_map = np.stack([frames[i].pose[:3, 3] for i in posed])
     sv = np.linalg.svd(c_map - c_map.mean(0), compute_uv=False)
     if not (sv[1] >= min_spread_ratio * sv[0] and sv[1] / math.sqrt(len(posed)) >= min_spread_m):
@@ -222,6 +244,11 @@ def _tf_fit(frames: list[Frame], posed: list[int], c_pred: np.ndarray, pc: Any, 
         return None
     residual = _residual(sim, c_pred[posed], c_map)
     spread = float(np.sqrt(((c_map - c_map.mean(0)) ** 2).sum(1).mean()))
+    convention = convention_check() if convention_check is not None else ""
+    if convention:  # the centres may fit, but the poses' orientation is not OpenCV camera-to-world
+        warning = convention + "; the scene is kept in the camera frame instead of the map"
+        notes.append(warning)
+        return [], warning
     if residual <= pc.max_alignment_error * spread:
         # the scale comes from TF: depth that disagrees changed nothing (a note, not a warning)
         return Alignment(sim, map_frame, True, "tf", residual, posed[-1], depth_scale, tuple(notes))

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..frames.frame import Frame, check_intrinsics
 from ..frames.images import COLOR_ENCODINGS, decode_color, decode_depth
-from ..frames.intake import prepare_frame, select_indices
+from ..frames.intake import prepare_frame, select_indices, window_size_of
 from ..geometry.transform_tree import TransformTree, transform_to_matrix
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 from .image_folder import DEFAULT_HFOV_DEG, match_depth_size, guess_intrinsics
@@ -192,7 +192,8 @@ def _read_bag(reader, p, ts, rgb_topic, depth_topic, info_topic, pose_topic, map
         names["poses"] = ", ".join(topics.tf)
         if map_used:
             names["map_frame"] = map_used
-    return FrameSet(frames=frames, source=f"bag {p}", original_size=first_size, size=frames[-1].size,
+    return FrameSet(frames=frames, source=f"bag {p}", original_size=first_size,
+                    size=window_size_of([f.size for f in frames]),
                     selected=pick, total=len(index.rgb), topics=names, notes=notes)
 
 

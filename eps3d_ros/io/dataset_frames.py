@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..frames.frame import Frame, check_intrinsics
-from ..frames.intake import prepare_frame, select_indices
+from ..frames.intake import prepare_frame, select_indices, window_size_of
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 
 __all__ = ["frames_from_dataset"]
@@ -56,4 +56,4 @@ def frames_from_dataset(kind: str, root: str | Path, scene: str | None, *, box: 
     notes = list(reader.notes)
     H, W = reader.frame_size(pick[0])
     return FrameSet(frames=frames, source=f"{kind} scene {reader.scene_id} ({root})", original_size=(H, W),
-                    size=frames[-1].size, selected=pick, total=len(reader), notes=notes)
+                    size=window_size_of([f.size for f in frames]), selected=pick, total=len(reader), notes=notes)

@@ -239,9 +239,10 @@ def write_figures(scene: Any, cameras: Any, out_dir: str | Path, views: list[int
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     views = list(range(cameras.num_views)) if (views is None and cameras is not None) else views
+    # rendered before the folder is made: a failure (bad views, no cameras) leaves no empty folder behind
     images = render_views(scene, cameras, views, scale, min_alpha, background, backend, device, progress)
+    out.mkdir(parents=True, exist_ok=True)
     files = []
     for v, im in zip(views, images):
         for kind, arr in (("rgb", im.rgb), ("semantic", colorize_labels(im.semantic, "semantic", background)),

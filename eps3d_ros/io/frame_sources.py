@@ -29,7 +29,7 @@ class FrameSet:
     frames: list[Frame]
     source: str  # what they came from, for reports
     original_size: tuple[int, int]  # (H, W) of the first image, before fitting
-    size: tuple[int, int]  # (h, w) of the newest frame: the network size of a window of them
+    size: tuple[int, int]  # (h, w): the network size of a window of them (frames.intake.window_size_of)
     selected: list[int]  # indices into the full ordered sequence
     total: int  # frames available before selection
     topics: dict[str, str] = field(default_factory=dict)  # bag: role -> topic

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..frames.frame import Frame, check_intrinsics
-from ..frames.intake import prepare_frame, select_indices
+from ..frames.intake import check_image_size, prepare_frame, select_indices, window_size_of
 from .frame_sources import FrameSet, FrameSourceError, progress_bar
 
 __all__ = ["DEFAULT_HFOV_DEG", "IMAGE_EXTENSIONS", "guess_intrinsics", "read_calibration", "read_intrinsics", "match_depth_size",
-           "scale_intrinsics",
+           "scale_intrinsics", "peek_image_size",
            "list_images", "frames_from_images"]
 
 DEFAULT_HFOV_DEG = 60.0
@@ -96,6 +96,29 @@ def _natural_key(p: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
+def peek_image_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header (nothing decoded), EXIF orientation applied."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                w, h = h, w
+            return h, w
+    except Image.DecompressionBombError as e:
+        raise FrameSourceError(_bomb_message(path, e)) from None
+    except UnidentifiedImageError:
+        raise FrameSourceError(f"cannot read {path} as an image (unsupported or corrupt image file)") from None
+    except OSError as e:
+        raise FrameSourceError(f"cannot read {path}: {e}") from None
+
+
+def _bomb_message(path: Path, e: Exception) -> str:
+    return (f"{path}: refused: {e} Images this large are not decoded (Pillow's decompression-bomb guard); "
+            "downscale it first (the network sees a few hundred pixels a side)")
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -104,16 +127,35 @@ def _read_rgb(path: Path) -> np.ndarray:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float64)
+                if _looks_like_depth(a):
+                    raise FrameSourceError(
+                        f"{path} looks like a depth image, not a colour image (one 16-bit channel, "
+                        f"{np.mean(a == 0):.0%} zeros, values up to {a.max():.0f}): give depth folders with "
+                        "--depth-dir and keep only colour images in --images")
                 top = 65535.0 if a.max() > 255 else 255.0
                 g = np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8)
-                return np.repeat(g[..., None], 3, axis=2)
-            if im.mode == "F":
+                rgb = np.repeat(g[..., None], 3, axis=2)
+            elif im.mode == "F":
                 raise FrameSourceError(f"{path}: floating-point images are not colour images (a depth map?)")
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            else:
+                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Image.DecompressionBombError as e:
+        raise FrameSourceError(_bomb_message(path, e)) from None
     except UnidentifiedImageError:
         raise FrameSourceError(f"cannot read {path} as an image (unsupported or corrupt image file)") from None
     except OSError as e:
         raise FrameSourceError(f"cannot read {path}: {e}") from None
+    try:
+        check_image_size(*rgb.shape[:2], what=str(path))
+    except ValueError as e:
+        raise FrameSourceError(str(e)) from None
+    return rgb
+
+
+def _looks_like_depth(a: np.ndarray) -> bool:
+    """A one-channel 16-bit image with holes (zeros: no measurement) or values in the millimetre range of indoor
+    depth (below 20 m) is a depth map; a 16-bit grey camera image spans the full range and rarely reads 0."""
+    return bool(a.max() > 255 and (np.mean(a == 0) > 0.01 or a.max() < 20000))
 
 
 def _read_depth(path: Path, depth_scale: float) -> np.ndarray:
@@ -122,6 +164,8 @@ def _read_depth(path: Path, depth_scale: float) -> np.ndarray:
     try:
         with Image.open(path) as im:
             a = np.asarray(im)
+    except Image.DecompressionBombError as e:
+        raise FrameSourceError(_bomb_message(path, e)) from None
     except (UnidentifiedImageError, OSError) as e:
         raise FrameSourceError(f"cannot read {path} as a depth image: {e}") from None
     if a.ndim != 2:
@@ -194,7 +238,8 @@ def frames_from_images(
         listing = ", ".join(f"{n} x {w}x{h}" for (h, w), n in sizes.items())
         notes.append(f"images of several sizes ({listing}): fitted to one network size, aspect kept")
     first = next(iter(sizes))
-    return FrameSet(frames=frames, source=f"images {Path(folder)}", original_size=first, size=frames[-1].size,
+    return FrameSet(frames=frames, source=f"images {Path(folder)}", original_size=first,
+                    size=window_size_of([f.size for f in frames]),
                     selected=pick, total=len(files), notes=notes)
 
 

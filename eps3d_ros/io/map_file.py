@@ -35,9 +35,18 @@ MAP_FORMAT = "eps3d_map"
 MAP_VERSION = 1
 
 
-def save_map(path: str | Path, m: ObjectMap, info: dict[str, Any] | None = None) -> Path:
+def is_map_header(header: dict[str, Any]) -> bool:
+    """Is this scene file header (:func:`~eps3d_ros.io.scene_file.read_scene_header`) a map file's?"""
+    state = (header.get("info") or {}).get("map")
+    return isinstance(state, dict) and state.get("format") == MAP_FORMAT
+
+
+def save_map(path: str | Path, m: ObjectMap, info: dict[str, Any] | None = None, replace: str = "map") -> Path:
     """Write ``m`` to ``path`` (atomically, as every scene file); ``info``: more JSON for the file's ``info``
-    (what the map was built from: source, topics, model ...)."""
+    (what the map was built from: source, topics, model ...). An existing file is replaced only when it is a
+    map file (``replace="map"``, the node's services) or any eps3d scene file (``"scene"``, ``eps3d run``)."""
+    if replace not in ("map", "scene"):
+        raise ValueError(f"replace must be 'map' or 'scene', got {replace!r}")
     with m._lock:  # one consistent state: no window is fused while it is written
         scene = m.to_scene()
         objs = m.objects
@@ -45,7 +54,8 @@ def save_map(path: str | Path, m: ObjectMap, info: dict[str, Any] | None = None)
             "format": MAP_FORMAT, "version": MAP_VERSION, "map_frame": m.map_frame, "frame_id": m.frame_id,
             "fused": m.fused, "next_id": m.next_id, "windows": m.stats()["windows"],
             "stamp": None if math.isnan(m.stamp) else m.stamp, "logit_scale": m.logit_scale,
-            "config": dataclasses.asdict(m.config),
+            # the map's own rules only (a node's settings may add more fields, e.g. the map directory)
+            "config": {f.name: getattr(m.config, f.name) for f in dataclasses.fields(MapConfig)},
             "objects": [{"id": o.id, "observations": o.observations, "misses": o.misses, "first_seen": o.first_seen,
                          "last_seen": o.last_seen, "voxel_size": o.voxel_size, "evidence_weight": o.evidence_weight,
                          "class_evidence": dict(o.class_evidence)} for o in objs],
@@ -57,7 +67,7 @@ def save_map(path: str | Path, m: ObjectMap, info: dict[str, Any] | None = None)
                        stamp=m.stamp, text_encoder=encoder_config,
                        info={"source": "object map", **(info or {}), "map": state},
                        extra={"map_point_weights": weights})
-    return save_scene(path, sf)
+    return save_scene(path, sf, is_map_header if replace == "map" else None)
 
 
 def load_map(path: str | Path, config: MapConfig | None = None, text_encoder: Any = None) -> ObjectMap:

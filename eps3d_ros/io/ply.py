@@ -62,10 +62,12 @@ class PlyGaussians:
 def write_gaussian_ply(path: str | Path, scene: Any, sh_degree: int = 3, min_opacity: float = 0.0) -> dict[str, Any]:
     """Write a :class:`~eps3d_ros.panoptic.Scene` as a 3DGS PLY; returns ``{"path", "gaussians", "sh_degree"}``.
 
-    ``sh_degree``: SH bands to write (0-4, capped by what the scene has); 3 (45 ``f_rest``) is what
-    most viewers expect. ``min_opacity``: more transparent Gaussians are left out. A scene built
-    from bare points (no splat parameters) gets isotropic scales from its nearest-neighbour
-    spacing, identity rotations and DC-only colour.
+    ``sh_degree``: SH bands to write (0-4); 3 (45 ``f_rest``) is what most viewers expect. Bands the scene
+    does not have (a map's points, a scene built from bare points: DC colour only) are written as zeros, so
+    the file always has the degree asked (``"scene_sh_degree"`` in the result says what the scene had).
+    ``min_opacity``: more transparent Gaussians are left out (a filter that leaves none is an error). A
+    scene built from bare points gets isotropic scales from its nearest-neighbour spacing and identity
+    rotations.
     """
     path = Path(path)
     if path.is_dir():
@@ -76,6 +78,10 @@ def write_gaussian_ply(path: str | Path, scene: Any, sh_degree: int = 3, min_opa
         raise ValueError(f"sh_degree must be in 0..4, got {sh_degree}")
     keep = np.nonzero(np.asarray(scene.opacities) >= min_opacity)[0]
     n = len(keep)
+    if n == 0 and scene.num_gaussians:
+        o = np.asarray(scene.opacities)
+        raise ValueError(f"min_opacity {min_opacity:g} leaves no Gaussian to write (the scene's opacities are "
+                         f"{o.min():.3f} to {o.max():.3f}): lower it")
     means = np.asarray(scene.means, np.float32)[keep]
     opac = np.asarray(scene.opacities, np.float64)[keep]
     if scene.splats is not None:
@@ -87,8 +93,10 @@ def write_gaussian_ply(path: str | Path, scene: Any, sh_degree: int = 3, min_opa
         rot_xyzw = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
         harm = ((np.asarray(scene.colors, np.float32)[keep] - 0.5) / SH_C0)[:, :, None]
     k_have = harm.shape[2]
-    k_out = min((int(sh_degree) + 1) ** 2, k_have)
-    degree = int(round(k_out ** 0.5)) - 1
+    k_out = (int(sh_degree) + 1) ** 2
+    degree, scene_degree = int(sh_degree), int(round(k_have ** 0.5)) - 1
+    if k_have < k_out:  # the bands the scene lacks are zero (view-independent colour), not left out
+        harm = np.concatenate([harm, np.zeros((n, 3, k_out - k_have), harm.dtype)], axis=2)
 
     norm = np.linalg.norm(rot_xyzw, axis=1, keepdims=True)
     rot_xyzw = np.where(norm > 1e-12, rot_xyzw / np.maximum(norm, 1e-12), [0.0, 0.0, 0.0, 1.0])
@@ -130,7 +138,7 @@ def write_gaussian_ply(path: str | Path, scene: Any, sh_degree: int = 3, min_opa
     with open(path, "wb") as f:
         f.write(("\n".join(header) + "\n").encode("ascii", errors="replace"))
         f.write(v.tobytes())
-    return {"path": str(path), "gaussians": n, "sh_degree": degree}
+    return {"path": str(path), "gaussians": n, "sh_degree": degree, "scene_sh_degree": scene_degree}
 
 
 def _spacing(points: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,9 @@ class SceneFile:
 
 
 # ------------------------------------------------------------------------------------ writing
-def save_scene(path: str | Path, scene_file: SceneFile) -> Path:
-    """Write ``scene_file`` to ``path`` (atomically: a temporary file beside it, then renamed)."""
+def save_scene(path: str | Path, scene_file: SceneFile, replaceable: Callable[[dict], bool] | None = None) -> Path:
+    """Write ``scene_file`` to ``path`` (atomically: a temporary file beside it, then renamed); an existing file
+    only when :func:`check_replaceable` allows."""
     from safetensors.numpy import save_file
 
     path = Path(path)
@@ -114,6 +115,7 @@ def save_scene(path: str | Path, scene_file: SceneFile) -> Path:
         raise IsADirectoryError(f"{path} is a directory: give a file name such as {path / 'scene.eps3d'}")
     if not path.parent.exists():
         raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
+    check_replaceable(path, replaceable)
     tensors, header = _encode(scene_file)
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
                 "scene": json.dumps(header, default=_json_default), "sha256": _digest(tensors)}
@@ -127,6 +129,21 @@ def save_scene(path: str | Path, scene_file: SceneFile) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_replaceable(path: str | Path, replaceable: Callable[[dict], bool] | None = None) -> None:
+    """Refuse (:class:`SceneFileError`) to replace an existing ``path`` that is not an eps3d scene file, or whose
+    header ``replaceable`` rejects (a scene where only a map may go): a writer never destroys a file it did not write."""
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        try:
+            header = read_scene_header(p)
+        except (SceneFileError, OSError):
+            header = None
+        if header is None or (replaceable is not None and not replaceable(header)):
+            kind = "an eps3d scene file but not a map" if header is not None else "not an eps3d file"
+            raise SceneFileError(f"{p} exists and is {kind}: it is never overwritten (choose another name, or "
+                                 "remove the file yourself)")
 
 
 def _umask() -> int:
@@ -232,12 +249,9 @@ def _json_default(x: Any) -> Any:
 
 
 def _package_version() -> str:
-    try:
-        from eps3d_ros import __version__
+    from eps3d_ros import __version__
 
-        return __version__
-    except ImportError:  # pragma: no cover
-        return "unknown"
+    return __version__
 
 
 # ------------------------------------------------------------------------------------ reading

@@ -187,12 +187,16 @@ class ObjectMap:
 
     # ---------------------------------------------------------------------------- queries
     def query(self, text_or_embedding: str | torch.Tensor | np.ndarray, text_encoder: Any = None,
-              max_results: int = 5, min_score: float = 0.0) -> list[MapMatch]:
+              max_results: int = 5, min_score: float = 0.0, min_relevance: float = 0.0) -> list[MapMatch]:
         """Map objects ranked by relevance: cosine with the query, min-max normalised over all map objects (PE3R),
-        then ``score >= min_score``; ``text_encoder`` (or the one of the latest window) embeds a text query."""
+        then ``score >= min_score`` and calibrated ``relevance >= min_relevance`` (:mod:`eps3d_ros.panoptic.relevance`;
+        0 keeps every object); ``text_encoder`` (or the one of the latest window) embeds a text query."""
         view = self._view
-        t = query_vector(text_or_embedding, text_encoder or view.text_encoder)
-        return rank(view.objects, view.embeddings, t, max_results, min_score)
+        encoder = text_encoder or view.text_encoder
+        t = query_vector(text_or_embedding, encoder)
+        text = text_or_embedding.strip() if isinstance(text_or_embedding, str) else None
+        return rank(view.objects, view.embeddings, t, max_results, min_score, min_relevance, text, view.vocabulary,
+                    encoder, view.prototypes, view.logit_scale)
 
     def to_scene(self, text_encoder: Any = None):
         """The map as a panoptic :class:`~eps3d_ros.panoptic.Scene` (see :mod:`.map_scene`); the same ids."""

@@ -36,8 +36,9 @@ class MapUpdate:
 @dataclass(frozen=True)
 class MapMatch:
     object: MapObject
-    score: float  # min-max normalised over all map objects, in [0, 1] (PE3R)
+    score: float  # min-max normalised over all map objects, in [0, 1] (PE3R; the ranking)
     similarity: float  # raw cosine between the query and the object's embedding
+    relevance: float = float("nan")  # calibrated, in (0, 1) (panoptic/relevance.py); >= min_relevance: a match
 
 
 @dataclass(frozen=True, eq=False)

@@ -116,8 +116,13 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         except Exception as e:  # safetensors raises several types for a corrupt header
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+    import pickle
+
     try:
+        # weights_only: the unpickler builds tensors and plain containers only, so a file cannot run code
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(refused_pickle_message(path, e)) from None
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({e})") from e
     for wrapper in ("model", "state_dict", "module"):
@@ -126,6 +131,17 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
+
+
+def refused_pickle_message(path: str | Path, error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused ``path``: the object its pickle would build or call."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)|Unsupported operand (\d+)", str(error))
+    what = next((g for g in found.groups() if g), "") if found else ""
+    detail = f" (it names {what!r})" if what else ""
+    return (f"{path}: refused: this checkpoint's pickle would create or call something other than tensors and plain "
+            f"containers{detail}. Checkpoints are read with torch.load(weights_only=True), so a file cannot run "
+            "code when it is loaded; convert trusted weights to a state dict of tensors, or better to safetensors "
+            "(safetensors.torch.save_file(state_dict, 'model.safetensors'))")
 
 
 def detect_format(keys: list[str], path: Path) -> str:

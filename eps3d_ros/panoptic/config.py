@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .clustering import ClusteringConfig
+from .relevance import DEFAULT_MIN_RELEVANCE
+
+AUTO_MIN_RELEVANCE = -1.0  # min_relevance: the model folder's recommendation, else DEFAULT_MIN_RELEVANCE
 
 # Bare class names, as the reference prompts CLIP. Stuff classes are regions, not split into instances.
 DEFAULT_VOCABULARY = [
@@ -19,6 +22,11 @@ class PanopticConfig:
     stuff: list[str] = field(default_factory=lambda: list(DEFAULT_STUFF))
     # A Gaussian whose best class probability is below this is "unknown" (label -1).
     unknown_threshold: float = 0.0
+    # A query matches an object when its calibrated relevance reaches this (panoptic/relevance.py: 0.5 = the text
+    # fits the object at least as well as LERF's generic phrases and every class name it does not name); a query
+    # no object reaches is answered "no object matches". 0 ranks every object; -1 = the model folder's
+    # recommendation (its bundle.json), else 0.5 (see relevance_threshold).
+    min_relevance: float = AUTO_MIN_RELEVANCE
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     min_object_points: int = 30  # smaller instances are dropped (their Gaussians get instance 0)
     outlier_removal: bool = True  # PE3R-style: drop points far from their same-instance neighbours
@@ -40,6 +48,11 @@ class PanopticConfig:
     pooling_weight: str = "area"
     pooling_chunk: int = 65536  # Gaussians expanded to the text space at once (memory bound)
 
+    @property
+    def relevance_threshold(self) -> float:
+        """The ``min_relevance`` in force: the setting, or 0.5 where it was left to a model that recommends none."""
+        return DEFAULT_MIN_RELEVANCE if self.min_relevance < 0 else float(self.min_relevance)
+
     def validate(self) -> "PanopticConfig":
         vocab = [v.strip() for v in self.vocabulary]
         if not vocab or any(not v for v in vocab):
@@ -53,6 +66,9 @@ class PanopticConfig:
             raise ValueError(f"unknown pooling_weight {self.pooling_weight!r}: use 'area', 'opacity' or 'uniform'")
         if not 0.0 <= self.unknown_threshold <= 1.0:
             raise ValueError("unknown_threshold is a probability in [0, 1]")
+        if not (0.0 <= self.min_relevance <= 1.0 or self.min_relevance == AUTO_MIN_RELEVANCE):
+            raise ValueError(f"panoptic.min_relevance is a relevance in [0, 1] (or -1: the model's recommendation, "
+                             f"else {DEFAULT_MIN_RELEVANCE}), got {self.min_relevance}")
         if self.min_object_points < 1 or self.outlier_neighbors < 1 or self.pooling_chunk < 1:
             raise ValueError("min_object_points, outlier_neighbors and pooling_chunk must be positive")
         if not (self.core_link_factor >= 0 and self.merge_contact_factor >= 0):

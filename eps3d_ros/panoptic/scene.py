@@ -5,7 +5,9 @@ queried from several threads while the next one is built. Changing the vocabular
 scene from the stored features (:func:`~eps3d_ros.panoptic.build.relabel_scene`) without running the network.
 
 Query scores follow PE3R: cosine between the text embedding and each object's pooled embedding,
-min-max normalised over all objects of the scene, then thresholded.
+min-max normalised over all objects of the scene (the ranking). Whether an object matches at all is its
+calibrated *relevance* (:mod:`.relevance`): ``>= min_relevance`` (``config.relevance_threshold``, 0.5 unless the
+model recommends another) or it is left out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from ..text import TextEncoder
 from .config import PanopticConfig
 from .geometry import OrientedBox
+from .relevance import query_relevance
 from .semantic_space import SemanticSpace
 
 UNKNOWN = -1
@@ -57,8 +60,9 @@ class SplatParams:
 @dataclass(frozen=True)
 class QueryMatch:
     object: SceneObject
-    score: float  # min-max normalised over the scene's objects, in [0, 1]
+    score: float  # min-max normalised over the scene's objects, in [0, 1] (the ranking)
     similarity: float  # raw cosine
+    relevance: float = float("nan")  # calibrated, in (0, 1): >= 0.5 the text fits it better than any alternative
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,18 +137,30 @@ class Scene:
         emb = np.stack([o.embedding for o in self.objects])
         return emb @ t
 
-    def query(self, text: str | torch.Tensor, max_results: int = 5, min_score: float = 0.0) -> list[QueryMatch]:
-        """Objects ranked by relevance to ``text``; scores min-max normalised over all objects (PE3R)."""
+    def query(self, text: str | torch.Tensor, max_results: int = 5, min_score: float = 0.0,
+              min_relevance: float | None = None) -> list[QueryMatch]:
+        """Objects ranked by relevance to ``text``: scores min-max normalised over all objects (PE3R), kept when
+        ``score >= min_score`` and ``relevance >= min_relevance`` (None: ``config.relevance_threshold``; 0 keeps
+        every object). An empty list: no object matches ``text``."""
         if max_results < 1:
             raise ValueError(f"max_results must be >= 1, got {max_results}")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score is a normalised score in [0, 1], got {min_score}")
-        sims = self.similarities(text)
-        if sims.size == 0:
+        if min_relevance is None:
+            min_relevance = self.config.relevance_threshold
+        if not 0.0 <= min_relevance <= 1.0:
+            raise ValueError(f"min_relevance is a relevance in [0, 1], got {min_relevance}")
+        t = self.text_embedding(text)
+        if not self.objects:
             return []
+        emb = np.stack([o.embedding for o in self.objects])
+        sims = emb @ t.numpy()
         scores = _minmax(sims)
+        rel = query_relevance(emb, t.numpy(), text if isinstance(text, str) else None, self.vocabulary,
+                              self.text_encoder, self.prototypes)
         order = np.argsort(-scores, kind="stable")
-        out = [QueryMatch(self.objects[i], float(scores[i]), float(sims[i])) for i in order if scores[i] >= min_score]
+        out = [QueryMatch(self.objects[i], float(scores[i]), float(sims[i]), float(rel[i])) for i in order
+               if scores[i] >= min_score and rel[i] >= min_relevance]
         return out[:max_results]
 
     def relevance(self, text: str | torch.Tensor) -> np.ndarray:

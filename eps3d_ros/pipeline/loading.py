@@ -22,6 +22,7 @@ from ..text import TextEncoderConfig, create_text_encoder
 from ..text.clip import TINY_TEST_MODEL
 from ..settings.dotted import get_dotted, set_dotted
 from ..settings.tree import AUTO, RENAMED, Eps3dConfig
+from .memory import check_window_memory
 from .reconstruct import Reconstructor
 from ..process.threads import prepare_process
 
@@ -98,35 +99,60 @@ def resolve_config(config: Eps3dConfig, bundle: ModelBundle | None) -> tuple[Eps
     return cfg, text_config, line
 
 
-def load_reconstructor(config: Eps3dConfig) -> Reconstructor:
+def load_reconstructor(config: Eps3dConfig, frame_size: tuple[int, int] | None = None) -> Reconstructor:
     """Load the model folder, resolve the settings, build and check the text encoder, warm up, wrap.
 
-    Errors name the missing or mismatched piece (weights file, text encoder, text space)."""
+    Errors name the missing or mismatched piece (weights file, text encoder, text space). A window that would not
+    fit in memory (:mod:`.memory`; ``frame_size``: the frames' network size when known, else the box) is refused
+    before anything loads."""
     config.validate()
     m = config.model
     device = resolve_device(m.device, "model.device")
     bundle = ModelBundle.load(m.weights) if m.weights else None
     cfg, text_config, line = resolve_config(config, bundle)
     log.info("%s", line)
+    p = cfg.pipeline
+    h, w = frame_size or (p.image_height, p.image_width)
+    weights = bundle.weights.stat().st_size if bundle is not None and bundle.weights.is_file() else 0
+    est = check_window_memory(p.window_size, h, w, weights, p.max_memory_mb, str(device),
+                              tuple(bundle.input_size) if bundle is not None else None)
+    log.info("a window of %d x %dx%d needs about %.1f GiB (estimate)", p.window_size, h, w, est.total_bytes / 2**30)
+    # the text encoder first: on an offline robot its missing weights are the likely failure, and the network
+    # (gigabytes for the release) need not load to find out
+    text = create_text_encoder(text_config)
     prepare_process(cfg)  # threads (model.threads) and the panoptic stage's one-off costs, once
     if bundle is not None:
         model = bundle.load_network(device=device, config=m.config or None)
     else:
         log.warning("model.weights is empty: RANDOM weights of preset %r (tests only)", m.preset)
         model = EPS3D(EPS3DConfig.from_preset(m.preset)).to(device).eval()
-    text = create_text_encoder(text_config)
     if bundle is not None:
         bundle.check_text_encoder(text, model.config.gaussians.semantic_expanded_dim)
     elif text.dim != model.config.gaussians.semantic_expanded_dim:
         raise ValueError(f"text encoder {text.arch} embeds into {text.dim} dimensions but the model predicts "
                          f"{model.config.gaussians.semantic_expanded_dim}")
-    p = cfg.pipeline
     t0 = time.perf_counter()
     with torch.inference_mode():
-        model(torch.zeros(1, p.window_size, 3, p.image_height, p.image_width, device=device))  # the window's shape
+        model(torch.zeros(1, p.window_size, 3, h, w, device=device))  # the window's shape
     text.prototypes(cfg.panoptic.vocabulary)
     log.info("model on %s, warm-up %.2f s", device, time.perf_counter() - t0)
     return Reconstructor(model, text, cfg, bundle)
+
+
+def check_text_weights(config: Eps3dConfig) -> None:
+    """Fail now, before frames are read or the network loads, when the run's CLIP text weights cannot be had (an
+    offline robot without the file): :class:`~eps3d_ros.text.clip.TextEncoderUnavailable` names the file and the
+    settings that pass it. Cheap: only the weights file is looked up (the hub cache, a local path)."""
+    bundle = ModelBundle.load(config.model.weights) if config.model.weights else None
+    _, text_config, _ = resolve_config(config, bundle)
+    if text_config.encoder != DEFAULT_TEXT_ENCODER or not text_config.pretrained:
+        return
+    from ..text.clip import import_open_clip, register_tiny_test_model, resolve_clip_weights
+
+    arch = text_config.model.replace("/", "-")
+    if arch == TINY_TEST_MODEL:
+        register_tiny_test_model(arch)
+    resolve_clip_weights(import_open_clip(), arch, text_config)
 
 
 def release_cuda_cache() -> None:

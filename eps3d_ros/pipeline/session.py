@@ -54,13 +54,13 @@ from typing import Any
 from ..io.map_file import load_map, save_map
 from ..mapping import MapMatch, MapUpdate, ObjectMap
 from ..panoptic.build import relabel_scene
-from ..settings.dotted import set_dotted
-from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from ..settings.dotted import get_dotted, set_dotted
+from ..settings.tree import AUTO, RUNTIME_SETTINGS, Eps3dConfig, config_leaves
 from .camera_inputs import CameraInputs
 from .frame_buffer import AddResult, FrameBuffer
 from .input_health import CamerasHealth
 from ..frames.frame import Frame
-from ..frames.intake import prepare_frame, views_per_camera
+from ..frames.intake import enlargement, prepare_frame, views_per_camera
 from .reconstruct import Cancelled, SceneSnapshot
 from .worker import InferenceWorker
 
@@ -167,9 +167,14 @@ class Session:
     def text_encoder(self) -> Any:
         return getattr(self.reconstructor, "text_encoder", None)
 
-    def query(self, text: str, max_results: int = 5, min_score: float = 0.0) -> list[MapMatch]:
-        """Map objects ranked by relevance to ``text`` (PE3R global min-max over the map's objects)."""
-        return self._map.query(text, text_encoder=self.text_encoder, max_results=max_results, min_score=min_score)
+    def query(self, text: str, max_results: int = 5, min_score: float = 0.0,
+              min_relevance: float | None = None) -> list[MapMatch]:
+        """Map objects ranked by relevance to ``text`` (PE3R global min-max over the map's objects) whose calibrated
+        relevance reaches ``min_relevance`` (None: ``panoptic.min_relevance`` in force); empty: no object matches."""
+        if min_relevance is None:
+            min_relevance = self._config.panoptic.relevance_threshold
+        return self._map.query(text, text_encoder=self.text_encoder, max_results=max_results, min_score=min_score,
+                               min_relevance=min_relevance)
 
     def stats(self) -> dict[str, Any]:
         """For diagnostics: buffer, worker, map and session counters."""
@@ -228,8 +233,21 @@ class Session:
             return False
         health = self.health.camera(frame.camera)
         (health.without_pose if frame.pose is None else health.with_pose)(frame.frame_id)
-        frame = prepare_frame(frame, (self._config.pipeline.image_height, self._config.pipeline.image_width))
-        result = self.buffer.offer(frame, now)
+        box = (self._config.pipeline.image_height, self._config.pipeline.image_width)
+        try:
+            prepared = prepare_frame(frame, box)
+        except ValueError as e:  # too small to hold anything: refused, counted, said
+            result = self.last_offer = AddResult(False, "too_small", str(e))
+            health.refused(result.reason, result.message)
+            self._note("buffer:too_small", result.message, logging.WARNING, every_s=5.0)
+            return False
+        factor = enlargement(frame.height, frame.width, prepared.height, prepared.width)
+        if factor > 1.0:
+            self._note("enlarged", f"frames of {frame.width}x{frame.height} are enlarged {factor:.1f}x to "
+                                   f"{prepared.width}x{prepared.height} (WxH) for the network: no detail is gained, "
+                                   "only memory and time (pipeline.image_height / image_width set the box)",
+                       logging.WARNING, every_s=600.0)
+        result = self.buffer.offer(prepared, now)
         self.last_offer = result
         if result.accepted:
             health.used(frame.stamp)
@@ -287,10 +305,11 @@ class Session:
 
         A new vocabulary (or stuff list, or unknown threshold) relabels the latest scene and the map on the
         worker thread, after the windows already queued."""
-        new = _checked(copy.deepcopy(config))
-        if not new.pipeline.image_height:
-            new.pipeline.image_height, new.pipeline.image_width = (self._config.pipeline.image_height,
-                                                                   self._config.pipeline.image_width)
+        new = copy.deepcopy(config)
+        for name, auto in AUTO.items():  # left to the model folder: what it filled in stays
+            if get_dotted(new, name) == auto:
+                set_dotted(new, {name: get_dotted(self._config, name)})
+        new = _checked(new)
         old_leaves, new_leaves = config_leaves(self._config), config_leaves(new)
         changed = {k for k in new_leaves if new_leaves[k] != old_leaves[k]}
         live = changed & RUNTIME_SETTINGS
@@ -309,10 +328,11 @@ class Session:
                 self._worker.call(self._relabel)
         return ConfigChange(tuple(sorted(live)), tuple(sorted(pending)))
 
-    def save_map(self, path: str | Path, info: dict[str, Any] | None = None) -> Path:
+    def save_map(self, path: str | Path, info: dict[str, Any] | None = None, replace: str = "map") -> Path:
         """Write the map (a scene file with the map's state; see :mod:`eps3d_ros.io.map_file`); ``info``: what
-        it was built from, for the file's header."""
-        return save_map(path, self._map, info)
+        it was built from, for the file's header; ``replace``: which existing file may be replaced ("map": only a
+        map file, "scene": any eps3d scene file; never another file)."""
+        return save_map(path, self._map, info, replace)
 
     def load_map(self, path: str | Path) -> ObjectMap:
         """Replace the map with a saved one (same ids, labels, centroids); new windows fuse into it."""

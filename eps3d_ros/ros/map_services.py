@@ -18,6 +18,7 @@ from pathlib import Path
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from ..io.map_paths import map_directory, resolve_map_path
 from ..pipeline.map_query import printable
 from .messages import seconds_to_stamp
 from .poses import frame_transform
@@ -86,29 +87,29 @@ class MapServices:
         return response
 
     def _save(self, session, poses, request, response):
-        path = Path(request.path.strip()).expanduser()
-        if not request.path.strip():
-            response.success, response.message = False, "empty path: give the map file to write, e.g. /tmp/room.eps3d"
-            return response
         try:
+            path = self._map_path(session, request.path, writing=True)
             written = session.save_map(path)
-        except (OSError, ValueError) as e:
-            response.success, response.message = False, f"cannot save the map to {printable(str(path))}: {e}"
+        except (OSError, ValueError) as e:  # MapPathError and SceneFileError are ValueErrors
+            response.success, response.message = False, f"cannot save the map to '{printable(request.path)}': {e}"
             return response
         n = len(session.map.objects)
         response.success, response.message = True, f"map with {n} objects written to {written}"
         return response
 
     def _load(self, session, poses, request, response):
-        path = Path(request.path.strip()).expanduser()
-        if not request.path.strip():
-            response.success, response.message = False, "empty path: give a map file written by ~/save_map"
-            return response
         try:
+            path = self._map_path(session, request.path, writing=False)
             loaded = session.load_map(path)
         except (OSError, ValueError) as e:
-            response.success, response.message = False, f"cannot load {printable(str(path))}: {e}"
+            response.success, response.message = False, f"cannot load '{printable(request.path)}': {e}"
             return response
         response.success = True
         response.message = f"map with {len(loaded.objects)} objects loaded from {path} (frame '{loaded.frame_id}')"
         return response
+
+    @staticmethod
+    def _map_path(session, requested: str, writing: bool) -> Path:
+        """The request's path inside ``map.directory`` (io/map_paths.py); a refusal names the directory."""
+        m = session.config.map
+        return resolve_map_path(requested, map_directory(m.directory), m.allow_any_path, writing)

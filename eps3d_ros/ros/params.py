@@ -15,7 +15,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 
 from ..settings.cameras import CameraSettings
 from ..settings.dotted import config_from_values, unknown_names
-from ..settings.tree import RUNTIME_SETTINGS, Eps3dConfig, config_leaves
+from ..settings.tree import RUNTIME_SETTINGS, START_ONLY_SETTINGS, Eps3dConfig, config_leaves
 
 # Parameters that may change while the node runs; everything else needs a reconfigure.
 RUNTIME_PARAMETERS = RUNTIME_SETTINGS
@@ -46,7 +46,9 @@ def _declare(node, name: str, default) -> None:
     kind = _ROS_TYPES[type(default)]
     descriptor = ParameterDescriptor(
         type=kind,
-        description="changes at runtime" if name in RUNTIME_PARAMETERS else "applies on configure",
+        description=("changes at runtime" if name in RUNTIME_PARAMETERS else
+                     "set at start only (read-only)" if name in START_ONLY_SETTINGS else "applies on configure"),
+        read_only=name in START_ONLY_SETTINGS,  # where map files may be written: not for other participants to move
         # YAML writes 1 for 1.0: accept integers for doubles and convert them when reading; older files say
         # `use_depth: true` for what is now auto | true | false.
         dynamic_typing=kind == ParameterType.PARAMETER_DOUBLE or name in BOOL_OR_STRING

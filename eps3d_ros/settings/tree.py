@@ -23,7 +23,7 @@ from .cameras import InputConfig
 # A run's settings that the model folder (its bundle, see eps3d_ros.model.bundle) fills when they are left
 # at these values; any other value is the user's and wins (pipeline/loading.py logs which did).
 AUTO = {"text.encoder": "", "text.model": "", "text.pretrained": "", "pipeline.image_height": 0, "pipeline.image_width": 0,
-        "panoptic.clustering.hdbscan.min_cluster_size": 0}
+        "panoptic.clustering.hdbscan.min_cluster_size": 0, "panoptic.min_relevance": -1.0}
 # Settings that had another name before: model folders (bundle.json) and scene files written then still say so.
 RENAMED = {f"panoptic.clustering.{name}": f"panoptic.clustering.hdbscan.{name}"
            for name in ("min_cluster_size", "min_subsample_cluster", "min_samples", "allow_single_cluster", "backend")}
@@ -31,9 +31,12 @@ USE_DEPTH = ("auto", "true", "false")
 # Settings that may change while a session runs (a new config object is swapped in); the rest need a new
 # session (the node: a reconfigure).
 RUNTIME_SETTINGS = frozenset({
-    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold",
+    "panoptic.vocabulary", "panoptic.stuff", "panoptic.unknown_threshold", "panoptic.min_relevance",
     "output.max_cloud_points", "output.min_opacity", "pipeline.every_n_frames",
 } | {f"map.{f.name}" for f in dataclasses.fields(MapConfig)})
+# Settings fixed when the process starts (the node declares them read-only): where the map services may write
+# and read must not be widened by anyone who can set a parameter on the ROS domain.
+START_ONLY_SETTINGS = frozenset({"map.directory", "map.allow_any_path"})
 
 
 @dataclass
@@ -95,6 +98,9 @@ class PipelineConfig:
     max_alignment_error: float = 0.25
     # Depth gives no scale when log(measured / predicted) varies more than this (median absolute deviation).
     max_depth_ratio_spread: float = 0.25
+    # A window whose estimated peak memory (pipeline/memory.py: views x network pixels) exceeds this is refused
+    # before anything is allocated; 0 = the memory available (CPU: free + this process's; CUDA: the GPU's free)
+    max_memory_mb: float = 0.0
 
     @property
     def depth_enabled(self) -> bool:
@@ -126,6 +132,8 @@ class PipelineConfig:
             raise ValueError("pipeline.sync_slop must be > 0 and sync_queue_size >= 1")
         if not 0 < self.depth_min < self.depth_max:
             raise ValueError("pipeline.depth_min must be positive and below depth_max")
+        if not (isinstance(self.max_memory_mb, (int, float)) and self.max_memory_mb >= 0):
+            raise ValueError(f"pipeline.max_memory_mb must be >= 0 (0: the memory available), got {self.max_memory_mb!r}")
         if self.depth_scale <= 0 or self.max_frame_age <= 0 or self.max_future_stamp <= 0 or self.max_buffer_mb <= 0:
             raise ValueError("pipeline.depth_scale, max_frame_age, max_future_stamp and max_buffer_mb must be positive")
         return self
@@ -156,6 +164,26 @@ class TextSettings(TextEncoderConfig):
 
 
 @dataclass
+class MapSettings(MapConfig):
+    """The node's object map: the map's rules (:class:`~eps3d_ros.mapping.config.MapConfig`) and where its map
+    services may write and read (eps3d_ros/io/map_paths.py). Set at start only: a client on the ROS domain must
+    not be able to widen them with a parameter change."""
+
+    # ~/save_map and ~/load_map take names or paths inside this folder ("" = $ROS_HOME/eps3d_maps, i.e.
+    # ~/.ros/eps3d_maps when ROS_HOME is unset); created on the first save
+    directory: str = ""
+    allow_any_path: bool = False  # true: any path the node's user may write or read (a trusted domain only)
+
+    def validate(self) -> "MapSettings":
+        super().validate()
+        if not isinstance(self.directory, str):
+            raise ValueError(f"map.directory must be a folder path (a string), got {self.directory!r}")
+        if not isinstance(self.allow_any_path, bool):
+            raise ValueError(f"map.allow_any_path must be true or false, got {self.allow_any_path!r}")
+        return self
+
+
+@dataclass
 class Eps3dConfig:
     model: ModelSourceConfig = field(default_factory=ModelSourceConfig)
     text: TextSettings = field(default_factory=TextSettings)
@@ -163,7 +191,7 @@ class Eps3dConfig:
     input: InputConfig = field(default_factory=InputConfig)  # the cameras (eps3d_ros/settings/cameras.py)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    map: MapConfig = field(default_factory=MapConfig)  # the object map (eps3d_ros.mapping), see its fields
+    map: MapSettings = field(default_factory=MapSettings)  # the object map (eps3d_ros.mapping) and its files
 
     def validate(self) -> "Eps3dConfig":
         self.model.validate()

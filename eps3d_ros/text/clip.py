@@ -184,6 +184,10 @@ def _tag_file(open_clip: ModuleType, arch: str, tag: str, cfg: dict, config: Tex
                 log.info("CLIP weights %s/%s from the hub cache: %s", arch, tag, hit)
                 return hit
         error = None
+        unreachable = _hub_unreachable(huggingface_hub.constants.ENDPOINT) if may_download else ""
+        if unreachable:  # an offline robot: say so now, not after a minute of retries
+            raise TextEncoderUnavailable(_unavailable_message(arch, tag, cfg, config, offline, None, repo_id=repo_id,
+                                                              names=names, unreachable=unreachable))
         if may_download:
             for name in names:
                 try:
@@ -211,39 +215,68 @@ def _tag_file(open_clip: ModuleType, arch: str, tag: str, cfg: dict, config: Tex
     raise TextEncoderUnavailable(_unavailable_message(arch, tag, cfg, config, offline, None))
 
 
+def _hub_unreachable(endpoint: str, timeout: float = 3.0) -> str:
+    """Why the hub at ``endpoint`` cannot be reached (no name resolution, no route: the hub client would retry for
+    about a minute), or "" when it accepts a connection or a proxy is configured (then the client decides)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return ""
+    u = urlparse(endpoint)
+    host, port = u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return ""
+    except OSError as e:
+        return f"{host} cannot be reached from this machine ({e.strerror or e})"
+
+
 def _unavailable_message(arch: str, tag: str, cfg: dict, config: TextEncoderConfig, offline: bool,
                          error: Exception | None, repo_id: str = "", names: Sequence[str] = (),
-                         url: str = "", local: str = "") -> str:
-    if error is not None:
+                         url: str = "", local: str = "", unreachable: str = "") -> str:
+    if unreachable:
+        why = f"the Hugging Face Hub is unreachable: {unreachable}"
+    elif error is not None:
         why = f"downloading failed ({_short(error)})"
     elif not config.allow_download:
-        why = "downloading is disabled (allow_download=False)"
+        why = "downloading is disabled (text.allow_download is false)"
     elif offline:
         why = "downloading is disabled (HF_HUB_OFFLINE is set)"
     else:
         why = "huggingface_hub is not installed" if cfg.get("hf_hub") else "no download source is known"
-    qg = " and quick_gelu='true'" if cfg.get("quick_gelu") else ""
+    qg = cfg.get("quick_gelu", False)
     lines = [f"CLIP weights for {arch} / pretrained={tag!r} are not available: not found locally and {why}."]
     if repo_id:
         try:
             from huggingface_hub.constants import HF_HUB_CACHE
         except ImportError:
             HF_HUB_CACHE = "~/.cache/huggingface/hub"
-        files = " or ".join(names)
         lines += [
-            f"They are the file {files} of the Hugging Face repo {repo_id}. To provide them:",
-            f"  1. on a connected machine: `hf download {repo_id} {names[0]}` (or "
-            f"huggingface_hub.hf_hub_download(repo_id={repo_id!r}, filename={names[0]!r})), copy the file here "
-            f"and pass pretrained='/path/to/{names[0]}'{qg} (model={arch!r});",
-            f"  2. or copy the hub cache folder models--{repo_id.replace('/', '--')} of that machine into this "
-            f"machine's Hugging Face hub cache ({config.cache_dir or HF_HUB_CACHE}; HF_HOME / HF_HUB_CACHE move "
-            "it): it is then used without the network.",
+            f"They are the file {' or '.join(names)} of the Hugging Face repo {repo_id}. On a connected machine: "
+            f"`hf download {repo_id} {names[0]}`, copy the file to this machine, then give it to the run:",
+            *_how_to_pass(f"/path/to/{names[0]}", arch, qg),
+            f"or copy that machine's hub cache folder models--{repo_id.replace('/', '--')} into this machine's "
+            f"({config.cache_dir or HF_HUB_CACHE}; text.cache_dir, HF_HOME or HF_HUB_CACHE move it).",
         ]
     elif url:
-        lines += [f"Download {url} on a connected machine and pass pretrained='/path/to/{os.path.basename(url)}'"
-                  f"{qg}, or place it at {local}."]
-    lines.append("Set HF_HUB_OFFLINE=1 before the process starts so that nothing waits on network retries.")
+        lines += [f"Download {url} on a connected machine (or place it at {local}), then give it to the run:",
+                  *_how_to_pass(f"/path/to/{os.path.basename(url)}", arch, qg)]
+    lines.append("Offline robots: also set text.allow_download false (node: -p text.allow_download:=false; eps3d: "
+                 "--set text.allow_download=false) or HF_HUB_OFFLINE=1, so that a missing file fails at once without "
+                 "trying the network.")
     return "\n".join(lines)
+
+
+def _how_to_pass(path: str, arch: str, quick_gelu: bool) -> list[str]:
+    """The settings that give a run a local weights file, in the user's terms: node parameters, CLI flags, Python."""
+    qg_node, qg_cli, qg_py = ((" -p text.quick_gelu:=true", " --set text.quick_gelu=true", ", quick_gelu='true'")
+                              if quick_gelu else ("", "", ""))
+    return [f"  node:   eps3d_node --ros-args -p text.pretrained:={path}{qg_node}   (or text.pretrained in "
+            "config/eps3d.yaml)",
+            f"  eps3d:  --text-weights {path}{qg_cli}",
+            f"  Python: create_text_encoder(model={arch!r}, pretrained={path!r}{qg_py})"]
 
 
 # ---------------------------------------------------------------------- helpers

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .resume_state import CHECKPOINT_FORMAT, RESUME_FORMAT, read_resume_state
+from .resume_state import CHECKPOINT_FORMAT, RESUME_FORMAT, load_training_state, read_resume_state
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Topology", "write_checkpoint",
            "read_checkpoint", "describe_resume"]
@@ -48,7 +48,7 @@ def write_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint (version 1 or 2) or a slim resume state (:mod:`.resume_state`), as a checkpoint dict
     with ``topology`` filled in."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = load_training_state(path, map_location=map_location)  # weights_only: a pickle that runs code is refused
     if isinstance(state, dict) and state.get("format") == RESUME_FORMAT:
         state = read_resume_state(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

@@ -21,10 +21,38 @@ from typing import Any
 
 import torch
 
-__all__ = ["RESUME_FORMAT", "write_resume_state", "read_resume_state"]
+__all__ = ["RESUME_FORMAT", "TRAINING_STATE_GLOBALS", "load_training_state", "write_resume_state",
+           "read_resume_state"]
 
 RESUME_FORMAT = "eps3d_train_resume"
 CHECKPOINT_FORMAT = "eps3d_train_checkpoint"
+# What a training state holds besides tensors and plain containers (str, int, float, bool, None, list, tuple,
+# dict), which torch.load(weights_only=True) builds anyway: the model, optimizer and scheduler state dicts, the
+# RNG state and the configs as dicts. Nothing else is needed today; a type a future state needs goes here.
+TRAINING_STATE_GLOBALS: tuple = ()
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A training checkpoint or resume state as a dict, read with ``torch.load(weights_only=True)``: a file whose
+    pickle would build or call anything but tensors, plain containers and :data:`TRAINING_STATE_GLOBALS` is
+    refused (:class:`~eps3d_ros.model.checkpoint.CheckpointError`) before any of its code runs."""
+    import pickle
+
+    from ..model.checkpoint import CheckpointError, refused_pickle_message
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(list(TRAINING_STATE_GLOBALS)):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(refused_pickle_message(path, e)) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable training checkpoint ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not an eps3d training checkpoint (a {type(state).__name__}, not a dict)")
+    return state
 
 
 def _sha256(path: Path) -> str:
@@ -40,7 +68,7 @@ def write_resume_state(checkpoint: str | Path, model_dir: str | Path, out: str |
     from safetensors.torch import load_file
 
     checkpoint, model_dir, out = Path(checkpoint), Path(model_dir), Path(out)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_training_state(checkpoint)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{checkpoint} is not an eps3d training checkpoint")
     weights = model_dir / "model.safetensors"
@@ -65,7 +93,7 @@ def read_resume_state(path: str | Path, map_location: str | torch.device = "cpu"
     from safetensors.torch import load_file
 
     path = Path(path)
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = load_training_state(path, map_location)
     if state.get("format") != RESUME_FORMAT:
         raise ValueError(f"{path} is not an eps3d resume state")
     weights = (path.parent / state["model_file"]).resolve()

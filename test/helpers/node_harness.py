@@ -126,7 +126,8 @@ class Harness:
 
     def ask(self, text: str, **kw):
         req = QueryObjects.Request(text=text, max_results=kw.get("max_results", 5),
-                                   min_score=kw.get("min_score", 0.0), target_frame=kw.get("target_frame", ""),
+                                   min_score=kw.get("min_score", 0.0), min_relevance=kw.get("min_relevance", -1.0),
+                                   target_frame=kw.get("target_frame", ""),
                                    return_clouds=kw.get("return_clouds", False))
         return self.call(self.query, req)
 
