@@ -29,12 +29,12 @@ class Clock:
 
 def frame(camera: str, stamp: float, pose: bool = False) -> Frame:
     p = np.eye(4) if pose else None
-    return Frame(stamp, np.zeros((28, 28, 3), np.uint8), K, f"{camera}_optical", pose=p, camera=camera)
+    return Frame(stamp, np.zeros((42, 42, 3), np.uint8), K, f"{camera}_optical", pose=p, camera=camera)
 
 
 def config(**values) -> Eps3dConfig:
     cfg = Eps3dConfig()
-    set_dotted(cfg, {"pipeline.image_height": 28, "pipeline.image_width": 28, **values})
+    set_dotted(cfg, {"pipeline.image_height": 42, "pipeline.image_width": 42, **values})
     return cfg
 
 
@@ -157,7 +157,7 @@ def test_a_camera_without_its_transform_waits_then_is_dropped_naming_it_and_the_
 class _Recorder:
     """A reconstructor that only records the windows it is given."""
 
-    input_box = (28, 28)
+    input_box = (42, 42)
 
     def __init__(self) -> None:
         self.windows: list = []

@@ -60,8 +60,9 @@ def _inside_the_room(rig, objects) -> None:
 
 def _check_map(r: dict, rig) -> None:
     assert r["cameras"] == {"head": PER_CAMERA, "wrist": PER_CAMERA} and r["frames"] == 2 * PER_CAMERA
+    n = 2 * PER_CAMERA // 4
     assert (r["kind"], r["windows"], r["frame_id"], r["fused"], r["scale_known"]) == \
-        ("map", 2 * PER_CAMERA // 4, "map", True, True)
+        ("map", {"reconstructed": n, "fused": n, "camera_frame": 0, "latest_only": 0, "in_file": n}, "map", True, True)
     assert r["last_window_views"] == "head:2 wrist:2"  # windows of 4 views: the two cameras by turns
     assert r["size"] == [56, 56]  # the larger network size of the two (the wrist's 84x112 fits as 42x56)
 

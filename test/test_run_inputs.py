@@ -71,7 +71,21 @@ def test_a_window_that_cannot_fit_is_refused_from_the_headers(tmp_path: Path) ->
     # without a limit: the memory available (no machine has the ~313 GiB of 8 views at 4480x3360)
     code, _, err = call(["run", "--images", images(tmp_path / "img8", 8), "--out", out, "--size", "4480x4480",
                          "--max-views", "8", *FAST])
-    assert code == 2 and "needs about" in err and "the memory available on this machine" in err
+    assert code == 2 and "needs about" in err and "80% of the memory available on this machine" in err
+
+
+def test_the_default_limit_keeps_a_fifth_of_the_memory_available() -> None:
+    from eps3d_ros.pipeline.memory import (AVAILABLE_FRACTION, available_memory, estimate_window_memory,
+                                           memory_limit)
+
+    assert memory_limit(1000) == 1000 * 2**20
+    available = available_memory("cpu")
+    assert available is not None  # Linux: /proc/meminfo
+    assert memory_limit(0, "cpu") == pytest.approx(AVAILABLE_FRACTION * available, rel=0.05)
+    # the reported case: 2 frames of 640x480 at --size 2240x2240 (1680x2240 network pixels) used 19.5 GB of a
+    # machine with ~21.2 GiB available: under all of it, over the default limit, so refused
+    need = estimate_window_memory(2, 1680, 2240, (DEMO / "model.safetensors").stat().st_size).total_bytes
+    assert AVAILABLE_FRACTION * 21.2 * 2**30 < need < 21.2 * 2**30
 
 
 def test_images_too_large_too_small_or_depth_like_are_refused_by_name(tmp_path: Path) -> None:

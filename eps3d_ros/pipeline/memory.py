@@ -11,9 +11,11 @@ changed it by 1 %. A reported run of 2 frames at 2240x1680 with that model used 
 release: ViT-L, 256-wide DPT) need more per pixel than this: the estimate is a floor for them, not measured
 here.
 
-The limit is ``pipeline.max_memory_mb``, or (0) what the device has: on CPU the memory the kernel reports
-available plus what this process already holds, on CUDA the device's free memory plus what torch already
-caches. A refusal says the estimate, the limit and the fixes (a smaller size, fewer views).
+The limit is ``pipeline.max_memory_mb``, or (0) :data:`AVAILABLE_FRACTION` of what the device has: on CPU the
+memory the kernel reports available plus what this process already holds, on CUDA the device's free memory plus
+what torch already caches. The fifth kept back is for what the estimate does not see (other processes that grow,
+the estimate's own error): the reported 2-frame run at 2240x1680 (18.8 GiB estimated) on a machine with 21 GiB
+available would have pushed it into swap, and is refused. A refusal says the estimate, the limit and the fixes (a smaller size, fewer views).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BYTES_PER_PIXEL_VIEW", "FIXED_BYTES", "MemoryEstimate", "MemoryLimitError", "estimate_window_memory",
+__all__ = ["AVAILABLE_FRACTION", "BYTES_PER_PIXEL_VIEW", "FIXED_BYTES", "memory_limit", "MemoryEstimate", "MemoryLimitError", "estimate_window_memory",
            "available_memory", "check_window_memory"]
 
 BYTES_PER_PIXEL_VIEW = 2600  # peak bytes per network pixel of every view of a window (demo model, CPU; above)
 FIXED_BYTES = 600 * 2**20  # the process without a window: Python, torch, the text encoder, caches
+AVAILABLE_FRACTION = 0.8  # of the memory available, the default limit (see the module docstring)
 
 
 class MemoryLimitError(ValueError):
@@ -68,16 +71,26 @@ def available_memory(device: str = "cpu") -> int | None:
         return None  # not Linux: no check
 
 
+def memory_limit(limit_mb: float = 0.0, device: str = "cpu") -> int | None:
+    """The limit in bytes: ``limit_mb`` when > 0, else :data:`AVAILABLE_FRACTION` of :func:`available_memory`
+    (None when that is unknown: no check)."""
+    if limit_mb > 0:
+        return int(limit_mb * 2**20)
+    available = available_memory(device)
+    return None if available is None else int(AVAILABLE_FRACTION * available)
+
+
 def check_window_memory(views: int, height: int, width: int, weights_bytes: int = 0, limit_mb: float = 0.0,
                         device: str = "cpu", native: tuple[int, int] | None = None) -> MemoryEstimate:
     """The estimate of :func:`estimate_window_memory`; :class:`MemoryLimitError` when it exceeds ``limit_mb``
-    (0: :func:`available_memory` of ``device``). ``native``: the model's own input size, offered as the fix."""
+    (0: :func:`memory_limit` of ``device``). ``native``: the model's own input size, offered as the fix."""
     est = estimate_window_memory(views, height, width, weights_bytes)
-    limit = int(limit_mb * 2**20) if limit_mb > 0 else available_memory(device)
+    limit = memory_limit(limit_mb, device)
     if limit is None or est.total_bytes <= limit:
         return est
     where = ("pipeline.max_memory_mb" if limit_mb > 0 else
-             f"the memory available on {'the GPU' if str(device).startswith('cuda') else 'this machine'}")
+             f"{AVAILABLE_FRACTION:.0%} of the memory available on "
+             f"{'the GPU' if str(device).startswith('cuda') else 'this machine'}")
     fits = max(1, int((limit - FIXED_BYTES - weights_bytes) // (BYTES_PER_PIXEL_VIEW * max(1, height * width))))
     size = f" (the model's native size is {native[0]}x{native[1]})" if native else ""
     raise MemoryLimitError(

@@ -99,7 +99,7 @@ class PipelineConfig:
     # Depth gives no scale when log(measured / predicted) varies more than this (median absolute deviation).
     max_depth_ratio_spread: float = 0.25
     # A window whose estimated peak memory (pipeline/memory.py: views x network pixels) exceeds this is refused
-    # before anything is allocated; 0 = the memory available (CPU: free + this process's; CUDA: the GPU's free)
+    # before anything is allocated; 0 = 80 % of the memory available (CPU: free + this process's; CUDA: the GPU's free)
     max_memory_mb: float = 0.0
 
     @property
@@ -133,7 +133,7 @@ class PipelineConfig:
         if not 0 < self.depth_min < self.depth_max:
             raise ValueError("pipeline.depth_min must be positive and below depth_max")
         if not (isinstance(self.max_memory_mb, (int, float)) and self.max_memory_mb >= 0):
-            raise ValueError(f"pipeline.max_memory_mb must be >= 0 (0: the memory available), got {self.max_memory_mb!r}")
+            raise ValueError(f"pipeline.max_memory_mb must be >= 0 (0: 80 % of the memory available), got {self.max_memory_mb!r}")
         if self.depth_scale <= 0 or self.max_frame_age <= 0 or self.max_future_stamp <= 0 or self.max_buffer_mb <= 0:
             raise ValueError("pipeline.depth_scale, max_frame_age, max_future_stamp and max_buffer_mb must be positive")
         return self
