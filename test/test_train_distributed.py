@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -319,3 +320,20 @@ def test_parameters_that_never_get_a_gradient_are_named_instead_of_a_ddp_hang(tm
     assert out.returncode != 0
     assert "trainable parameters got no gradient at step 0 (encoder.camera_head." in out.stderr
     assert "run.find_unused_parameters: true" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_max_minutes_stops_every_rank_after_one_step_and_writes_checkpoint_and_model(tmp_path, text_weights) -> None:
+    """A lent GPU's hours: run.max_minutes (--max-minutes) ends 2 ranks after the same step, then the checkpoint and
+    the model folder are written as at the end of optim.steps, and the run resumes from there."""
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "a", text_weights, optim={"steps": 200})
+    out = torchrun(2, cfg, "--max-minutes", "0.0001")  # 6 ms: the first step crosses it
+    assert "run.max_minutes 0.0001 reached at step 1" in out.stderr
+    assert json.loads(out.stdout[out.stdout.index("{"):])["steps"] == 1
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 1 and (tmp_path / "a" / "model" / "model.safetensors").is_file()
+    out = torchrun(2, cfg, "--resume", "--steps", "3")  # no limit now: on to step 3
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["step"] == 3
+    with pytest.raises(ValueError, match="run.max_minutes must be >= 0"):
+        TrainConfig.from_dict({"run": {"max_minutes": -1}}).validate()

@@ -205,6 +205,9 @@ class RunSection:
     find_unused_parameters: Any = "auto"
     dist_timeout_s: float = 1800.0  # a collective or barrier waits this long (rank 0's evaluation / export)
     peer_timeout_s: float = 30.0  # a rank silent this long (no heartbeat) ends the job
+    # stop after this many minutes of training (0 = no limit): the step that crosses it is the last, then the
+    # checkpoint and the model folder are written as at the end of optim.steps (a GPU lent for a while)
+    max_minutes: float = 0.0
 
 
 @dataclass
@@ -267,6 +270,8 @@ class TrainConfig:
                              f"{o.lr_scaling!r}, {o.reference_batch}")
         if r.precision not in PRECISIONS:
             raise ValueError(f"run.precision must be one of {PRECISIONS}, got {r.precision!r}")
+        if not (isinstance(r.max_minutes, (int, float)) and r.max_minutes >= 0):
+            raise ValueError(f"run.max_minutes must be >= 0 (0: no limit), got {r.max_minutes!r}")
         if r.nproc_per_node < 1 or not r.dist_timeout_s > 0 or not r.peer_timeout_s > 0:
             raise ValueError("run: need nproc_per_node >= 1, dist_timeout_s > 0, peer_timeout_s > 0")
         if r.find_unused_parameters not in ("auto", True, False):

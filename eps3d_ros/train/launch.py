@@ -36,6 +36,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "or a slim resume state such as checkpoints/demo_small/resume.pt), on any number of ranks")
     p.add_argument("--out-dir", help="override run.out_dir")
     p.add_argument("--steps", type=int, help="stop after this many steps (the schedule keeps optim.steps)")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="stop after M minutes of training, then write the checkpoint and the model folder as at "
+                        "the end (run.max_minutes; the schedule keeps optim.steps)")
     p.add_argument("--device", help="override run.device (auto, cpu, cuda, cuda:N; several ranks on CUDA take "
                                       "cuda:LOCAL_RANK each)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -50,6 +53,8 @@ def _overrides(args: argparse.Namespace) -> dict | None:
         run["out_dir"] = args.out_dir
     if args.device:
         run["device"] = args.device
+    if getattr(args, "max_minutes", None) is not None:
+        run["max_minutes"] = args.max_minutes
     if args.no_progress:
         run["progress"] = False
     return {"run": run} if run else None
@@ -75,7 +80,8 @@ def _child_arguments(args: argparse.Namespace) -> list[str]:
         out.append("--resume")
     elif args.resume:
         out += ["--resume", str(args.resume)]
-    for flag, value in (("--out-dir", args.out_dir), ("--steps", args.steps), ("--device", args.device)):
+    for flag, value in (("--out-dir", args.out_dir), ("--steps", args.steps), ("--device", args.device),
+                        ("--max-minutes", args.max_minutes)):
         if value is not None:
             out += [flag, str(value)]
     if args.no_progress:

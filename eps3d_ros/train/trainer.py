@@ -215,7 +215,7 @@ class Trainer:
         self.usage.start()
         t_start = time.perf_counter()
         try:
-            while self.step < total:
+            while self.step < total and not self._out_of_time(t_start):
                 row = self.train_step()
                 self.history.append(row)
                 self.run_log.progress(row)
@@ -238,6 +238,20 @@ class Trainer:
         self._on_main(lambda: self.export(export))
         return {"steps": self.step, "wall_s": time.perf_counter() - t_start, "export": str(export),
                 "last": self.history[-1] if self.history else {}}
+
+    def _out_of_time(self, t_start: float) -> bool:
+        """``run.max_minutes`` spent (rank 0's clock decides, so every rank stops after the same step)."""
+        limit = self.config.run.max_minutes
+        if not limit:
+            return False
+        over = torch.tensor([float(self.ranks.is_main and time.perf_counter() - t_start >= 60.0 * limit)],
+                            dtype=torch.float64)
+        if self.ranks.all_reduce_sum(over).item() == 0:
+            return False
+        if self.ranks.is_main:
+            log.info("run.max_minutes %g reached at step %d: writing the checkpoint and the model folder", limit,
+                     self.step)
+        return True
 
     def _on_main(self, work) -> None:
         """``work`` on rank 0 while the others wait at a barrier (``run.dist_timeout_s``)."""
