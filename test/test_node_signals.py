@@ -57,8 +57,9 @@ def test_a_signal_during_inference_ends_the_node_cleanly(tmp_path, sig) -> None:
         code = stop_node(node, sig)
     finally:
         client.close()
-    assert code == 0
-    _clean((tmp_path / f"sig{int(sig)}.log").read_text())
+    log = (tmp_path / f"sig{int(sig)}.log").read_text()
+    assert code == 0, log[-3000:]  # the log says why, should it ever fail
+    _clean(log)
 
 
 @pytest.mark.timeout(600)
@@ -73,8 +74,8 @@ def test_a_second_ctrl_c_while_closing_is_no_traceback(tmp_path) -> None:
         code = stop_node(node, signal.SIGINT)
     finally:
         client.close()
-    assert code == 0
-    _clean((tmp_path / "twice.log").read_text())
+    assert code == 0, log.read_text()[-3000:]  # once in 5 full-suite runs under load it was 1: the log says why
+    _clean(log.read_text())
 
 
 @pytest.mark.timeout(600)
