@@ -30,6 +30,7 @@ import numpy as np
 
 __all__ = [
     "DatasetError",
+    "OneCameraScene",
     "Issue",
     "LabelSet",
     "FrameData",
@@ -217,6 +218,26 @@ class SceneReader(ABC):
             if progress is not None:
                 progress(1)
         return issues
+
+
+class OneCameraScene(SceneReader):
+    """A scene whose frames share one camera: one image size ``self._size`` ``(H, W)`` and one ``self._K``, both
+    set by the subclass's ``__init__``; the colour image of a frame is the file :meth:`rgb_path` names."""
+
+    _size: tuple[int, int]
+    _K: np.ndarray
+
+    @abstractmethod
+    def rgb_path(self, index: int) -> Path: ...
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        return self._size
+
+    def intrinsics(self, index: int) -> np.ndarray:
+        return self._K
+
+    def read_rgb(self, index: int) -> np.ndarray:
+        return read_rgb(self.rgb_path(index), self._size)
 
 
 # ------------------------------------------------------------------------------ shared file readers

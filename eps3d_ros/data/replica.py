@@ -28,14 +28,13 @@ import numpy as np
 from .dataset_scene import (
     DatasetError,
     LabelSet,
-    SceneReader,
+    OneCameraScene,
     check_pose,
     fov_intrinsics,
     image_size,
     natural_key,
     read_depth_png,
     read_label_png,
-    read_rgb,
 )
 
 __all__ = ["ReplicaScene", "ReplicaDataset", "REPLICA_SCENES", "REPLICA_HFOV_DEG"]
@@ -57,7 +56,7 @@ def read_replica_classes(path: Path) -> tuple[list[str], dict[int, int]]:
     return names, rows
 
 
-class ReplicaScene(SceneReader):
+class ReplicaScene(OneCameraScene):
     """One Replica sequence (see the module docstring)."""
 
     dataset = "replica"
@@ -110,14 +109,8 @@ class ReplicaScene(SceneReader):
             out["instance"] = self.dir / "semantic_instance" / f"semantic_instance_{n}.png"
         return out
 
-    def frame_size(self, index: int) -> tuple[int, int]:
-        return self._size
-
-    def intrinsics(self, index: int) -> np.ndarray:
-        return self._K
-
-    def read_rgb(self, index: int) -> np.ndarray:
-        return read_rgb(self.files(index)["rgb"], self._size)
+    def rgb_path(self, index: int) -> Path:
+        return self.files(index)["rgb"]
 
     def read_pose(self, index: int) -> np.ndarray:
         if self._traj is None:

@@ -32,13 +32,12 @@ from eps3d_ros.conventions import quat_xyzw_to_matrix
 
 from .dataset_scene import (
     DatasetError,
-    SceneReader,
+    OneCameraScene,
     check_intrinsics,
     check_pose,
     image_size,
     natural_key,
     read_depth_png,
-    read_rgb,
 )
 
 __all__ = ["TumScene", "RedwoodScene", "TUM_INTRINSICS"]
@@ -88,7 +87,7 @@ def _nearest(stamps: np.ndarray, t: float) -> tuple[int, float]:
     return j, abs(float(stamps[j]) - t)
 
 
-class TumScene(SceneReader):
+class TumScene(OneCameraScene):
     """A TUM RGB-D sequence folder (see the module docstring)."""
 
     dataset = "transforms"
@@ -142,14 +141,8 @@ class TumScene(SceneReader):
             out["depth"] = self._depth[index]
         return out
 
-    def frame_size(self, index: int) -> tuple[int, int]:
-        return self._size
-
-    def intrinsics(self, index: int) -> np.ndarray:
-        return self._K
-
-    def read_rgb(self, index: int) -> np.ndarray:
-        return read_rgb(self._rgb[index], self._size)
+    def rgb_path(self, index: int) -> Path:
+        return self._rgb[index]
 
     def read_pose(self, index: int) -> np.ndarray:
         line, parts = self._rows[index]
@@ -175,7 +168,7 @@ class TumScene(SceneReader):
         return read_depth_png(path, 1.0 / 5000.0, self._size)
 
 
-class RedwoodScene(SceneReader):
+class RedwoodScene(OneCameraScene):
     """A Redwood / Open3D RGB-D folder (see the module docstring)."""
 
     dataset = "transforms"
@@ -236,14 +229,8 @@ class RedwoodScene(SceneReader):
             out["depth"] = self._depth[index]
         return out
 
-    def frame_size(self, index: int) -> tuple[int, int]:
-        return self._size
-
-    def intrinsics(self, index: int) -> np.ndarray:
-        return self._K
-
-    def read_rgb(self, index: int) -> np.ndarray:
-        return read_rgb(self._rgb[index], self._size)
+    def rgb_path(self, index: int) -> Path:
+        return self._rgb[index]
 
     def read_pose(self, index: int) -> np.ndarray:
         where = f"{self.log_path} (pose {index})"

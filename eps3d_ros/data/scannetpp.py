@@ -34,12 +34,11 @@ from eps3d_ros.conventions import opengl_to_opencv_poses
 from .dataset_scene import (
     DatasetError,
     LabelSet,
-    SceneReader,
+    OneCameraScene,
     check_intrinsics,
     check_pose,
     read_depth_png,
     read_label_png,
-    read_rgb,
     resample_nearest,
 )
 
@@ -60,7 +59,7 @@ def _load_json(path: Path) -> dict:
         raise DatasetError(path, f"not valid JSON ({e})") from None
 
 
-class ScanNetPPScene(SceneReader):
+class ScanNetPPScene(OneCameraScene):
     """One ScanNet++ DSLR scene (see the module docstring)."""
 
     dataset = "scannetpp"
@@ -121,14 +120,8 @@ class ScanNetPPScene(SceneReader):
             out["instance"] = self._obj_dir / f"{n}.pth"
         return out
 
-    def frame_size(self, index: int) -> tuple[int, int]:
-        return self._size
-
-    def intrinsics(self, index: int) -> np.ndarray:
-        return self._K
-
-    def read_rgb(self, index: int) -> np.ndarray:
-        return read_rgb(self.files(index)["rgb"], self._size)
+    def rgb_path(self, index: int) -> Path:
+        return self.files(index)["rgb"]
 
     def read_pose(self, index: int) -> np.ndarray:
         what = f"transform_matrix of frame {self.frame_ids[index]}"
