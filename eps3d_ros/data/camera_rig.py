@@ -35,7 +35,7 @@ from eps3d_ros.data.camera_path import look_at_pose, sample_robot_path
 from eps3d_ros.data.raycast import label_images, render_views
 from eps3d_ros.data.room_layout import RoomLayout, sample_room_layout
 from eps3d_ros.data.scene_layout import CLASS_NAMES, STUFF_CLASSES, THING_CLASSES
-from eps3d_ros.data.sequence import SyntheticSequence
+from eps3d_ros.data.sequence import SyntheticSequence, voxel_balanced_centroid
 from eps3d_ros.frames.frame import synthetic_frames
 
 __all__ = ["CameraRigSequence", "generate_rig_sequence", "wrist_poses"]
@@ -135,14 +135,7 @@ class CameraRigSequence:
                 pts.append(seq.world_points(i)[seq.instance[i] == instance_id])
         if not pts:
             raise ValueError(f"object {instance_id} is not seen in the given frames")
-        p = np.concatenate(pts)
-        if voxel <= 0:
-            return p.mean(0)
-        _, inverse, counts = np.unique(np.floor(p / voxel).astype(np.int64), axis=0, return_inverse=True,
-                                       return_counts=True)
-        sums = np.zeros((len(counts), 3))
-        np.add.at(sums, inverse.reshape(-1), p)
-        return (sums / counts[:, None]).mean(0)
+        return voxel_balanced_centroid(np.concatenate(pts), voxel)
 
     def seen_only_by(self, camera: str, min_pixels: int = 100) -> list[int]:
         """Things ``camera`` sees over ``min_pixels`` in some frame and no other camera sees at all."""

@@ -35,7 +35,7 @@ from eps3d_ros.data.rendered_views import RenderedViews
 from eps3d_ros.data.room_layout import RoomLayout
 from eps3d_ros.frames.frame import synthetic_frames
 
-__all__ = ["SyntheticSequence"]
+__all__ = ["SyntheticSequence", "voxel_balanced_centroid"]
 
 
 @dataclass
@@ -156,11 +156,16 @@ class SyntheticSequence(RenderedViews):
                if self.pixel_counts[f, int(instance_id)] > 0]
         if not pts:
             raise ValueError(f"object {instance_id} is not seen in the given frames")
-        p = np.concatenate(pts)
-        if voxel <= 0:
-            return p.mean(0)
-        _, inverse, counts = np.unique(np.floor(p / voxel).astype(np.int64), axis=0, return_inverse=True,
-                                       return_counts=True)
-        sums = np.zeros((len(counts), 3))
-        np.add.at(sums, inverse.reshape(-1), p)
-        return (sums / counts[:, None]).mean(0)
+        return voxel_balanced_centroid(np.concatenate(pts), voxel)
+
+
+def voxel_balanced_centroid(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Centroid ``[3]`` of ``points [N, 3]`` with every ``voxel`` (m) cell weighted once (the plain mean when
+    ``voxel <= 0``): a surface seen by many pixels in one place does not pull the centroid there."""
+    if voxel <= 0:
+        return points.mean(0)
+    _, inverse, counts = np.unique(np.floor(points / voxel).astype(np.int64), axis=0, return_inverse=True,
+                                   return_counts=True)
+    sums = np.zeros((len(counts), 3))
+    np.add.at(sums, inverse.reshape(-1), points)
+    return (sums / counts[:, None]).mean(0)
