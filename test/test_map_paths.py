@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
+from helpers.synthetic import oracle_session
 from eps3d_ros.io.map_paths import MapPathError, default_map_directory, map_directory, resolve_map_path
 
 DEMO = REPO / "models" / "demo_tiny"
@@ -52,19 +53,11 @@ def map_file(tmp_path_factory) -> Path:
     """A small map file (ground truth through the real panoptic stage, in the demo model's text space)."""
     from eps3d_ros.data.synthetic import generate_sequence
     from eps3d_ros.eval.oracle import OracleReconstructor
-    from eps3d_ros.pipeline.session import Session
 
     seq = generate_sequence(seed=3, num_frames=4, height=84, width=84)
     cfg = OracleReconstructor.default_config()
-    cfg.pipeline.window_size = cfg.pipeline.every_n_frames = 4
-    cfg.pipeline.keyframe_min_interval = cfg.pipeline.keyframe_min_translation = 0.0
-    cfg.pipeline.keyframe_min_rotation = 0.0
-    cfg.pipeline.image_height, cfg.pipeline.image_width = seq.height, seq.width
-    session = Session(cfg, OracleReconstructor(seq, cfg))
+    session = oracle_session(seq, cfg)
     try:
-        for f in seq.frames():
-            session.offer(f)
-        assert session.wait_idle(120) and session.map.objects
         path = tmp_path_factory.mktemp("seed") / "seed.eps3d"
         session.save_map(path)
     finally:

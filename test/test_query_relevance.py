@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO
+from helpers.synthetic import oracle_session
 from eps3d_ros.cli import main
 from eps3d_ros.eval.query_calibration import ABSENT_PHRASES, evaluate_query_calibration
 from eps3d_ros.panoptic.relevance import (CANONICAL_NEGATIVES, named_classes, negative_texts, no_match_message,
@@ -126,20 +127,12 @@ def test_session_answers_no_match_and_the_threshold_changes_at_runtime() -> None
     from eps3d_ros.data.synthetic import generate_sequence
     from eps3d_ros.eval.oracle import OracleReconstructor
     from eps3d_ros.pipeline.map_query import answer_query
-    from eps3d_ros.pipeline.session import Session
 
     seq = generate_sequence(seed=5, num_frames=4, height=84, width=84)
     cfg = OracleReconstructor.default_config(vocabulary=list(seq.class_names[1:]),
                                              stuff=[seq.class_names[i] for i in seq.stuff])
-    cfg.pipeline.window_size = cfg.pipeline.every_n_frames = 4
-    cfg.pipeline.keyframe_min_interval = cfg.pipeline.keyframe_min_translation = 0.0
-    cfg.pipeline.keyframe_min_rotation = 0.0
-    cfg.pipeline.image_height, cfg.pipeline.image_width = seq.height, seq.width
-    session = Session(cfg, OracleReconstructor(seq, cfg))
+    session = oracle_session(seq, cfg)
     try:
-        for f in seq.frames():
-            session.offer(f)
-        assert session.wait_idle(120) and session.map.objects
         a = answer_query(session, "a flying saucer", max_results=3)
         assert a.success and a.no_match and a.matches == () and a.min_relevance == 0.5
         assert a.message.startswith("no object matches 'a flying saucer' (closest: #")

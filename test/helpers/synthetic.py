@@ -38,3 +38,25 @@ def oracle_gaussians(scene, space_dim: int = 32, seed: int = 0) -> tuple[Gaussia
         harmonics=torch.zeros(1, n, 3, 25), semantics=torch.from_numpy(sem)[None], instances=torch.from_numpy(ins)[None],
     )
     return g, sem_id, ins_id
+
+
+def oracle_session(seq, cfg):
+    """A Session fed every frame of the synthetic sequence ``seq`` through the oracle reconstructor: windows of
+    4 frames, every frame a keyframe, the network box the sequence's size; idle and with a map when returned
+    (the caller closes it)."""
+    from eps3d_ros.eval.oracle import OracleReconstructor
+    from eps3d_ros.pipeline.session import Session
+
+    cfg.pipeline.window_size = cfg.pipeline.every_n_frames = 4
+    cfg.pipeline.keyframe_min_interval = cfg.pipeline.keyframe_min_translation = 0.0
+    cfg.pipeline.keyframe_min_rotation = 0.0
+    cfg.pipeline.image_height, cfg.pipeline.image_width = seq.height, seq.width
+    session = Session(cfg, OracleReconstructor(seq, cfg))
+    try:
+        for f in seq.frames():
+            session.offer(f)
+        assert session.wait_idle(120) and session.map.objects
+    except BaseException:
+        session.close()
+        raise
+    return session
