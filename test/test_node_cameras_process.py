@@ -12,7 +12,6 @@ parameter file listing ``input.cameras: [head, wrist]`` (head 112x112, wrist 84x
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 
 import numpy as np
@@ -41,16 +40,6 @@ PARAMS = """\
       keyframe_min_rotation: 0.0
 """
 START = 1000.0  # the bag's clock: far from the wall clock
-
-
-def value(client: NodeClient, key: str):
-    for values in reversed(client.diagnostics):
-        if key in values:
-            try:
-                return ast.literal_eval(values[key])
-            except (ValueError, SyntaxError):
-                return values[key]
-    return None
 
 
 def rig_frames():
@@ -102,11 +91,11 @@ def test_two_cameras_with_tf_under_sim_time_make_one_map_and_survive_a_lost_tran
             send(h, stamp)
             send(w, stamp + 0.02)
             stamp += 0.5
-        assert client.wait_for(lambda: value(client, "windows") and value(client, "windows") >= 2, 300), \
+        assert client.wait_for(lambda: client.diagnostic("windows") and client.diagnostic("windows") >= 2, 300), \
             log.read_text()[-3000:]
         objects = client.objects[-1]
         assert objects.header.frame_id == "map" and objects.scale_known
-        views = value(client, "last_window_views")
+        views = client.diagnostic("last_window_views")
         assert "head:" in views and "wrist:" in views, views
         # a thing only the wrist camera saw: a map thing of its class near its true centre
         found = [i for i in wrist_only if any(
@@ -122,22 +111,22 @@ def test_two_cameras_with_tf_under_sim_time_make_one_map_and_survive_a_lost_tran
         ahead = dataclasses.replace(heads[0], stamp=now["t"] + 60.0)
         client.send(ahead, pose=False, camera="head")
         # (its colour + info pair and its triple with depth: refused once or twice)
-        assert client.wait_for(lambda: (value(client, "buffer_dropped") or {}).get("future", 0) >= 1, 30), \
+        assert client.wait_for(lambda: (client.diagnostic("buffer_dropped") or {}).get("future", 0) >= 1, 30), \
             {k: v for k, v in client.diagnostics[-1].items() if k.startswith(("input", "buffer"))}
 
         # the wrist's TF stops: its frames are dropped after waiting, naming the transform; the head goes on
-        windows, published = value(client, "windows"), len(client.objects)
-        used = {c: value(client, f"input_{c}_used") for c in ("head", "wrist")}
+        windows, published = client.diagnostic("windows"), len(client.objects)
+        used = {c: client.diagnostic(f"input_{c}_used") for c in ("head", "wrist")}
         for h, w in zip(heads, wrists):
             send(h, stamp)
             send(w, stamp + 0.02, pose=False)
             stamp += 0.5
-        assert client.wait_for(lambda: value(client, "windows") >= windows + 1, 300), log.read_text()[-3000:]
+        assert client.wait_for(lambda: client.diagnostic("windows") >= windows + 1, 300), log.read_text()[-3000:]
         assert client.wait_for(lambda: "no transform from 'map' to 'wrist_optical'" in
-                               str(value(client, "input_problems")), 30), client.diagnostics[-1]
-        assert value(client, "input_dropped")["no_transform"] == len(wrists)
-        assert value(client, "input_wrist_used") == used["wrist"]  # no unposed wrist view entered a window
-        assert value(client, "input_head_used") == used["head"] + len(heads)
+                               str(client.diagnostic("input_problems")), 30), client.diagnostics[-1]
+        assert client.diagnostic("input_dropped")["no_transform"] == len(wrists)
+        assert client.diagnostic("input_wrist_used") == used["wrist"]  # no unposed wrist view entered a window
+        assert client.diagnostic("input_head_used") == used["head"] + len(heads)
         assert len(client.objects) > published and client.objects[-1].header.frame_id == "map"
     finally:
         client.close()

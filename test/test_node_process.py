@@ -67,19 +67,6 @@ def _frames_640x480(seed: int = 100_001, views: int = 6) -> list[Frame]:
     return out
 
 
-def _diagnostic(client: NodeClient, key: str):
-    """The newest value of ``key`` in the node's diagnostics (parsed), or None."""
-    import ast
-
-    for values in reversed(client.diagnostics):
-        if key in values:
-            try:
-                return ast.literal_eval(values[key])
-            except (ValueError, SyntaxError):
-                return values[key]
-    return None
-
-
 def _feed_until(client: NodeClient, frames, start: float, depth: bool, done, timeout: float = 180.0) -> float:
     """Frames at 4 Hz (cycling through ``frames``) until ``done()``; returns the next stamp."""
     stamp, k, end = start, 0, time.monotonic() + timeout
@@ -119,9 +106,9 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
         # every frame that arrived is used (the default best-effort QoS loses some 0.9 MB images on the way when the
         # machine is busy: 7 of 15 at load 6 here; bench/bench_camera_input.py; input_qos reliable keeps them all)
         client.spin(3.0)
-        assert client.wait_for(lambda: _diagnostic(client, "input_used") == _diagnostic(client, "input_rgb_received")
-                               == _diagnostic(client, "input_synced"), 30), client.diagnostics[-1]
-        used = _diagnostic(client, "input_used")
+        assert client.wait_for(lambda: client.diagnostic("input_used") == client.diagnostic("input_rgb_received")
+                               == client.diagnostic("input_synced"), 30), client.diagnostics[-1]
+        used = client.diagnostic("input_used")
         assert used >= 5, client.diagnostics[-1]
         r = client.call(client.reconstruct, Trigger.Request())
         assert r.success, r.message
@@ -131,7 +118,7 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
         assert client.objects[-1].header.frame_id == CAMERA and not client.objects[-1].scale_known
         answer = client.call(client.query, QueryObjects.Request(text="chair", max_results=3, min_score=0.0))
         assert answer.success and answer.objects and "scale unknown" in answer.message, answer.message
-        refused = _diagnostic(client, "input_refused")
+        refused = client.diagnostic("input_refused")
         assert "waiting_for_depth" not in refused, refused
 
         # a depth stream starts (a publisher appears: the decision is open again), used as it arrives: metric

@@ -57,6 +57,19 @@ class NodeClient:
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
                 self.diagnostic_stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
 
+    def diagnostic(self, key: str):
+        """The newest value of ``key`` in the node's diagnostics (parsed as a Python literal where it is one),
+        or None."""
+        import ast
+
+        for values in reversed(self.diagnostics):
+            if key in values:
+                try:
+                    return ast.literal_eval(values[key])
+                except (ValueError, SyntaxError):
+                    return values[key]
+        return None
+
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
