@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from helpers.node_client import NodeClient
+from helpers.node_client import NodeClient, stop_node
 
 DEMO = REPO / "models" / "demo_tiny"
 
@@ -69,12 +68,7 @@ def test_colcon_build_installs_a_node_that_starts_with_two_cameras(tmp_path) -> 
         assert "head: head/image, head/camera_info, head/depth" in output and "wrist: wrist/image" in output, output
     finally:
         client.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = "killed"
-        log.close()
+        proc.log_file = log
+        code = stop_node(proc)  # SIGINT, then the exit code (or "killed" after 60 s)
     output = (tmp_path / "node.log").read_text()
     assert code == 0 and "Traceback" not in output, output[-3000:]

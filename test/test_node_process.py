@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,7 @@ from eps3d_ros.data.synthetic import generate_scene
 from eps3d_ros.frames.frame import Frame
 from eps3d_ros.srv import QueryObjects
 from std_srvs.srv import Trigger
-from helpers.node_client import NodeClient
+from helpers.node_client import NodeClient, stop_node
 
 DEMO = REPO / "models" / "demo_tiny"
 NODE_BIN = Path(sys.executable).parent / "eps3d_node"
@@ -129,13 +128,8 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
         assert metric.header.frame_id == CAMERA and metric.objects
     finally:
         client.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = "killed"
-        log.close()
+        proc.log_file = log
+        code = stop_node(proc)  # SIGINT, then the exit code (or "killed" after 60 s)
     output = (tmp_path / "node.log").read_text()
     print(json.dumps({"configure_s": round(configure_s, 2), "burst_frames_used": used}))
     assert not network_log.exists(), network_log.read_text()  # no download tried (nor its minute of retries)
