@@ -74,7 +74,9 @@ def test_a_second_ctrl_c_while_closing_is_no_traceback(tmp_path) -> None:
         code = stop_node(node, signal.SIGINT)
     finally:
         client.close()
-    assert code == 0, log.read_text()[-3000:]  # once in 5 full-suite runs under load it was 1: the log says why
+    # once in 5 full-suite runs under load it was 1: a signal shut the context down while the executor built its
+    # wait set (RCLError), see test_context_shutdown.py; the log says why should it ever fail again
+    assert code == 0, log.read_text()[-3000:]
     _clean(log.read_text())
 
 

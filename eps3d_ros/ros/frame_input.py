@@ -24,6 +24,7 @@ from rclpy.clock import Clock, ClockType
 from ..frames.time_sync import ApproximateTimeSynchronizer
 from ..pipeline.camera_inputs import USE, WAITING_FOR_DEPTH, CameraInput
 from ..settings.cameras import camera_topics
+from .context_shutdown import run_while_live
 from .messages import frame_from_messages, stamp_to_seconds
 
 _TYPES = {"rgb": Image, "info": CameraInfo, "depth": Image}
@@ -156,7 +157,8 @@ class FrameInputs:
 
     def _poll(self) -> None:
         if self.cameras:
-            self.check_depth_publishers()
+            # a graph query: it fails once a signal has shut the context down
+            run_while_live(self._node.context, self.check_depth_publishers)
             self._session.pump()
 
     def check_depth_publishers(self) -> None:

@@ -24,8 +24,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidHandle
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.task import Future
@@ -34,6 +33,7 @@ from rcl_interfaces.msg import SetParametersResult
 from ..pipeline.loading import load_reconstructor, release_cuda_cache
 from ..pipeline.session import Session
 from ..process.heap import trim_heap
+from .context_shutdown import close_in_order, run_while_live, spin_until_finished
 from .diagnostics import session_diagnostics
 from .frame_input import FrameInputs
 from .log_forwarding import forward_core_logs, stop_forwarding
@@ -157,12 +157,12 @@ class Eps3dNode(LifecycleNode):
 
     def _on_update(self, update) -> None:
         outputs, session = self._outputs, self.session
-        if outputs is None or session is None or not self.context.ok():
-            return  # shutting down: the context may already be gone
+        if outputs is None or session is None:
+            return  # closed
         c = session.config.output
         t0 = time.perf_counter()
-        outputs.publish(session, c.max_cloud_points, c.min_opacity)
-        session.record_publish(time.perf_counter() - t0)
+        if run_while_live(self.context, lambda: outputs.publish(session, c.max_cloud_points, c.min_opacity)):
+            session.record_publish(time.perf_counter() - t0)
 
     def _on_parameters(self, params) -> SetParametersResult:
         session = self.session
@@ -183,7 +183,7 @@ class Eps3dNode(LifecycleNode):
         if self.session is not None and self._input is not None and self._diag is not None:
             msg = session_diagnostics(self.session, self._input, self._poses, self.get_clock().now().to_msg(),
                                       self.get_logger().warning)
-            self._diag.publish(msg)
+            run_while_live(self.context, lambda: self._diag.publish(msg))
 
 
 def main(args=None) -> None:
@@ -193,23 +193,17 @@ def main(args=None) -> None:
     executor.add_node(node)
     node.autostart()
     try:
-        while not node.finished.done() and rclpy.ok():  # ends on the shutdown transition or a signal
-            try:
-                executor.spin_until_future_complete(node.finished)
-            except InvalidHandle as e:
-                # rclpy met an entity that a transition in another executor thread destroyed meanwhile (a service
-                # whose last response was still being sent, an event handler while the wait set was built): that
-                # one spin ends (one client may get no answer); the node goes on.
-                node.get_logger().warning(f"an entity was destroyed while in use ({e}); spinning on")
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # SIGINT / SIGTERM: rclpy shut the context down
+        spin_until_finished(executor, node)  # the shutdown transition, or a signal
+    except KeyboardInterrupt:
+        pass  # a signal's KeyboardInterrupt met just outside the executor
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # closing is bounded; half-destroyed DDS entities are not
             signal.signal(sig, signal.SIG_IGN)
-        node.close()
-        executor.shutdown(timeout_sec=5.0)  # its threads stop before the node they serve is destroyed
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_in_order(node.context, node.get_logger().name, [
+            ("the node", node.close),
+            ("the executor", lambda: executor.shutdown(timeout_sec=5.0)),  # before the node it serves goes
+            ("destroying the node", node.destroy_node),
+            ("the context", rclpy.try_shutdown)])
 
 
 if __name__ == "__main__":
