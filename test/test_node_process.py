@@ -115,7 +115,10 @@ def test_node_with_only_the_model_folder_runs_offline_from_a_separate_client(tmp
             (tmp_path / "node.log").read_text()[-3000:]
         assert client.clouds[-1].header.frame_id == CAMERA and client.clouds[-1].width > 0
         assert client.objects[-1].header.frame_id == CAMERA and not client.objects[-1].scale_known
-        answer = client.call(client.query, QueryObjects.Request(text="chair", max_results=3, min_score=0.0))
+        # min_relevance 0: the ranking whatever the model makes of the frames that arrived (some are lost on a busy
+        # machine); whether "chair" passes the relevance bar is the relevance tests' matter, not this one's
+        answer = client.call(client.query, QueryObjects.Request(text="chair", max_results=3, min_score=0.0,
+                                                                min_relevance=0.0))
         assert answer.success and answer.objects and "scale unknown" in answer.message, answer.message
         refused = client.diagnostic("input_refused")
         assert "waiting_for_depth" not in refused, refused
