@@ -11,12 +11,12 @@ that fails while the context is still alive.
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Callable, Iterable
 
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException
+
+from .log_forwarding import write_like_ros_logger
 
 
 def run_while_live(context, action: Callable[[], object]) -> bool:
@@ -33,11 +33,6 @@ def run_while_live(context, action: Callable[[], object]) -> bool:
     return True
 
 
-def note_after_shutdown(node_name: str, message: str) -> None:
-    """One line on stderr in the ROS logger's form (its /rosout publisher is gone with the context)."""
-    sys.stderr.write(f"[INFO] [{time.time():.9f}] [{node_name}]: {message}\n")
-
-
 def spin_until_finished(executor, node) -> None:
     """Spin ``executor`` until ``node.finished`` is done (the shutdown transition) or a signal shut the context
     down. An entity destroyed by a transition in another thread ends one spin (logged) and spinning goes on."""
@@ -49,8 +44,8 @@ def spin_until_finished(executor, node) -> None:
             return  # SIGINT / SIGTERM: rclpy shut the context down
         except Exception as e:  # noqa: BLE001 - re-raised below unless the shutdown explains it
             if not context.ok():
-                note_after_shutdown(node.get_logger().name,
-                                    f"spinning ended by the shutdown ({type(e).__name__}: {e})")
+                write_like_ros_logger("INFO", node.get_logger().name,
+                                      f"spinning ended by the shutdown ({type(e).__name__}: {e})")
                 return
             if not isinstance(e, InvalidHandle):
                 raise
@@ -69,7 +64,7 @@ def close_in_order(context, node_name: str, steps: Iterable[tuple[str, Callable[
         try:
             step()
         except Exception as e:  # noqa: BLE001 - noted or re-raised below, after the other steps
-            note_after_shutdown(node_name, f"closing: {name} failed ({type(e).__name__}: {e})")
+            write_like_ros_logger("INFO", node_name, f"closing: {name} failed ({type(e).__name__}: {e})")
             if context.ok() and first is None:
                 first = e
     if first is not None:

@@ -14,6 +14,12 @@ import time
 from typing import Callable
 
 
+def write_like_ros_logger(level: str, logger_name: str, message: str) -> None:
+    """One line on stderr in the ROS logger's console form, for when its /rosout publisher is gone with the
+    context (``level``: Python's level name)."""
+    sys.stderr.write(f"[{level.replace('WARNING', 'WARN')}] [{time.time():.9f}] [{logger_name}]: {message}\n")
+
+
 class RosLogHandler(logging.Handler):
     def __init__(self, ros_logger, is_live: Callable[[], bool] | None = None) -> None:
         super().__init__()
@@ -25,8 +31,7 @@ class RosLogHandler(logging.Handler):
         try:
             msg = f"[{record.name}] {self.format(record)}"
             if not self._is_live():
-                sys.stderr.write(f"[{record.levelname.replace('WARNING', 'WARN')}] [{time.time():.9f}] "
-                                 f"[{self._ros.name}]: {msg}\n")
+                write_like_ros_logger(record.levelname, self._ros.name, msg)
                 return
             if record.levelno >= logging.ERROR:
                 self._ros.error(msg)
